@@ -1,0 +1,1 @@
+"""tracelake.archiver: retention policies and the Parquet archive (not built yet)."""

@@ -1,0 +1,1 @@
+"""tracelake.collector: the OTLP receiver that writes spans into ClickHouse."""

@@ -1,0 +1,1 @@
+"""tracelake.sdk: one-line autotrace for OpenAI and LangChain."""

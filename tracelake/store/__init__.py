@@ -1,0 +1,1 @@
+"""tracelake.store: ClickHouse stores (embedded chdb and server), schema and migrations."""

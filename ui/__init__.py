@@ -1,0 +1,1 @@
+"""tracelake.ui: the trace browser (FastAPI + Jinja2 + htmx)."""
