@@ -1,0 +1,32 @@
+"""One settings model for every server process; flags override ``TRACELAKE_*`` env vars."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration of ``tracelake server`` / ``collector`` / ``ui``.
+
+    Every field is also read from the environment as ``TRACELAKE_<FIELD>`` (upper case).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TRACELAKE_", extra="ignore")
+
+    data_dir: Path = Field(Path(".tracelake"), description="Where the embedded store keeps its data.")
+    host: str = Field("127.0.0.1", description="Interface to listen on for every port.")
+    otlp_grpc_port: int = Field(4317, ge=0, le=65535, description="OTLP/gRPC port (0: pick a free one).")
+    otlp_http_port: int = Field(4318, ge=0, le=65535, description="OTLP/HTTP port (0: pick a free one).")
+    ui_port: int = Field(4380, ge=0, le=65535, description="UI and /api/ port (0: pick a free one).")
+    clickhouse_url: str | None = Field(None, description="Use this ClickHouse server instead of the embedded store.")
+    prices_file: Path | None = Field(None, description="JSON of model -> [input, output] USD per million tokens.")
+
+    max_request_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest OTLP request, after decompression.")
+    max_queue_spans: int = Field(262_144, gt=0, description="Spans accepted but not yet committed before refusing with 503.")
+    max_queue_bytes: int = Field(512 * 1024 * 1024, gt=0, description="Bytes accepted but not yet committed before refusing.")
+    batch_max_spans: int = Field(32_768, gt=0, description="Most spans in one INSERT.")
+    batch_linger_ms: float = Field(5.0, ge=0, description="How long the writer waits for more requests to join a batch.")
+    ack_timeout_s: float = Field(30.0, gt=0, description="Answer 503 if a commit takes longer than this.")
+    retry_after_s: int = Field(1, ge=1, description="Retry-After sent with 503 / UNAVAILABLE.")

@@ -1,0 +1,85 @@
+"""The embedded store: ClickHouse in-process through chdb, on a data directory."""
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import pyarrow as pa
+
+from tracelake.collector.transform import insert_from_file_sql
+from tracelake.store.base import Params, StoreError
+
+# Limits for untrusted read-only SQL, enforced by the engine as connection settings.
+READONLY_OPTIONS = "readonly=1&max_execution_time=30&max_result_rows=100000&result_overflow_mode=break"
+
+
+class ChdbStore:
+    """A chdb session owning ``data_dir``; one per process (chdb allows one data path)."""
+
+    def __init__(self, data_dir: str | os.PathLike[str], database: str = "tracelake") -> None:
+        import chdb
+        from chdb import session
+
+        self.data_dir = Path(data_dir).resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.database = database
+        self.description = f"embedded ClickHouse (chdb) at {self.data_dir / 'clickhouse'}"
+        self._db_path = str(self.data_dir / "clickhouse")
+        self._session = session.Session(self._db_path)
+        self._readonly = chdb.connect(f"{self._db_path}?{READONLY_OPTIONS}")
+        self._spool = self.data_dir / "spool"
+        self._spool.mkdir(exist_ok=True)
+        self._readonly_lock = threading.Lock()
+        self._session.query(f"CREATE DATABASE IF NOT EXISTS {database}")
+        self._session.query(f"USE {database}")
+
+    def _run(self, sql: str, fmt: str, params: Params):
+        try:
+            return self._session.query(sql, fmt, params=params or {})
+        except Exception as exc:  # chdb raises its own error types; callers see one
+            raise StoreError(str(exc)) from exc
+
+    def execute(self, sql: str, params: Params = None) -> None:
+        self._run(sql, "CSV", params)
+
+    def query_arrow(self, sql: str, params: Params = None) -> pa.Table:
+        return self._run(sql, "ArrowTable", params)
+
+    def query_readonly(self, sql: str, params: Params = None) -> pa.Table:
+        # A second connection to the same data, opened with readonly=1: the engine refuses
+        # writes and setting changes, whatever the SQL text says.
+        with self._readonly_lock:
+            try:
+                self._readonly.query(f"USE {self.database}", "CSV")
+                return self._readonly.query(sql, "ArrowTable", params=params or {})
+            except Exception as exc:
+                raise StoreError(str(exc)) from exc
+
+    def insert_arrow(self, table: str, batch: pa.Table) -> None:
+        cols = ", ".join(f"`{c}`" for c in batch.column_names)
+        self._run(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM Python(batch)", "CSV", None)
+
+    def insert_otlp(self, table: str, stream: bytes) -> None:
+        # ClickHouse reads the messages from a spool file; the file name is ours, not the user's.
+        fd, path = tempfile.mkstemp(prefix="batch-", suffix=".pb", dir=self._spool)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(stream)
+            self._run(insert_from_file_sql(table, path), "CSV", None)
+        finally:
+            os.unlink(path)
+
+    def ping(self) -> bool:
+        try:
+            self._run("SELECT 1", "CSV", None)
+            return True
+        except StoreError:
+            return False
+
+    def close(self) -> None:
+        try:
+            self._readonly.close()
+        finally:
+            self._session.close()

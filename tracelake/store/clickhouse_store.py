@@ -1,0 +1,83 @@
+"""A ClickHouse server (or cluster entry point) through clickhouse-connect."""
+from __future__ import annotations
+
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pyarrow as pa
+
+from tracelake.collector.transform import format_settings, insert_from_body_sql
+from tracelake.store.base import Params, StoreError, StoreUnavailable
+
+# readonly=2: reads only, and clickhouse-connect may still send its own session settings.
+READONLY_SETTINGS = {"readonly": 2, "max_execution_time": 30, "max_result_rows": 100000,
+                     "result_overflow_mode": "break"}
+
+
+class ClickHouseStore:
+    """``http://user:password@host:8123/database`` (https too); ``?compress=1`` for lz4."""
+
+    def __init__(self, url: str, database: str = "tracelake", connect_timeout: float = 5.0) -> None:
+        import clickhouse_connect
+
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        self.database = parts.path.strip("/") or database
+        self.description = f"ClickHouse server at {parts.scheme}://{parts.hostname}:{parts.port or 8123}/{self.database}"
+        common = dict(host=parts.hostname or "localhost", port=parts.port or 8123,
+                      username=unquote(parts.username or "default"), password=unquote(parts.password or ""),
+                      secure=parts.scheme == "https", compress=query.get("compress", ["0"])[0] in ("1", "lz4", "true"),
+                      connect_timeout=connect_timeout, send_receive_timeout=300, autogenerate_session_id=False)
+        try:
+            bootstrap = clickhouse_connect.get_client(**common)
+            bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+            bootstrap.close()
+            self._client = clickhouse_connect.get_client(database=self.database, **common)
+        except Exception as exc:
+            raise StoreUnavailable(f"cannot reach {self.description}: {exc}") from exc
+
+    @staticmethod
+    def _wrap(exc: Exception) -> StoreError:
+        text = str(exc)
+        transient = any(s in text for s in ("Connection refused", "timed out", "Max retries", "connection",
+                                             "Connection reset", "503", "Service Unavailable"))
+        return (StoreUnavailable if transient else StoreError)(text)
+
+    def execute(self, sql: str, params: Params = None) -> None:
+        try:
+            self._client.command(sql, parameters=params)
+        except Exception as exc:
+            raise self._wrap(exc) from exc
+
+    def query_arrow(self, sql: str, params: Params = None) -> pa.Table:
+        try:
+            return self._client.query_arrow(sql, parameters=params, use_strings=True)
+        except Exception as exc:
+            raise self._wrap(exc) from exc
+
+    def query_readonly(self, sql: str, params: Params = None) -> pa.Table:
+        try:
+            return self._client.query_arrow(sql, parameters=params, settings=READONLY_SETTINGS, use_strings=True)
+        except Exception as exc:
+            raise self._wrap(exc) from exc
+
+    def insert_arrow(self, table: str, batch: pa.Table) -> None:
+        try:
+            self._client.insert_arrow(table, batch)
+        except Exception as exc:
+            raise self._wrap(exc) from exc
+
+    def insert_otlp(self, table: str, stream: bytes) -> None:
+        # The server decodes the protobuf itself: the batch is the body of one INSERT.
+        try:
+            self._client.command(insert_from_body_sql(table), data=stream, settings=format_settings())
+        except Exception as exc:
+            raise self._wrap(exc) from exc
+
+    def ping(self) -> bool:
+        try:
+            return bool(self._client.ping())
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        self._client.close()
