@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,3 +30,17 @@ class Settings(BaseSettings):
     batch_linger_ms: float = Field(5.0, ge=0, description="How long the writer waits for more requests to join a batch.")
     ack_timeout_s: float = Field(30.0, gt=0, description="Answer 503 if a commit takes longer than this.")
     retry_after_s: int = Field(1, ge=1, description="Retry-After sent with 503 / UNAVAILABLE.")
+
+    # Attachments (docs/attachments.md): media extracted from spans into an object store.
+    object_store: str | None = Field(None, description="Object store URL: file:///abs/dir or s3://bucket/prefix "
+                                     "(default: file://<data_dir>/attachments).")
+    s3_endpoint_url: str | None = Field(None, description="S3 endpoint for MinIO and other S3-compatible stores.")
+    s3_region: str | None = Field(None, description="S3 region (default: boto3's, from AWS_REGION / config).")
+    s3_access_key_id: str | None = Field(None, description="S3 access key (default: boto3's chain, AWS_ACCESS_KEY_ID ...).")
+    s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret key (default: boto3's chain).")
+    extract_attachments: bool = Field(True, description="Move media out of span payloads into the object store.")
+    attachment_min_bytes: int = Field(1024, ge=0, description="Media smaller than this (decoded) stays inline.")
+    max_attachment_bytes: int = Field(10 * 1024 * 1024, gt=0,
+                                      description="Larger media is not stored; a marker with its type and size stays.")
+    max_request_media_bytes: int = Field(15 * 1024 * 1024, gt=0,
+                                         description="Media per OTLP request past which the request is refused (413).")

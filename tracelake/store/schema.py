@@ -196,6 +196,23 @@ LIFETIME(MIN 0 MAX 60)
 """
 
 
+# One row per attachment blob (tracelake.attachments.index); rows for the same blob from several
+# collectors or restarts merge into one.
+ATTACHMENTS = """
+CREATE TABLE IF NOT EXISTS attachments (
+    Sha256 String,
+    MimeType SimpleAggregateFunction(any, String),
+    Size SimpleAggregateFunction(max, UInt64),
+    ObjectKey SimpleAggregateFunction(any, String),
+    FirstSeen SimpleAggregateFunction(min, DateTime64(3)),
+    LastSeen SimpleAggregateFunction(max, DateTime64(3)),
+    TraceId SimpleAggregateFunction(any, String),
+    SpanId SimpleAggregateFunction(any, String)
+) ENGINE = AggregatingMergeTree
+ORDER BY Sha256
+"""
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -212,6 +229,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "prices", (MODEL_PRICES, MODEL_PRICES_DICT)),
     Migration(2, "otel_traces with LLM columns, trace lookup and summary",
               (OTEL_TRACES, TRACE_ID_TS, TRACE_ID_TS_MV, TRACE_SUMMARY, TRACE_SUMMARY_MV)),
+    Migration(10, "attachments", (ATTACHMENTS,)),
 )
 
 MIGRATIONS_TABLE = """
