@@ -1,1 +1,26 @@
-"""tracelake.ui: the trace browser (FastAPI + Jinja2 + htmx)."""
+"""tracelake.ui: the trace browser (FastAPI + Jinja2 + htmx, server-rendered, no build step).
+
+``install(app)`` adds the pages (``/traces``, ``/sessions``, ``/dashboard``), their JSON twins under
+``/api/``, the static files and the security headers. Modules, one job each:
+``filters`` (filter language), ``queries`` (SQL), ``messages`` (span I/O normalization),
+``render`` (Jinja environment and formatting), ``charts`` (SVG geometry), ``security`` (CSP),
+``routes`` (HTML pages), ``api`` (JSON).
+"""
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+
+def install(app: FastAPI) -> None:
+    from fastapi.staticfiles import StaticFiles
+
+    from tracelake.ui import api, routes, security
+    from tracelake.ui.render import STATIC_DIR
+
+    app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
+    app.include_router(api.router)
+    app.include_router(routes.router)
+    security.install_headers(app)
+
+
+__all__ = ["install"]
