@@ -48,6 +48,18 @@ def tool_call_response(call_id: Any, response: Any) -> Part:
     return {"type": "tool_call_response", "id": call_id, "response": response}
 
 
+def tool_definition(tool: Any) -> Any:
+    """Flatten ``{"type": "function", "function": {...}}`` to the semconv shape; others as given."""
+    function = get(tool, "function")
+    if get(tool, "type") == "function" and function is not None:
+        flat = {"type": "function", "name": get(function, "name")}
+        for key in ("description", "parameters", "strict"):
+            if get(function, key) is not None:
+                flat[key] = get(function, key)
+        return flat
+    return tool
+
+
 def parse_arguments(arguments: Any) -> Any:
     """Tool arguments arrive as a JSON string; keep the string when it is not valid JSON."""
     if isinstance(arguments, str):

@@ -42,7 +42,7 @@ def record_request(span: Span, kwargs: Mapping[str, Any]) -> None:
         record(span, "gen_ai.input.messages", [input_message(m) for m in messages])
     tools = kwargs.get("tools")
     if given(tools) and tools:
-        record(span, "gen_ai.tool.definitions", [tool_definition(t) for t in tools])
+        record(span, "gen_ai.tool.definitions", [parts.tool_definition(t) for t in tools])
 
 
 def input_message(message: Any) -> dict[str, Any]:
@@ -61,18 +61,6 @@ def input_message(message: Any) -> dict[str, Any]:
     if get(message, "name"):
         result["name"] = get(message, "name")
     return result
-
-
-def tool_definition(tool: Any) -> Any:
-    """Flatten ``{"type": "function", "function": {...}}`` to the semconv shape; others as given."""
-    function = get(tool, "function")
-    if get(tool, "type") == "function" and function is not None:
-        flat = {"type": "function", "name": get(function, "name")}
-        for key in ("description", "parameters", "strict"):
-            if get(function, key) is not None:
-                flat[key] = get(function, key)
-        return flat
-    return tool
 
 
 def record_response(span: Span, completion: Any, kwargs: Mapping[str, Any]) -> None:
