@@ -1,0 +1,109 @@
+"""End to end: the real SDK in an app process -> OTLP/HTTP -> collector with extraction ->
+ClickHouse + object store (local directory or S3 over HTTP) -> GET /api/attachments/{sha256}."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import PYTHON, HERE
+from fake_openai import FakeOpenAI
+from media_samples import png, wav
+
+from tracelake.attachments import object_key
+
+
+def _messages(image: bytes, audio: bytes) -> list[dict]:
+    return [{"role": "user", "content": [
+        {"type": "text", "text": "What is in this picture and this recording?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(image).decode()}},
+        {"type": "input_audio", "input_audio": {"data": base64.b64encode(audio).decode(), "format": "wav"}},
+    ]}]
+
+
+def _run_agent(stack, tmp_path: Path, messages: list[dict]) -> None:
+    path = tmp_path / "messages.json"
+    path.write_text(json.dumps(messages))
+    with FakeOpenAI() as openai_server:
+        done = subprocess.run([PYTHON, str(HERE / "agent.py"), stack.otlp_url, openai_server.base_url, str(path)],
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _stored(backend: str, stack_settings: dict, sha: str) -> bytes:
+    if backend == "file":
+        return (Path(stack_settings["object_store"].removeprefix("file://")) / object_key(sha)).read_bytes()
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=stack_settings["s3_endpoint_url"], region_name="us-east-1")
+    bucket, _, prefix = stack_settings["object_store"].removeprefix("s3://").partition("/")
+    return client.get_object(Bucket=bucket, Key=f"{prefix.strip('/')}/{object_key(sha)}")["Body"].read()
+
+
+@pytest.mark.parametrize("backend", ["file", "s3"])
+def test_sdk_chat_with_image_and_audio(backend: str, start_stack, tmp_path: Path, request) -> None:
+    if backend == "file":
+        settings = {"object_store": (tmp_path / "objects").as_uri()}
+    else:
+        bucket = request.getfixturevalue("s3_bucket")
+        settings = {"object_store": f"s3://{bucket}/tracelake/att", "s3_endpoint_url": request.getfixturevalue("moto_endpoint")}
+    stack = start_stack(**settings)
+    image, audio = png(120, 80, seed=1), wav(0.5)
+    image_sha, audio_sha = hashlib.sha256(image).hexdigest(), hashlib.sha256(audio).hexdigest()
+
+    _run_agent(stack, tmp_path, _messages(image, audio))
+
+    rows = stack.wait_sql("SELECT SpanAttributes['gen_ai.input.messages'] AS messages, "
+                          "SpanAttributes['tracelake.attachments'] AS refs, "
+                          "length(toString(SpanAttributes)) AS attr_bytes "
+                          "FROM otel_traces WHERE ServiceName = 'attachments-agent' AND messages != ''")
+    assert len(rows) == 1, rows
+    row = rows[0]
+    # The span holds references in place of the media, in the part's place in the message.
+    parts = json.loads(row["messages"])[0]["parts"]
+    assert parts[0]["type"] == "text"
+    assert parts[1] == {"type": "uri", "modality": "image", "mime_type": "image/png",
+                        "uri": f"/api/attachments/{image_sha}", "size": len(image)}
+    assert parts[2] == {"type": "uri", "modality": "audio", "mime_type": "audio/wav",
+                        "uri": f"/api/attachments/{audio_sha}", "size": len(audio)}
+    assert "base64" not in row["messages"]
+    assert row["attr_bytes"] < 3000  # no media left in ClickHouse (the image alone is ~38 KB)
+    refs = json.loads(row["refs"])
+    assert {(r["uri"], r["mime_type"], r["size"]) for r in refs} == {
+        (f"/api/attachments/{image_sha}", "image/png", len(image)),
+        (f"/api/attachments/{audio_sha}", "audio/wav", len(audio))}
+
+    # The blobs in the store are byte-identical.
+    assert _stored(backend, settings, image_sha) == image
+    assert _stored(backend, settings, audio_sha) == audio
+
+    # The endpoint serves them with the stored type and safe headers.
+    r = stack.http.get(f"/api/attachments/{image_sha}")
+    assert r.status_code == 200 and r.content == image
+    assert r.headers["content-type"] == "image/png"
+    assert r.headers["content-disposition"].startswith("inline")
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["content-security-policy"] == "default-src 'none'; sandbox"
+    assert r.headers["accept-ranges"] == "bytes"
+
+    # Audio seeks: byte ranges.
+    r = stack.http.get(f"/api/attachments/{audio_sha}", headers={"Range": "bytes=100-1099"})
+    assert r.status_code == 206 and r.content == audio[100:1100]
+    assert r.headers["content-range"] == f"bytes 100-1099/{len(audio)}"
+    assert r.headers["content-type"] == "audio/wav"
+    r = stack.http.get(f"/api/attachments/{audio_sha}", headers={"Range": "bytes=-44"})
+    assert r.status_code == 206 and r.content == audio[-44:]
+    r = stack.http.get(f"/api/attachments/{audio_sha}", headers={"Range": f"bytes={len(audio)}-"})
+    assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{len(audio)}"
+    r = stack.http.head(f"/api/attachments/{audio_sha}")
+    assert r.status_code == 200 and r.headers["content-length"] == str(len(audio)) and r.content == b""
+
+    # The ClickHouse index knows both blobs (flushed about once a second).
+    index = stack.wait_sql("SELECT Sha256, any(MimeType) AS mime, max(Size) AS size FROM attachments "
+                           "GROUP BY Sha256 ORDER BY Sha256", lambda rows: len(rows) == 2)
+    assert {(r["Sha256"], r["mime"], r["size"]) for r in index} == {
+        (image_sha, "image/png", len(image)), (audio_sha, "audio/wav", len(audio))}
