@@ -2,7 +2,7 @@
 
 The collector calls a :class:`MediaExtractor` on every validated request body (``body_hook``).
 Requests without media cost a few substring scans and come back untouched; only a request
-carrying a marker (``base64``, ``blob``, ``input_audio``) is parsed and its string attributes
+carrying a marker (``base64``, ``blob``, ``input_audio``, ``inline_data`` ...) is parsed and its string attributes
 (span and event) walked:
 
 * a whole value, or a JSON string inside it, that is a ``data:<mime>;base64,...`` URI
@@ -49,8 +49,8 @@ ERROR_KEY = "tracelake.error"  # added to an OTel GenAI part that could not be e
 OMITTED_KEY = "tracelake.omitted"  # added to an OTel GenAI part over the per-attachment limit
 
 # Byte markers of every shape we extract; a body with none of them is returned as is.
-_BODY_MARKERS = (b"base64", b"blob", b"input_audio")
-_TEXT_MARKERS = ("base64", "blob", "input_audio")
+_BODY_MARKERS = (b"base64", b"blob", b"input_audio", b"inline_data", b"inlineData", b"transcript")
+_TEXT_MARKERS = ("base64", "blob", "input_audio", "inline_data", "inlineData", "transcript")
 _JSON_DEPTH = 64  # deeper JSON is left alone (no recursion bombs)
 _NESTED_JSON = 2  # JSON strings inside JSON values are opened this many levels deep
 
