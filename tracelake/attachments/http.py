@@ -54,8 +54,9 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
     return max(0, size - suffix), size - 1
 
 
-@router.api_route("/api/attachments/{sha256}", methods=["GET", "HEAD"],
-                  summary="An attachment extracted from spans, by sha256 (byte ranges supported)")
+@router.get("/api/attachments/{sha256}", response_class=Response,
+            summary="An attachment extracted from spans, by sha256 (byte ranges supported)")
+@router.head("/api/attachments/{sha256}", include_in_schema=False)
 def get_attachment(sha256: str, request: Request) -> Response:
     if not SHA256_RE.fullmatch(sha256):
         return _not_found()
