@@ -134,7 +134,7 @@ def openai_part(block: Mapping[str, Any]) -> Optional[Part]:
         return blob(audio.get("data") or "", AUDIO_MIME.get(fmt, f"audio/{fmt}" if fmt else None), "audio")
     if kind in ("file", "input_file"):
         spec = block.get("file") if isinstance(block.get("file"), Mapping) else block
-        mime = mimetypes.guess_type(spec.get("filename") or "")[0]
+        mime = spec.get("mime_type") or mimetypes.guess_type(spec.get("filename") or "")[0]
         if spec.get("file_data"):
             data = spec["file_data"]
             return from_url(data, "document", mime) if data.startswith("data:") else blob(data, mime, "document")

@@ -18,10 +18,12 @@ from opentelemetry.trace import Span
 
 
 class Scope:
-    __slots__ = ("ctx", "token", "marker", "ended")
+    __slots__ = ("ctx", "previous", "below", "token", "marker", "ended")
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.previous = otel_context.get_current()
+        self.below = _top.get()
         self.token: object = otel_context.attach(ctx)
         self.ended = False
         self.marker: Token[Optional[Scope]] = _top.set(self)
@@ -50,3 +52,16 @@ def tidy() -> None:
         # Detach only if nobody attached on top of us since; else their detach restores order.
         if otel_context.get_current() is scope.ctx:
             otel_context.detach(scope.token)
+
+
+def outside() -> Context:
+    """The current context with our scopes on top of it peeled off.
+
+    LangChain starts a batch's runs one after another before running any, so a run without a
+    parent run must not nest under the sibling started just before it.
+    """
+    ctx = otel_context.get_current()
+    scope = _top.get()
+    while scope is not None and ctx is scope.ctx:
+        ctx, scope = scope.previous, scope.below
+    return ctx

@@ -24,6 +24,7 @@ import base64
 import collections
 import json
 import struct
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -81,8 +82,7 @@ class FakeOpenAI:
         self._replies: collections.deque[Reply] = collections.deque()
         self._lock = threading.Lock()
         self._ids = 0
-        self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
-        self._httpd.daemon_threads = True
+        self._httpd = _Server((host, port), _handler_for(self))
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -96,7 +96,10 @@ class FakeOpenAI:
 
     def start(self) -> FakeOpenAI:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-openai", daemon=True)
+            # A short poll interval keeps stop() fast; tests start and stop many servers.
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-openai", daemon=True
+            )
             self._thread.start()
         return self
 
@@ -140,6 +143,15 @@ class FakeOpenAI:
 
 
 # -- request handling -------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that drop a stream halfway reset the connection; that is expected here.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _handler_for(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:

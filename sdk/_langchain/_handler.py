@@ -21,7 +21,7 @@ from opentelemetry.trace import Span
 from .. import _parts as parts
 from .. import _provider_spans
 from .._content import capturing, dumps, record, record_value
-from .._scope import Scope, enter, leave, tidy
+from .._scope import Scope, enter, leave, outside, tidy
 from .._spans import record_error, report, set_attributes, tracer
 from . import _convert
 
@@ -97,8 +97,11 @@ class TracelakeCallbackHandler(BaseCallbackHandler):
         if tags and HIDDEN_TAG in tags:
             self._runs[run_id] = _Run(parent.span if parent else None, None, kind)
             return None
-        base = otel_context.get_current()
-        ctx = trace.set_span_in_context(parent.span, base) if parent is not None and parent.span else base
+        if parent is not None and parent.span is not None:
+            base = otel_context.get_current()
+            ctx = trace.set_span_in_context(parent.span, base)
+        else:
+            base = ctx = outside()
         attributes = {KIND: kind.upper(), **attributes, **_run_attributes(tags, metadata)}
         span = tracer("langchain").start_span(name, context=ctx, attributes=attributes)
         run = self._runs[run_id] = _Run(span, enter(span, base), kind, inputs)

@@ -171,3 +171,50 @@ class OTLPReceiver:
                 self.wfile.write(data)
 
         return Handler
+
+
+class SpanSet:
+    """Query helpers over exported spans, for asserting on tree shape."""
+
+    def __init__(self, spans: list[ExportedSpan]) -> None:
+        self.spans = spans
+
+    def __iter__(self) -> Any:
+        return iter(self.spans)
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+    def named(self, name: str) -> list[ExportedSpan]:
+        return [s for s in self.spans if s.name == name]
+
+    def one(self, name: str) -> ExportedSpan:
+        found = self.named(name)
+        assert len(found) == 1, f"expected one span {name!r}, got {found} among {self.spans}"
+        return found[0]
+
+    def from_scope(self, scope: str) -> list[ExportedSpan]:
+        return [s for s in self.spans if s.scope == f"tracelake.sdk.{scope}"]
+
+    def children(self, parent: ExportedSpan) -> list[ExportedSpan]:
+        return sorted((s for s in self.spans if s.parent_id == parent.span_id), key=lambda s: s.start_ns)
+
+    def parent(self, span: ExportedSpan) -> ExportedSpan | None:
+        return next((s for s in self.spans if s.span_id == span.parent_id), None)
+
+    def roots(self) -> list[ExportedSpan]:
+        ids = {s.span_id for s in self.spans}
+        return [s for s in self.spans if s.parent_id not in ids]
+
+    def tree(self) -> str:
+        """The span tree as indented names, for readable shape assertions."""
+        lines: list[str] = []
+
+        def walk(span: ExportedSpan, depth: int) -> None:
+            lines.append("  " * depth + span.name)
+            for child in self.children(span):
+                walk(child, depth + 1)
+
+        for root in sorted(self.roots(), key=lambda s: s.start_ns):
+            walk(root, 0)
+        return "\n".join(lines)
