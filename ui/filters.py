@@ -271,6 +271,8 @@ class _Parser:
             self.take()
             if self.peek().kind == "rparen":
                 raise FilterError("empty parentheses", t.pos, self.peek().end)
+            if self.peek().kind == "eof":
+                raise FilterError("missing ')' to close this '('", t.pos, t.end)
             node = self.or_expr(depth + 1)
             close = self.peek()
             if close.kind != "rparen":
@@ -281,6 +283,8 @@ class _Parser:
 
     def term(self) -> Node:
         t = self.take()
+        if t.kind == "eof":
+            raise FilterError("expected a term here", t.pos)
         self.terms += 1
         if self.terms > MAX_TERMS:
             raise FilterError(f"too many terms (at most {MAX_TERMS})", t.pos, t.end)
@@ -396,6 +400,14 @@ def add_term(query: str, field_name: str, value: str, negate: bool = False) -> s
     if term in q.split():
         return q
     return f"{q} {term}".strip()
+
+
+def attr_term(key: str, value: str, max_len: int = 200) -> str:
+    """``attr.<key>:<value>`` for a span attribute, or '' when the key cannot be written as a field
+    (whitespace, quotes, operators) or the value is too long to be a useful filter."""
+    if len(value) > max_len or not key or any(c in _WORD_STOP for c in key):
+        return ""
+    return f"attr.{key}:{quote(value)}"
 
 
 @dataclass

@@ -98,6 +98,15 @@ def truncated(text: str, limit: int = TRUNCATE_CHARS) -> tuple[str, bool]:
     return text[:limit], True
 
 
+def pretty_value(text: str) -> str:
+    """An attribute value for display: JSON objects/arrays pretty-printed, anything else as is."""
+    if len(text) > 200_000 or text[:1] not in "[{":
+        return text
+    from tracelake.ui.messages import pretty
+
+    return pretty(text)
+
+
 def qs(**params: Any) -> str:
     """A query string from non-empty params (values are URL-encoded, never concatenated raw)."""
     return urlencode({k: v for k, v in params.items() if v not in (None, "", False)})
@@ -163,8 +172,10 @@ def make_env() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATE_DIR)), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(time=fmt_time, iso=fmt_iso, dur=fmt_duration, ms=fmt_ms, int=fmt_int, cost=fmt_cost,
-                       bytes=fmt_bytes)
-    env.globals.update(qs=qs, safe_href=safe_href, truncated=truncated, RANGES=RANGES, HTMX_VERSION=HTMX_VERSION,
+                       bytes=fmt_bytes, pretty=pretty_value)
+    from tracelake.ui.filters import add_term, attr_term
+
+    env.globals.update(add_term=add_term, attr_term=attr_term, qs=qs, safe_href=safe_href, truncated=truncated, RANGES=RANGES, HTMX_VERSION=HTMX_VERSION,
                        TRUNCATE_CHARS=TRUNCATE_CHARS)
     return env
 

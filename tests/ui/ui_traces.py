@@ -140,3 +140,169 @@ def synthetic_requests(total_spans: int, seed: int, base_ns: int) -> list[bytes]
         out.append(cur.SerializeToString())
     del pending
     return out
+
+
+# --- The known traces of the UI tests -------------------------------------------------------------
+SHA_IMG = "a" * 64
+SHA_AUDIO = "b" * 64
+SHA_PDF = "c" * 64
+XSS_SCRIPT = "<script>window.__xss=1;alert(1)</script>"
+XSS_IMG = '<img src=x onerror="window.__xss=2;alert(2)">'
+XSS_SVG = ("data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciIG9ubG9hZD0id2luZG93Ll9feHNzPTMiPjwvc3ZnPg==")
+HUGE_LEN = 300_000
+
+
+@dataclass
+class Known:
+    """Ids of the seeded traces, for assertions."""
+
+    genai: str = ""
+    genai_chat: str = ""
+    openinference: str = ""
+    oi_llm: str = ""
+    oi_retriever: str = ""
+    openllmetry: str = ""
+    ollm_llm: str = ""
+    error: str = ""
+    error_span: str = ""
+    xss: str = ""
+    xss_span: str = ""
+    requests: list[bytes] = field(default_factory=list)
+
+
+def known_traces(now_ns: int, seed: int = 42) -> Known:
+    """One trace per convention, an error trace, and a hostile one; all within the last ~10 minutes."""
+    rnd = random.Random(seed)
+    k = Known()
+    t0 = now_ns - 10 * 60 * S
+
+    # 1. OTel GenAI: system + user (text, image attachment, audio attachment, pdf), tool round trip.
+    k.genai, root, k.genai_chat, tool = hexid(rnd, 16), hexid(rnd, 8), hexid(rnd, 8), hexid(rnd, 8)
+    inp = [
+        {"role": "system", "parts": [{"type": "text", "content": "You are a checkout assistant."}]},
+        {"role": "user", "parts": [
+            {"type": "text", "content": "What is in this picture? Also listen to this."},
+            {"type": "uri", "modality": "image", "mime_type": "image/png", "uri": f"/api/attachments/{SHA_IMG}", "size": 68},
+            {"type": "uri", "modality": "audio", "mime_type": "audio/wav", "uri": f"/api/attachments/{SHA_AUDIO}", "size": 4410},
+            {"type": "uri", "modality": "file", "mime_type": "application/pdf", "uri": f"/api/attachments/{SHA_PDF}", "size": 1234},
+            {"type": "blob", "modality": "image", "mime_type": "image/png", "content": PNG_1PX},
+        ]},
+        {"role": "assistant", "parts": [{"type": "tool_call", "id": "call_1", "name": "lookup_order", "arguments": {"order_id": 42}}]},
+        {"role": "tool", "parts": [{"type": "tool_call_response", "id": "call_1", "response": {"status": "shipped"}}]},
+    ]
+    out = [{"role": "assistant", "finish_reason": "stop", "parts": [
+        {"type": "reasoning", "content": "The user wants the order status."},
+        {"type": "text", "content": "Your order 42 has shipped."}]}]
+    spans = [
+        SpanSpec("agent run", root, "", 0, 2500, {"gen_ai.operation.name": "invoke_agent", "session.id": "sess-1",
+                                                 "user.id": "u1", "input.value": "where is my order?"}),
+        SpanSpec("chat gpt-4o", k.genai_chat, root, 100, 1500, {
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
+            "gen_ai.usage.input_tokens": 1200, "gen_ai.usage.output_tokens": 300,
+            "gen_ai.input.messages": inp, "gen_ai.output.messages": out,
+            "gen_ai.tool.definitions": [{"type": "function", "name": "lookup_order", "parameters": {"type": "object"}}]},
+            kind=Span.SPAN_KIND_CLIENT),
+        SpanSpec("execute_tool lookup_order", tool, root, 1700, 400, {
+            "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup_order",
+            "gen_ai.tool.call.arguments": {"order_id": 42}, "gen_ai.tool.call.result": {"status": "shipped"}}),
+    ]
+    k.requests.append(request(k.genai, spans, t0, "checkout").SerializeToString())
+
+    # 2. OpenInference: LLM with flattened messages (image content, tool calls), a retriever, a chain.
+    k.openinference, root, k.oi_llm, k.oi_retriever = hexid(rnd, 16), hexid(rnd, 8), hexid(rnd, 8), hexid(rnd, 8)
+    oi = {
+        "openinference.span.kind": "LLM", "llm.model_name": "claude-3-5-sonnet", "llm.provider": "anthropic",
+        "llm.token_count.prompt": 800, "llm.token_count.completion": 120,
+        "llm.input_messages.0.message.role": "system", "llm.input_messages.0.message.content": "Be brief.",
+        "llm.input_messages.1.message.role": "user",
+        "llm.input_messages.1.message.contents.0.message_content.type": "text",
+        "llm.input_messages.1.message.contents.0.message_content.text": "Describe the chart",
+        "llm.input_messages.1.message.contents.1.message_content.type": "image",
+        "llm.input_messages.1.message.contents.1.message_content.image.image.url": "data:image/png;base64," + PNG_1PX,
+        "llm.input_messages.10.message.role": "tool", "llm.input_messages.10.message.tool_call_id": "t9",
+        "llm.input_messages.10.message.content": '{"temp": 21}',
+        "llm.input_messages.2.message.role": "assistant",
+        "llm.input_messages.2.message.tool_calls.0.tool_call.id": "t9",
+        "llm.input_messages.2.message.tool_calls.0.tool_call.function.name": "get_weather",
+        "llm.input_messages.2.message.tool_calls.0.tool_call.function.arguments": '{"city": "Paris"}',
+        "llm.output_messages.0.message.role": "assistant", "llm.output_messages.0.message.content": "Sales rose 12% in Q3.",
+    }
+    retr = {"openinference.span.kind": "RETRIEVER", "input.value": "q3 sales",
+            "retrieval.documents.0.document.id": "doc-a", "retrieval.documents.0.document.score": 0.91,
+            "retrieval.documents.0.document.content": "Q3 sales grew by twelve percent.",
+            "retrieval.documents.1.document.id": "doc-b", "retrieval.documents.1.document.score": 0.72,
+            "retrieval.documents.1.document.content": "Q2 was flat.",
+            "retrieval.documents.1.document.metadata": '{"source": "wiki"}'}
+    spans = [
+        SpanSpec("RAG chain", root, "", 0, 1800, {"openinference.span.kind": "CHAIN", "input.value": '{"question": "q3 sales?"}',
+                                                 "input.mime_type": "application/json", "output.value": "Sales rose 12% in Q3.",
+                                                 "session.id": "sess-2"}),
+        SpanSpec("retrieve", k.oi_retriever, root, 50, 300, retr),
+        SpanSpec("ChatAnthropic", k.oi_llm, root, 400, 1300, oi, kind=Span.SPAN_KIND_CLIENT),
+    ]
+    k.requests.append(request(k.openinference, spans, t0 + 60 * S, "oi-svc").SerializeToString())
+
+    # 3. OpenLLMetry: gen_ai.prompt.N / gen_ai.completion.N with tool calls; workflow entity I/O.
+    k.openllmetry, root, k.ollm_llm = hexid(rnd, 16), hexid(rnd, 8), hexid(rnd, 8)
+    ol = {"traceloop.span.kind": "llm", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o-mini",
+          "gen_ai.usage.prompt_tokens": 50, "gen_ai.usage.completion_tokens": 20,
+          "gen_ai.prompt.0.role": "system", "gen_ai.prompt.0.content": "You are terse.",
+          "gen_ai.prompt.1.role": "user", "gen_ai.prompt.1.content": "Weather in Oslo?",
+          "gen_ai.completion.0.role": "assistant", "gen_ai.completion.0.finish_reason": "tool_calls",
+          "gen_ai.completion.0.tool_calls.0.name": "get_weather", "gen_ai.completion.0.tool_calls.0.id": "c1",
+          "gen_ai.completion.0.tool_calls.0.arguments": '{"city": "Oslo"}'}
+    spans = [
+        SpanSpec("weather.workflow", root, "", 0, 900, {"traceloop.span.kind": "workflow",
+                                                        "traceloop.entity.input": '{"inputs": {"city": "Oslo"}}',
+                                                        "traceloop.entity.output": '{"outputs": "4 degrees"}'}),
+        SpanSpec("openai.chat", k.ollm_llm, root, 100, 700, ol, kind=Span.SPAN_KIND_CLIENT),
+    ]
+    k.requests.append(request(k.openllmetry, spans, t0 + 120 * S, "ollm-svc").SerializeToString())
+
+    # 4. An error trace: 3 s, a 429 on the chat call, "refund" in the prompt; same session as 1.
+    k.error, root, k.error_span = hexid(rnd, 16), hexid(rnd, 8), hexid(rnd, 8)
+    spans = [
+        SpanSpec("agent run", root, "", 0, 3000, {"session.id": "sess-1", "user.id": "u1",
+                                                 "input.value": "I want a refund"}, error="RateLimitError"),
+        SpanSpec("chat gpt-4o", k.error_span, root, 100, 2800, {
+            "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+            "gen_ai.input.messages": [{"role": "user", "parts": [{"type": "text", "content": "I want a refund for order 7"}]}]},
+            error="Error code: 429", kind=Span.SPAN_KIND_CLIENT,
+            events=[("exception", 2900, {"exception.type": "openai.RateLimitError", "exception.message": "Rate limit reached",
+                                          "exception.stacktrace": "Traceback (most recent call last):\n  File \"a.py\"\nRateLimitError"})]),
+    ]
+    k.requests.append(request(k.error, spans, t0 + 180 * S, "checkout").SerializeToString())
+
+    # 5. Hostile: HTML everywhere, javascript: links, SVG with script, data:text/html, a huge value.
+    k.xss, root, k.xss_span = hexid(rnd, 16), hexid(rnd, 8), hexid(rnd, 8)
+    hostile_msgs = [{"role": "user", "parts": [
+        {"type": "text", "content": XSS_SCRIPT + XSS_IMG + '<div hx-get="/traces" hx-trigger="load">htmx</div>'},
+        {"type": "uri", "modality": "image", "uri": "javascript:window.__xss=4"},
+        {"type": "uri", "modality": "image", "uri": XSS_SVG},
+        {"type": "uri", "modality": "file", "uri": "data:text/html;base64,PHNjcmlwdD53aW5kb3cuX194c3M9NTwvc2NyaXB0Pg=="},
+        {"type": "uri", "modality": "file", "uri": "javascript:alert(6)"},
+    ]}]
+    spans = [
+        SpanSpec(XSS_IMG, root, "", 0, 500, {"session.id": XSS_SCRIPT, "user.id": XSS_IMG}),
+        SpanSpec("chat " + XSS_SCRIPT, k.xss_span, root, 10, 400, {
+            "gen_ai.operation.name": "chat", "gen_ai.request.model": XSS_SCRIPT,
+            "gen_ai.input.messages": hostile_msgs,
+            "gen_ai.output.messages": [{"role": XSS_IMG, "parts": [{"type": "text", "content": "[click](javascript:alert(7))"}]}],
+            "<b onmouseover=\"window.__xss=8\">key</b>": XSS_IMG,
+            "huge.value": "A" * HUGE_LEN + "THE-END",
+            "link": "javascript:window.__xss=9",
+        }, kind=Span.SPAN_KIND_CLIENT),
+    ]
+    k.requests.append(request(k.xss, spans, t0 + 240 * S, "evil<script>svc</script>").SerializeToString())
+    return k
+
+
+def insert(store, requests: list[bytes]) -> None:
+    """Insert serialized requests as the collector does (ClickHouse decodes them)."""
+    from tracelake.collector import transform
+    from tracelake.collector.batcher import length_delimited
+
+    # The decode SQL may rely on SQL functions the collector creates at start; create them too.
+    for stmt in getattr(transform, "udf_statements", lambda: [])():
+        store.execute(stmt)
+    store.insert_otlp("otel_traces", length_delimited(requests))

@@ -1,0 +1,45 @@
+"""Fixtures for the UI tests: one embedded store seeded with the known traces, and an app on it.
+
+chdb allows one data directory per process at a time, so the store is session-scoped here and
+closed at the end; browser tests run the server as a subprocess instead.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import ui_traces  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def known_store(tmp_path_factory):
+    from tracelake.store import open_store
+
+    store = open_store(data_dir=tmp_path_factory.mktemp("ui-store"))
+    known = ui_traces.known_traces(time.time_ns())
+    ui_traces.insert(store, known.requests)
+    yield store, known
+    store.close()
+
+
+@pytest.fixture(scope="session")
+def client(known_store):
+    from fastapi.testclient import TestClient
+
+    from tracelake.config import Settings
+    from tracelake.web import create_app
+
+    store, _ = known_store
+    app = create_app(store, Settings())
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def known(known_store):
+    return known_store[1]

@@ -1,0 +1,106 @@
+"""The HTML pages: traces, trace, sessions, session, dashboard (htmx fragments for partial updates).
+
+A bad filter or time range is a 200 page with an inline message; an unknown id is a 404 page.
+"""
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from tracelake.ui import charts, filters, queries, views
+from tracelake.ui.render import templates, time_range
+from tracelake.ui.security import is_htmx
+
+router = APIRouter(include_in_schema=False)
+
+
+def _store(request: Request):
+    return request.app.state.store
+
+
+def _page(request: Request, name: str, ctx: dict, status: int = 200, block: str | None = None) -> Response:
+    ctx = {"request": request, "nav": ctx.pop("nav", ""), **ctx}
+    if block:
+        return templates.TemplateResponse(request, name, ctx, status_code=status, block_name=block)
+    return templates.TemplateResponse(request, name, ctx, status_code=status)
+
+
+@router.get("/", response_class=HTMLResponse)
+def home() -> Response:
+    return RedirectResponse("/traces", status_code=307)
+
+
+@router.get("/traces", response_class=HTMLResponse)
+async def traces_page(request: Request, q: str = "", range: str | None = None, from_: str | None = Query(None, alias="from"),
+                      to: str | None = None, cursor: str | None = None, limit: int | None = None,
+                      live: str | None = None, fragment: str | None = None) -> Response:
+    view = await views.trace_list(_store(request), q, range, from_, to, cursor, limit)
+    # Live updates only make sense on the first page of a range that ends now.
+    live_on = live != "0" and not cursor and view.tr.relative
+    ctx = {"nav": "traces", "v": view, "live": live_on, "add_term": filters.add_term, "fields": filters.FIELDS}
+    if fragment == "rows" and is_htmx(request):
+        return _page(request, "traces.html", ctx, block="rows")
+    return _page(request, "traces.html", ctx)
+
+
+@router.get("/traces/{trace_id}", response_class=HTMLResponse)
+async def trace_page(request: Request, trace_id: str, span: str | None = None) -> Response:
+    tid = views.valid_trace_id(trace_id)
+    tv = await views.trace_view(_store(request), tid) if tid else None
+    if tv is None:
+        return _page(request, "notfound.html", {"nav": "traces", "what": "trace", "ident": trace_id}, 404)
+    selected = views.valid_span_id(span or "") or tv.spans[0].span_id
+    sv = await views.span_view(_store(request), tv.trace_id, selected)
+    return _page(request, "trace.html", {"nav": "traces", "t": tv, "sv": sv, "selected": selected})
+
+
+@router.get("/traces/{trace_id}/spans/{span_id}", response_class=HTMLResponse)
+async def span_panel(request: Request, trace_id: str, span_id: str, attr: str = "") -> Response:
+    tid, sid = views.valid_trace_id(trace_id), views.valid_span_id(span_id)
+    if not is_htmx(request) and tid and sid:
+        return RedirectResponse(f"/traces/{tid}?span={sid}", status_code=307)
+    sv = await views.span_view(_store(request), tid, sid) if tid and sid else None
+    if sv is None:
+        return _page(request, "notfound.html", {"what": "span", "ident": span_id}, 404, block="content")
+    sv.attr_filter = attr
+    return _page(request, "span.html", {"sv": sv})
+
+
+@router.get("/traces/{trace_id}/spans/{span_id}/full")
+async def span_full_value(request: Request, trace_id: str, span_id: str, path: str) -> Response:
+    """The whole of a truncated value, as JSON text: the page puts it in with textContent."""
+    tid, sid = views.valid_trace_id(trace_id), views.valid_span_id(span_id)
+    sv = await views.span_view(_store(request), tid, sid) if tid and sid else None
+    value = views.full_value(sv, path) if sv else None
+    if value is None:
+        return JSONResponse({"error": "no such value"}, status_code=404)
+    return JSONResponse({"text": value})
+
+
+@router.get("/sessions", response_class=HTMLResponse)
+async def sessions_page(request: Request, q: str = "", range: str | None = None,
+                        from_: str | None = Query(None, alias="from"), to: str | None = None) -> Response:
+    tr = time_range(range, from_, to)
+    rows = await run_in_threadpool(queries.list_sessions, _store(request), tr.lo_ns, tr.hi_ns, q.strip())
+    return _page(request, "sessions.html", {"nav": "sessions", "rows": rows, "tr": tr, "q": q})
+
+
+@router.get("/sessions/{session_id}", response_class=HTMLResponse)
+async def session_page(request: Request, session_id: str) -> Response:
+    traces, turns = await run_in_threadpool(views.conversation, _store(request), session_id)
+    if not traces:
+        return _page(request, "notfound.html", {"nav": "sessions", "what": "session", "ident": session_id}, 404)
+    return _page(request, "session.html", {"nav": "sessions", "sid": session_id, "traces": traces, "turns": turns})
+
+
+@router.get("/dashboard", response_class=HTMLResponse)
+async def dashboard_page(request: Request, q: str = "", range: str | None = None,
+                         from_: str | None = Query(None, alias="from"), to: str | None = None) -> Response:
+    tr = time_range(range, from_, to)
+    filt = filters.explain(q)
+    data = None
+    if filt.error is None:
+        data = await run_in_threadpool(queries.dashboard, _store(request), tr.lo_ns, tr.hi_ns, filt.node)
+    ch = charts.dashboard_charts(data) if data else []
+    return _page(request, "dashboard.html", {"nav": "dashboard", "tr": tr, "filt": filt, "q": q, "d": data, "charts": ch})

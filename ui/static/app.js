@@ -1,0 +1,185 @@
+// tracelake UI behaviour: keyboard navigation, span tree collapse, span panel loading, the image
+// modal, "show all" for truncated values, attribute filtering.
+// Span data is only ever put into the page with textContent or as a checked URL; never innerHTML.
+(function () {
+  "use strict";
+
+  function $(sel, root) { return (root || document).querySelector(sel); }
+  function $$(sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); }
+  function typing(e) {
+    var t = e.target;
+    return t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable);
+  }
+  // URLs we may load or open: our own paths, http(s), raster data: images. Nothing else.
+  var SAFE_IMG = /^(\/api\/attachments\/[0-9a-f]{64}|https?:\/\/[^\s"'<>]+|data:image\/(png|jpeg|jpg|gif|webp);base64,[A-Za-z0-9+\/=\s]+)$/i;
+  function ownPath(u) { return typeof u === "string" && u.charAt(0) === "/" && u.charAt(1) !== "/"; }
+
+  // ---- trace list: j/k, arrows, Enter; click on a row opens the trace ----------------------
+  var listSelected = null;
+  function listRows() { return $$("#trace-rows tr.trow, #sessions tr.trow"); }
+  function selectListRow(row) {
+    $$("tr.trow.sel").forEach(function (r) { r.classList.remove("sel"); });
+    if (!row) return;
+    row.classList.add("sel");
+    listSelected = row.getAttribute("data-id") || row.getAttribute("data-href");
+    row.scrollIntoView({ block: "nearest" });
+  }
+  function moveList(delta) {
+    var rows = listRows();
+    if (!rows.length) return;
+    var i = rows.findIndex(function (r) { return r.classList.contains("sel"); });
+    i = i < 0 ? (delta > 0 ? 0 : rows.length - 1) : Math.max(0, Math.min(rows.length - 1, i + delta));
+    selectListRow(rows[i]);
+  }
+  function openRow(row) {
+    var href = row && row.getAttribute("data-href");
+    if (ownPath(href)) window.location.assign(href);
+  }
+  document.addEventListener("click", function (e) {
+    var row = e.target.closest && e.target.closest("tr.trow");
+    if (row && !e.target.closest("a, button, input")) openRow(row);
+  });
+
+  // ---- span tree ------------------------------------------------------------------------------
+  function srows() { return $$("#span-rows .srow"); }
+  function visibleRows() { return srows().filter(function (r) { return !r.classList.contains("hidden"); }); }
+  function depth(r) { return parseInt(r.getAttribute("data-depth"), 10) || 0; }
+  function setCollapsed(row, collapsed) {
+    if (!row || row.getAttribute("data-kids") === "0") return;
+    row.classList.toggle("collapsed", collapsed);
+    row.setAttribute("aria-expanded", collapsed ? "false" : "true");
+    var tog = $(".tog", row);
+    if (tog) tog.setAttribute("aria-label", collapsed ? "expand" : "collapse");
+    refreshHidden();
+  }
+  function refreshHidden() {
+    // A row is hidden when any ancestor is collapsed; rows are in depth-first order.
+    var hideBelow = Infinity;
+    srows().forEach(function (r) {
+      var d = depth(r);
+      if (d <= hideBelow) hideBelow = Infinity;
+      var hidden = d > hideBelow;
+      r.classList.toggle("hidden", hidden);
+      if (!hidden && r.classList.contains("collapsed")) hideBelow = Math.min(hideBelow, d);
+    });
+  }
+  var panelTimer = null;
+  function selectSpan(row, load) {
+    if (!row) return;
+    srows().forEach(function (r) { r.classList.remove("sel"); r.setAttribute("aria-selected", "false"); });
+    row.classList.add("sel");
+    row.setAttribute("aria-selected", "true");
+    row.scrollIntoView({ block: "nearest" });
+    if (!load) return;
+    clearTimeout(panelTimer);
+    panelTimer = setTimeout(function () { loadPanel(row); }, 90);
+  }
+  function loadPanel(row) {
+    var a = $(".sname", row);
+    var url = a && a.getAttribute("data-panel");
+    var page = a && a.getAttribute("href");
+    if (!ownPath(url) || !window.htmx) { if (ownPath(page)) window.location.assign(page); return; }
+    window.htmx.ajax("GET", url, { target: "#panel", swap: "innerHTML" }).then(function () {
+      if (ownPath(page)) history.replaceState(null, "", page);
+    });
+  }
+  function parentRow(row) {
+    var rows = srows(), i = rows.indexOf(row), d = depth(row);
+    for (var j = i - 1; j >= 0; j--) if (depth(rows[j]) < d) return rows[j];
+    return null;
+  }
+  document.addEventListener("click", function (e) {
+    var tog = e.target.closest && e.target.closest(".srow .tog");
+    if (tog) { var r = tog.closest(".srow"); setCollapsed(r, !r.classList.contains("collapsed")); e.preventDefault(); return; }
+    var row = e.target.closest && e.target.closest(".srow");
+    if (row) {
+      if (e.metaKey || e.ctrlKey || e.shiftKey || e.button === 1) return; // let the link open elsewhere
+      e.preventDefault();
+      selectSpan(row, true);
+    }
+    if (e.target.id === "collapse-all") srows().forEach(function (r) { if (depth(r) >= 1 && r.getAttribute("data-kids") !== "0") { r.classList.add("collapsed"); r.setAttribute("aria-expanded", "false"); } }), refreshHidden();
+    if (e.target.id === "expand-all") srows().forEach(function (r) { r.classList.remove("collapsed"); r.setAttribute("aria-expanded", "true"); }), refreshHidden();
+  });
+
+  // ---- keys -------------------------------------------------------------------------------------
+  document.addEventListener("keydown", function (e) {
+    if (e.key === "Escape" && typing(e)) { e.target.blur(); return; }
+    if (typing(e) || e.altKey || e.ctrlKey || e.metaKey) return;
+    if (e.key === "/") { var f = $("#filter"); if (f) { f.focus(); f.select(); e.preventDefault(); } return; }
+    if ($("#span-rows")) {
+      var vis = visibleRows(), cur = $("#span-rows .srow.sel"), i = vis.indexOf(cur);
+      if (e.key === "ArrowDown" || e.key === "j") { selectSpan(vis[Math.min(vis.length - 1, i + 1)] || vis[0], true); e.preventDefault(); }
+      else if (e.key === "ArrowUp" || e.key === "k") { selectSpan(vis[Math.max(0, i - 1)] || vis[0], true); e.preventDefault(); }
+      else if ((e.key === "ArrowLeft" || e.key === "h") && cur) {
+        if (cur.getAttribute("data-kids") !== "0" && !cur.classList.contains("collapsed")) setCollapsed(cur, true);
+        else selectSpan(parentRow(cur), true);
+        e.preventDefault();
+      } else if ((e.key === "ArrowRight" || e.key === "l") && cur) { setCollapsed(cur, false); e.preventDefault(); }
+      else if (e.key === "Enter" && cur) { loadPanel(cur); e.preventDefault(); }
+      return;
+    }
+    if (listRows().length) {
+      if (e.key === "ArrowDown" || e.key === "j") { moveList(1); e.preventDefault(); }
+      else if (e.key === "ArrowUp" || e.key === "k") { moveList(-1); e.preventDefault(); }
+      else if (e.key === "Enter" || e.key === "o") { openRow($("tr.trow.sel")); }
+    }
+  });
+
+  // Live updates replace the rows: keep the keyboard selection on the same trace.
+  document.addEventListener("htmx:afterSwap", function (e) {
+    if (e.target && e.target.id === "trace-rows" && listSelected) {
+      var row = listRows().find(function (r) { return r.getAttribute("data-id") === listSelected; });
+      if (row) row.classList.add("sel");
+    }
+    if (e.target && e.target.id === "panel") applyAttrFilter();
+  });
+
+  // ---- image modal ------------------------------------------------------------------------------
+  document.addEventListener("click", function (e) {
+    var btn = e.target.closest && e.target.closest("button.thumb");
+    if (!btn) return;
+    var src = btn.getAttribute("data-full") || "";
+    if (!SAFE_IMG.test(src)) return;
+    var dlg = $("#modal"), img = $("#modal-img");
+    img.src = src;
+    if (dlg.showModal) dlg.showModal(); else dlg.setAttribute("open", "");
+  });
+  document.addEventListener("click", function (e) {
+    var dlg = $("#modal");
+    if (dlg && e.target === dlg) dlg.close();
+  });
+
+  // ---- show all: fetch the full value, put it in as text -----------------------------------------
+  document.addEventListener("click", function (e) {
+    var btn = e.target.closest && e.target.closest("button.show-all");
+    if (!btn) return;
+    var url = btn.getAttribute("data-full-url");
+    var pre = btn.previousElementSibling;
+    if (!ownPath(url) || !pre) return;
+    btn.disabled = true;
+    btn.textContent = "loading…";
+    fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
+      .then(function (data) { pre.textContent = String(data.text); btn.remove(); })
+      .catch(function (err) { btn.disabled = false; btn.textContent = "could not load (" + err.message + ")"; });
+  });
+
+  // ---- attribute filter --------------------------------------------------------------------------
+  function applyAttrFilter() {
+    var input = $(".attr-filter");
+    if (!input) return;
+    var q = input.value.trim().toLowerCase();
+    $$("table.attrs:not(.small) tr", input.parentNode).forEach(function (tr) {
+      var hit = !q || (tr.getAttribute("data-k") || "").toLowerCase().indexOf(q) >= 0 || tr.textContent.toLowerCase().indexOf(q) >= 0;
+      tr.classList.toggle("hidden", !hit);
+    });
+  }
+  document.addEventListener("input", function (e) {
+    if (e.target.classList && e.target.classList.contains("attr-filter")) applyAttrFilter();
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    applyAttrFilter();
+    var sel = $("#span-rows .srow.sel");
+    if (sel) sel.scrollIntoView({ block: "nearest" });
+  });
+})();
