@@ -1,9 +1,10 @@
 """Attachment extraction: media inside span payloads moves to the object store, a reference stays.
 
 The collector calls a :class:`MediaExtractor` on every validated request body (``body_hook``).
-Requests without media cost a few substring scans and come back untouched; only a request
-carrying a marker (``base64``, ``blob``, ``input_audio``, ``inline_data`` ...) is parsed and its string attributes
-(span and event) walked:
+Requests without media cost a sampled scan (~0.2 us per KB, :class:`RunDetector`) and come back
+untouched: every payload worth extracting is a run of base64 characters at least as long as the
+threshold, and only a request holding one is parsed and its string attributes (span and event)
+walked:
 
 * a whole value, or a JSON string inside it, that is a ``data:<mime>;base64,...`` URI
   (OpenAI ``image_url.url`` / ``file_data``, OpenInference ``...image.image.url``, OpenLLMetry
@@ -48,9 +49,11 @@ ERRORS_ATTR = "tracelake.attachment_errors"
 ERROR_KEY = "tracelake.error"  # added to an OTel GenAI part that could not be extracted
 OMITTED_KEY = "tracelake.omitted"  # added to an OTel GenAI part over the per-attachment limit
 
-# Byte markers of every shape we extract; a body with none of them is returned as is.
-_BODY_MARKERS = (b"base64", b"blob", b"input_audio", b"inline_data", b"inlineData", b"transcript")
-_TEXT_MARKERS = ("base64", "blob", "input_audio", "inline_data", "inlineData", "transcript")
+# Characters of a base64 payload as it can sit in a span: both alphabets, padding, and line
+# breaks raw or JSON-escaped (MIME-style wrapping).
+_B64_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_\\\n\r")
+_FLAGS = bytes(49 if c in _B64_CHARS else 48 for c in range(256))  # b"1" for base64, b"0" else
+_SAMPLES = 128  # consecutive base64 samples needed: prose (a space every ~7 chars) never has that many
 _JSON_DEPTH = 64  # deeper JSON is left alone (no recursion bombs)
 _NESTED_JSON = 2  # JSON strings inside JSON values are opened this many levels deep
 
@@ -153,7 +156,8 @@ class _Request:
     def __init__(self, extractor: MediaExtractor) -> None:
         self.x = extractor
         self.limits = extractor.limits
-        self.min_chars = (self.limits.min_bytes * 4 + 2) // 3
+        self.min_chars = _min_chars(self.limits.min_bytes)
+        self.has_run = extractor.has_run
         self.pending: dict[str, _Blob] = {}
         self.media_bytes = 0
         self.found = _Found()
@@ -200,7 +204,7 @@ class _Request:
 
     def text(self, s: str, path: str, depth: int = 0) -> str | None:
         """A string's new value, or None when it does not change."""
-        if len(s) < self.min_chars or not any(m in s for m in _TEXT_MARKERS):
+        if not self.has_run(s):
             return None
         lead = s.lstrip()[:1]
         if lead in ("{", "[") and depth <= _NESTED_JSON:
@@ -351,9 +355,40 @@ def _modality(mime: str) -> str | None:
     return major if major in ("image", "audio", "video") else None
 
 
-def might_have_media(body: bytes, min_bytes: int = 0) -> bool:
+class RunDetector:
+    """Does a text hold a run of at least ``min_chars`` base64 characters?
+
+    Every extractable payload is such a run, so a body without one is returned untouched. The
+    check samples every ``stride``-th byte in C (an extended slice, then ``translate``) and looks
+    for ``min_chars // stride`` consecutive base64 samples: a real run always yields them (so no
+    media is ever missed), while prose and JSON break them with spaces and punctuation. It costs
+    ~0.2 us per KB where each plain ``marker in body`` scan costs ~0.5 us.
+    """
+
+    def __init__(self, min_chars: int) -> None:
+        self.min_chars = min_chars
+        self.stride = min_chars // _SAMPLES
+        self.needle = b"1" * (min_chars // self.stride) if self.stride >= 2 else b""
+
+    def __call__(self, data: bytes | str) -> bool:
+        if len(data) < self.min_chars:
+            return False
+        if not self.needle:  # tiny thresholds: sampling cannot rule anything out
+            return True
+        sample = data[::self.stride]
+        if isinstance(sample, str):
+            sample = sample.encode("ascii", "replace")  # non-ASCII becomes '?', which breaks a run
+        return self.needle in sample.translate(_FLAGS)
+
+
+def _min_chars(min_bytes: int) -> int:
+    """Length of the shortest base64 text that decodes to ``min_bytes``."""
+    return max(1, (min_bytes * 4 + 2) // 3)
+
+
+def might_have_media(body: bytes, min_bytes: int = 1024) -> bool:
     """The hot-path check: False means the body certainly carries nothing to extract."""
-    return len(body) >= min_bytes and any(m in body for m in _BODY_MARKERS)
+    return RunDetector(_min_chars(min_bytes))(body)
 
 
 class _KnownBlobs:
@@ -399,10 +434,11 @@ class MediaExtractor:
         self.limits = limits or Limits()
         self.index = index
         self.stats = ExtractorStats()
+        self.has_run = RunDetector(_min_chars(self.limits.min_bytes))
         self._known = _KnownBlobs(known_capacity)
 
     def __call__(self, body: bytes) -> bytes:
-        if not might_have_media(body, self.limits.min_bytes):
+        if not self.has_run(body):
             return body
         try:
             request = ExportTraceServiceRequest.FromString(body)

@@ -73,12 +73,18 @@ def errors(span: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_requests_without_media_come_back_untouched(extract: MediaExtractor, store: CountingStore) -> None:
-    body = request({"attrs": {"gen_ai.input.messages": [{"role": "user", "parts": [{"type": "text", "content": "x" * 5000}]}]}})
-    assert not might_have_media(body)
+    prose = "Describe the attached chart and say which region grew fastest. " * 200
+    body = request({"attrs": {"gen_ai.input.messages": [{"role": "user", "parts": [{"type": "text", "content": prose}]}],
+                              "ids": ", ".join(hashlib.sha256(bytes([i])).hexdigest() for i in range(40))}})
+    assert not might_have_media(body, 512)
     assert extract(body) is body
-    # A marker but nothing large enough: parsed, yet the very same bytes come back.
+    # A long base64-like run that is not media: looked at, and the very same bytes come back.
+    run = request({"attrs": {"weird": "x" * 5000, "vec": base64.b64encode(bytes(4000)).decode()}})
+    assert might_have_media(run, 512)
+    assert extract(run) is run
+    # Media below the threshold: not even parsed.
     small = request({"attrs": {"img": "data:image/png;base64," + base64.b64encode(IMAGE[:100]).decode()}})
-    assert might_have_media(small)
+    assert not might_have_media(small, 512)
     assert extract(small) is small
     assert store.calls == [] and extract.stats.requests_parsed == 0
 
@@ -325,3 +331,22 @@ def test_build_body_hook_from_settings(tmp_path: Path) -> None:
     assert isinstance(hook, MediaExtractor) and hook.limits == Limits(10, 1000, 2000)
     assert hook.object_store.root == (tmp_path / "attachments").resolve()
     assert build_body_hook(Settings(data_dir=tmp_path, extract_attachments=False)) is None
+
+
+def test_the_sampled_scan_never_misses_a_payload() -> None:
+    """Any base64 run of the threshold length is found, wherever it starts, for any threshold."""
+    import random
+
+    from tracelake.collector.media import RunDetector, _min_chars
+
+    rng = random.Random(1)
+    prose = b"The quick brown fox, who jumps; over the lazy dog. " * 200
+    for _ in range(400):
+        min_bytes = rng.choice([1, 10, 100, 192, 256, 1000, 1024, 4096])
+        detect = RunDetector(_min_chars(min_bytes))
+        payload = base64.b64encode(rng.randbytes(min_bytes + rng.randrange(3))).rstrip(b"=")
+        at = rng.randrange(len(prose))
+        body = prose[:at] + b'"' + payload + b'"' + prose[at:]
+        assert detect(body), (min_bytes, at)
+        assert detect(body.decode())
+    assert not RunDetector(_min_chars(1024))(prose)

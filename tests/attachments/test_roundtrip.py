@@ -107,3 +107,60 @@ def test_sdk_chat_with_image_and_audio(backend: str, start_stack, tmp_path: Path
                            "GROUP BY Sha256 ORDER BY Sha256", lambda rows: len(rows) == 2)
     assert {(r["Sha256"], r["mime"], r["size"]) for r in index} == {
         (image_sha, "image/png", len(image)), (audio_sha, "audio/wav", len(audio))}
+
+
+def test_limits_and_bad_input_through_the_collector(start_stack, tmp_path: Path) -> None:
+    from google.rpc import status_pb2
+
+    from media_samples import SVG_WITH_SCRIPT
+    from otlp_builders import request
+
+    objects = tmp_path / "objects"
+    stack = start_stack(object_store=objects.as_uri(), attachment_min_bytes=256, max_attachment_bytes=30_000,
+                        max_request_media_bytes=60_000)
+    small, big = png(40, 30, seed=5), png(120, 100, seed=6)  # ~3.7 KB and ~36 KB
+    assert len(small) < 30_000 < len(big)
+    b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
+
+    # Over the per-request limit: refused as a whole with a clear message; nothing stored.
+    many = request(*({"name": "refused", "attrs": {"img": f"data:image/png;base64,{b64(png(80, 80, seed=s))}"}}
+                     for s in range(4)))
+    r = stack.post_otlp(many)
+    assert r.status_code == 413
+    assert "max_request_media_bytes=60000" in status_pb2.Status.FromString(r.content).message
+
+    svg_sha = hashlib.sha256(SVG_WITH_SCRIPT).hexdigest()
+    body = request(
+        {"name": "media", "attrs": {
+            "too_big": f"data:image/png;base64,{b64(big)}",
+            "broken": "data:image/png;base64,!!!!" + b64(small)[4:],
+            "mismatch": f"data:audio/wav;base64,{b64(small)}",
+            "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [
+                {"type": "blob", "modality": "image", "mime_type": "image/svg+xml", "content": b64(SVG_WITH_SCRIPT)}]}]),
+        }},
+        {"name": "bystander", "attrs": {"gen_ai.prompt.0.content": "plain text", "input.value": '{"q": 1}'}},
+    )
+    for _ in range(20):  # the same request over and over (an exporter retrying, or a loop)
+        assert stack.post_otlp(body).status_code == 200
+
+    rows = stack.wait_sql("SELECT SpanName, SpanAttributes AS a FROM otel_traces ORDER BY SpanName LIMIT 1 BY SpanId",
+                          lambda rows: len(rows) == 2)
+    assert [row["SpanName"] for row in rows] == ["bystander", "media"]
+    bystander, media = dict(rows[0]["a"]), dict(rows[1]["a"])  # maps arrive as key/value pairs
+    assert bystander["gen_ai.prompt.0.content"] == "plain text" and "tracelake.attachment_errors" not in bystander
+    assert media["too_big"] == f"[tracelake: image/png attachment of {len(big)} bytes omitted, over the 30000-byte limit]"
+    assert media["broken"] == "data:image/png;base64,!!!!" + b64(small)[4:]
+    assert media["mismatch"] == f"data:audio/wav;base64,{b64(small)}"
+    errors = {e["attribute"]: e["error"] for e in json.loads(media["tracelake.attachment_errors"])}
+    assert errors == {"too_big": "too_large", "broken": "invalid_base64", "mismatch": "mime_mismatch"}
+    part = json.loads(media["gen_ai.input.messages"])[0]["parts"][0]
+    assert part["uri"] == f"/api/attachments/{svg_sha}" and part["mime_type"] == "image/svg+xml"
+
+    # Twenty requests, one blob; the SVG is served as a download with no script allowed.
+    assert [p.name for p in objects.rglob("*") if p.is_file() and not p.name.startswith(".")] == [svg_sha]
+    r = stack.http.get(f"/api/attachments/{svg_sha}")
+    assert r.status_code == 200 and r.content == SVG_WITH_SCRIPT
+    assert r.headers["content-disposition"].startswith("attachment;")
+    assert r.headers["content-security-policy"] == "default-src 'none'; sandbox"
+    assert stack.http.get("/api/attachments/" + "0" * 64).status_code == 404
+    assert stack.sql("SELECT count() AS n FROM otel_traces WHERE SpanName = 'refused'")[0]["n"] == 0
