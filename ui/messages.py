@@ -294,10 +294,13 @@ def _genai_messages(raw: str) -> list[Message] | None:
             out.append(Message("unknown", [Part("text", _str(m))]))
             continue
         if "parts" in m:
-            parts = [p for item in (m.get("parts") or []) for p in (_part(item) if isinstance(item, dict) else [Part("text", _str(item))])]
+            raw_parts = m.get("parts") or []
+            raw_parts = raw_parts if isinstance(raw_parts, list) else [raw_parts]
+            parts = [p for item in raw_parts for p in (_part(item) if isinstance(item, dict) else [Part("text", _str(item))])]
         else:  # OpenAI-style message objects in the same attribute
             parts = parts_from_content(m.get("content"))
-            for tc in m.get("tool_calls") or []:
+            tcs = m.get("tool_calls") or []
+            for tc in tcs if isinstance(tcs, list) else []:
                 if isinstance(tc, dict):
                     fn = tc.get("function") if isinstance(tc.get("function"), dict) else tc
                     parts.append(Part("tool_call", pretty(fn.get("arguments", "")), _str(fn.get("name", "")), _str(tc.get("id", ""))))
@@ -396,7 +399,18 @@ def _split_system(msgs: list[Message]) -> tuple[list[Message], list[Message]]:
 
 
 def normalize(attrs: dict[str, str]) -> SpanIO:
-    """One span's attributes -> its input/output for people."""
+    """One span's attributes -> its input/output for people. Never raises: a payload shaped in a
+    way this module does not expect leaves the messages empty, and the page still shows every
+    attribute as text."""
+    try:
+        return _normalize(attrs)
+    except Exception:  # noqa: BLE001 - hostile or novel payloads must not break the page
+        io = SpanIO(conventions=["unparsed"])
+        io.attachments = find_attachments(attrs.values())
+        return io
+
+
+def _normalize(attrs: dict[str, str]) -> SpanIO:
     io = SpanIO()
     # OTel GenAI (current semconv)
     if "gen_ai.input.messages" in attrs or "gen_ai.output.messages" in attrs:

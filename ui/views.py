@@ -129,7 +129,10 @@ def full_value(view: SpanView, path: str) -> str | None:
     kind, _, rest = path.partition(":")
     d = view.detail
     if kind == "attr":
-        return d.attributes.get(rest)
+        from tracelake.ui.render import pretty_value
+
+        v = d.attributes.get(rest)
+        return pretty_value(v) if v is not None else None
     if kind == "res":
         return d.resource.get(rest)
     if kind == "val":
