@@ -45,7 +45,7 @@ def length_delimited(bodies: list[bytes]) -> bytes:
 
 class Batcher:
     def __init__(self, sink: Callable[[bytes], None], *, max_batch_spans: int, linger_s: float,
-                 max_queue_spans: int, max_queue_bytes: int,
+                 max_queue_spans: int, max_queue_bytes: int, writers: int = 1,
                  on_batch: Callable[[int, float, bool], None] | None = None) -> None:
         self._sink = sink
         self._max_batch_spans = max_batch_spans
@@ -59,7 +59,8 @@ class Batcher:
         self._pending_bytes = 0
         self._closing = False
         self._healthy = True
-        self._thread = threading.Thread(target=self._run, name="tracelake-writer", daemon=True)
+        self._threads = [threading.Thread(target=self._run, name=f"tracelake-writer-{i}", daemon=True)
+                         for i in range(writers)]
 
     @property
     def pending_spans(self) -> int:
@@ -78,7 +79,8 @@ class Batcher:
         self._healthy = True
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, body: bytes, spans: int) -> Future:
         """Queue a request's spans; the Future completes when they are committed."""
@@ -101,10 +103,12 @@ class Batcher:
         """Stop taking requests, commit what was accepted, stop the writer. True when drained."""
         with self._cond:
             self._closing = True
-            self._cond.notify()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        return not self._thread.is_alive() and not self._queue
+            self._cond.notify_all()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads) and not self._queue
 
     def _take(self) -> list[_Item] | None:
         with self._cond:
@@ -134,12 +138,14 @@ class Batcher:
                 log.warning("insert of %d spans failed: %s", spans, exc)
                 self._healthy = False
                 for item in batch:
-                    item.future.set_exception(exc)
+                    if not item.future.done():
+                        item.future.set_exception(exc)
                 ok = False
             else:
                 self._healthy = True
                 for item in batch:
-                    item.future.set_result(None)
+                    if not item.future.done():
+                        item.future.set_result(None)
                 ok = True
             finally:
                 with self._cond:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from tracelake.collector.batcher import Backpressure, Batcher
 from tracelake.collector.decode import Decoded
 from tracelake.collector.metrics import CollectorMetrics
+from tracelake.collector.transform import udf_statements
 from tracelake.config import Settings
 from tracelake.store.base import Store
 
@@ -35,11 +36,13 @@ class Collector:
         self.store = store
         self.settings = settings
         self.body_hook = body_hook
+        for statement in udf_statements():  # idempotent; the INSERT's SELECT calls it
+            store.execute(statement)
         self.batcher = Batcher(
             lambda stream: store.insert_otlp(SPAN_TABLE, stream),
             max_batch_spans=settings.batch_max_spans, linger_s=settings.batch_linger_ms / 1000,
             max_queue_spans=settings.max_queue_spans, max_queue_bytes=settings.max_queue_bytes,
-            on_batch=self._on_batch)
+            writers=settings.writers, on_batch=self._on_batch)
         self.metrics = CollectorMetrics(lambda: self.batcher.pending_spans, lambda: self.batcher.pending_bytes,
                                         lambda: 1.0 if self.batcher.healthy else 0.0)
         self._stop = threading.Event()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from tracelake.collector.transform import insert_from_file_sql
+from tracelake.collector.transform import insert_from_file_sql, proto_schema
 from tracelake.store.base import Params, StoreError
 
 # Limits for untrusted read-only SQL, enforced by the engine as connection settings.
@@ -31,6 +31,8 @@ class ChdbStore:
         self._readonly = chdb.connect(f"{self._db_path}?{READONLY_OPTIONS}")
         self._spool = self.data_dir / "spool"
         self._spool.mkdir(exist_ok=True)
+        self._schema_path = self._spool / "otlp_flat.proto"
+        self._schema_path.write_text(proto_schema())
         self._readonly_lock = threading.Lock()
         self._session.query(f"CREATE DATABASE IF NOT EXISTS {database}")
         self._session.query(f"USE {database}")
@@ -67,7 +69,7 @@ class ChdbStore:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(stream)
-            self._run(insert_from_file_sql(table, path), "CSV", None)
+            self._run(insert_from_file_sql(table, path, str(self._schema_path)), "CSV", None)
         finally:
             os.unlink(path)
 

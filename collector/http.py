@@ -1,0 +1,150 @@
+"""OTLP/HTTP receiver: ``POST /v1/traces``, protobuf or JSON, optionally gzip/deflate.
+
+The reply is sent only after the request's spans are committed in ClickHouse. Status codes follow
+the OTLP spec: 400 malformed (not retried), 413 too large, 415 unknown encoding, 503 +
+Retry-After when the queue is full or the store is down (retried by exporters).
+"""
+from __future__ import annotations
+
+import asyncio
+import zlib
+
+import orjson
+from google.rpc import status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from tracelake.collector.batcher import Backpressure
+from tracelake.collector.decode import BadRequest, decode_json, decode_protobuf
+from tracelake.collector.service import Collector
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+_PROTOBUF_TYPES = {PROTOBUF, "application/protobuf", "application/vnd.google.protobuf"}
+# grpc code numbers used in google.rpc.Status bodies
+_INVALID_ARGUMENT, _RESOURCE_EXHAUSTED, _UNAVAILABLE = 3, 8, 14
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Unsupported(Exception):
+    pass
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge(f"body of {declared} bytes exceeds the limit of {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge(f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    """Inflate with a cap, so a small gzip bomb cannot become a huge body."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise _Unsupported(f"unsupported Content-Encoding {encoding!r} (use gzip, deflate or none)")
+    inflater = zlib.decompressobj(wbits=47 if encoding == "gzip" else 15)  # 47: gzip or zlib header
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise BadRequest(f"body is not valid {encoding}: {exc}") from exc
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise _TooLarge(f"decompressed body exceeds the limit of {limit} bytes")
+    return out
+
+
+def _status(code: int, http_status: int, message: str, as_json: bool, headers: dict[str, str] | None = None) -> Response:
+    if as_json:
+        body = orjson.dumps({"code": code, "message": message})
+    else:
+        body = status_pb2.Status(code=code, message=message).SerializeToString()
+    return Response(body, status_code=http_status, media_type=JSON if as_json else PROTOBUF, headers=headers)
+
+
+def _success(rejected: int, error: str, as_json: bool) -> Response:
+    if as_json:
+        doc = {"partialSuccess": {"rejectedSpans": str(rejected), "errorMessage": error}} if rejected else {}
+        return Response(orjson.dumps(doc), media_type=JSON)
+    reply = ExportTraceServiceResponse()
+    if rejected:
+        reply.partial_success.rejected_spans = rejected
+        reply.partial_success.error_message = error
+    return Response(reply.SerializeToString(), media_type=PROTOBUF)
+
+
+def create_otlp_app(collector: Collector) -> Starlette:
+    settings = collector.settings
+    retry_after = {"Retry-After": str(settings.retry_after_s)}
+
+    async def export(request: Request) -> Response:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        as_json = ctype == JSON
+        metrics = collector.metrics
+        if not as_json and ctype not in _PROTOBUF_TYPES:
+            metrics.requests.labels("http", "unsupported_media_type").inc()
+            return PlainTextResponse(f"unsupported Content-Type {ctype!r}: use {PROTOBUF} or {JSON}\n", 415)
+        try:
+            raw = await _read_capped(request, settings.max_request_bytes)
+            body = _decompress(raw, request.headers.get("content-encoding", ""), settings.max_request_bytes)
+            decoded = decode_json(body) if as_json else decode_protobuf(body)
+            accepted = collector.accept(decoded, "http")
+        except _TooLarge as exc:
+            metrics.requests.labels("http", "too_large").inc()
+            return _status(_RESOURCE_EXHAUSTED, 413, str(exc), as_json)
+        except _Unsupported as exc:
+            metrics.requests.labels("http", "unsupported_encoding").inc()
+            return PlainTextResponse(f"{exc}\n", 415)
+        except BadRequest as exc:
+            metrics.requests.labels("http", "bad_request").inc()
+            return _status(_INVALID_ARGUMENT, 400, str(exc), as_json)
+        except Backpressure as exc:
+            metrics.requests.labels("http", "backpressure").inc()
+            return _status(_UNAVAILABLE, 503, f"try again later: {exc}", as_json, retry_after)
+        except Exception as exc:  # a refusal from the body hook (attachments) carries its own status
+            status = getattr(exc, "http_status", None)
+            if status is None:
+                raise
+            metrics.requests.labels("http", "refused").inc()
+            return _status(getattr(exc, "grpc_code", _INVALID_ARGUMENT), status, str(exc), as_json)
+        if accepted.future is not None:
+            try:
+                # shield: giving up on the wait must not cancel the spans' commit.
+                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(accepted.future)), settings.ack_timeout_s)
+            except Exception as exc:
+                # Not known to be stored: the client must retry (duplicates are merged away).
+                metrics.requests.labels("http", "store_error").inc()
+                message = "commit timed out" if isinstance(exc, asyncio.TimeoutError) else f"store error: {exc}"
+                return _status(_UNAVAILABLE, 503, message, as_json, retry_after)
+            collector.committed(accepted, "http")
+        metrics.requests.labels("http", "partial" if decoded.rejected else "ok").inc()
+        return _success(decoded.rejected, decoded.error, as_json)
+
+    async def healthz(_: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def readyz(_: Request) -> Response:
+        ready = collector.batcher.healthy and await asyncio.to_thread(collector.store.ping)
+        return PlainTextResponse("ready\n" if ready else "store unreachable\n", 200 if ready else 503)
+
+    async def metrics_endpoint(_: Request) -> Response:
+        from tracelake.collector.metrics import CONTENT_TYPE_LATEST
+
+        return Response(collector.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(routes=[
+        Route("/v1/traces", export, methods=["POST"]),
+        Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics_endpoint),
+    ])

@@ -1,0 +1,154 @@
+"""Run ``tracelake server`` (or the chdb-backed ClickHouse-HTTP endpoint) as a real subprocess.
+
+    with start_server(tmp_path / "data") as server:
+        server.otlp_http_url   # http://127.0.0.1:<port>  (POST /v1/traces below it)
+        server.otlp_grpc_addr  # 127.0.0.1:<port>
+        server.ui_url          # http://127.0.0.1:<port>
+        server.sql("SELECT count() FROM otel_traces")  # rows through /api/sql
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+TESTS = Path(__file__).resolve().parent
+STARTUP_TIMEOUT = 90.0
+
+
+def _read_until(proc: subprocess.Popen, pattern: re.Pattern[str], want: int, timeout: float) -> tuple[list[str], list[str]]:
+    """Read stdout lines until ``want`` lines match; returns (matches, all lines)."""
+    lines: list[str] = []
+    found: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while len(found) < want:
+        if time.monotonic() > deadline:
+            raise TimeoutError("process did not start:\n" + "".join(lines))
+        line = proc.stdout.readline()
+        if not line:
+            if proc.poll() is not None:
+                raise RuntimeError(f"process exited with {proc.returncode}:\n" + "".join(lines))
+            continue
+        lines.append(line)
+        if pattern.search(line):
+            found.append(line)
+    return found, lines
+
+
+def _drain(proc: subprocess.Popen, sink: list[str]) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        sink.append(line)
+
+
+@dataclass
+class ServerProcess:
+    proc: subprocess.Popen
+    data_dir: Path
+    otlp_http_url: str = ""
+    otlp_grpc_addr: str = ""
+    ui_url: str = ""
+    output: list[str] = field(default_factory=list)
+
+    def sql(self, query: str, **params: Any) -> list[list[Any]]:
+        data = {"q": query, **{f"param_{k}": str(v) for k, v in params.items()}}
+        response = httpx.post(f"{self.ui_url}/api/sql", data=data, timeout=60)
+        response.raise_for_status()
+        return response.json()["rows"]
+
+    def wait_for_count(self, query: str, expected: int, timeout: float = 60.0) -> int:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = int(self.sql(query)[0][0])
+            if value >= expected or time.monotonic() > deadline:
+                return value
+            time.sleep(0.2)
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    stop = terminate
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.terminate()
+
+
+def start_server(data_dir: str | os.PathLike[str], *args: str, command: str = "server",
+                 env: dict[str, str] | None = None, **flags: Any) -> ServerProcess:
+    """Start ``tracelake <command>`` on free ports; extra ``flags`` become ``--flag value``."""
+    data_dir = Path(data_dir)
+    ports = {"server": ("--otlp-grpc-port", "--otlp-http-port", "--ui-port"),
+             "collector": ("--otlp-grpc-port", "--otlp-http-port"), "ui": ("--ui-port",)}[command]
+    argv = [sys.executable, "-m", "tracelake.cli", command, "--data-dir", str(data_dir), "--host", "127.0.0.1"]
+    for port_flag in ports:
+        argv += [port_flag, "0"]
+    for name, value in flags.items():
+        argv += [f"--{name.replace('_', '-')}", str(value)]
+    argv += list(args)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, cwd=str(data_dir.parent))
+    server = ServerProcess(proc, data_dir)
+    try:
+        found, lines = _read_until(proc, re.compile(r"OTLP/gRPC|OTLP/HTTP|UI and API"), len(ports), STARTUP_TIMEOUT)
+    except Exception:
+        proc.kill()
+        raise
+    server.output.extend(lines)
+    for line in found:
+        value = line.split()[-1]
+        if "OTLP/gRPC" in line:
+            server.otlp_grpc_addr = value
+        elif "OTLP/HTTP" in line:
+            server.otlp_http_url = value.removesuffix("/v1/traces")
+        else:
+            server.ui_url = value
+    threading.Thread(target=_drain, args=(proc, server.output), daemon=True).start()
+    return server
+
+
+@dataclass
+class ClickHouseEndpoint:
+    proc: subprocess.Popen
+    url: str
+
+    def toggle_failures(self) -> None:
+        httpx.post(f"{self.url}/__fail", timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(30)
+
+
+def start_clickhouse_endpoint(data_dir: str | os.PathLike[str], delay: float = 0.0, port: int = 0) -> ClickHouseEndpoint:
+    """The chdb-backed ClickHouse-HTTP endpoint of tests/chhttp.py, as a subprocess."""
+    argv = [sys.executable, str(TESTS / "chhttp.py"), "--data-dir", str(data_dir), "--port", str(port),
+            "--delay", str(delay)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    found, _ = _read_until(proc, re.compile(r"^listening \d+"), 1, STARTUP_TIMEOUT)
+    return ClickHouseEndpoint(proc, f"http://127.0.0.1:{found[0].split()[1]}")

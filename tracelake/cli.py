@@ -1,0 +1,109 @@
+"""The ``tracelake`` command: server, collector, ui, sql."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="tracelake: LLM tracing on OpenTelemetry and ClickHouse.")
+
+DataDir = Annotated[Optional[Path], typer.Option(help="Data directory of the embedded store [env TRACELAKE_DATA_DIR]")]
+Host = Annotated[Optional[str], typer.Option(help="Interface to listen on [env TRACELAKE_HOST, default 127.0.0.1]")]
+GrpcPort = Annotated[Optional[int], typer.Option(help="OTLP/gRPC port, 0 = any free [env TRACELAKE_OTLP_GRPC_PORT, default 4317]")]
+HttpPort = Annotated[Optional[int], typer.Option(help="OTLP/HTTP port, 0 = any free [env TRACELAKE_OTLP_HTTP_PORT, default 4318]")]
+UiPort = Annotated[Optional[int], typer.Option(help="UI and /api/ port, 0 = any free [env TRACELAKE_UI_PORT, default 4380]")]
+ClickHouseUrl = Annotated[Optional[str], typer.Option(help="ClickHouse server, e.g. http://user:pass@host:8123/tracelake [env TRACELAKE_CLICKHOUSE_URL]")]
+PricesFile = Annotated[Optional[Path], typer.Option(help="JSON of model -> [input, output] USD per million tokens [env TRACELAKE_PRICES_FILE]")]
+ObjectStore = Annotated[Optional[str], typer.Option(help="Attachments store: file:///dir or s3://bucket/prefix [env TRACELAKE_OBJECT_STORE]")]
+
+
+def _settings(**flags: Any) -> Any:
+    from pydantic import ValidationError
+
+    from tracelake.config import Settings
+
+    try:
+        return Settings(**{k: v for k, v in flags.items() if v is not None})
+    except ValidationError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+@app.command()
+def server(data_dir: DataDir = None, host: Host = None, otlp_grpc_port: GrpcPort = None,
+           otlp_http_port: HttpPort = None, ui_port: UiPort = None, clickhouse_url: ClickHouseUrl = None,
+           prices_file: PricesFile = None, object_store: ObjectStore = None) -> None:
+    """Collector and UI in one process, on the embedded store unless --clickhouse-url is given."""
+    from tracelake.server import serve
+
+    settings = _settings(data_dir=data_dir, host=host, otlp_grpc_port=otlp_grpc_port, otlp_http_port=otlp_http_port,
+                         ui_port=ui_port, clickhouse_url=clickhouse_url, prices_file=prices_file,
+                         object_store=object_store)
+    raise typer.Exit(serve(settings))
+
+
+@app.command()
+def collector(clickhouse_url: ClickHouseUrl = None, host: Host = None, otlp_grpc_port: GrpcPort = None,
+              otlp_http_port: HttpPort = None, data_dir: DataDir = None, prices_file: PricesFile = None,
+              object_store: ObjectStore = None) -> None:
+    """The OTLP collector alone (run several against one ClickHouse server to scale out)."""
+    from tracelake.server import serve
+
+    settings = _settings(clickhouse_url=clickhouse_url, host=host, otlp_grpc_port=otlp_grpc_port,
+                         otlp_http_port=otlp_http_port, data_dir=data_dir, prices_file=prices_file,
+                         object_store=object_store)
+    raise typer.Exit(serve(settings, ui_enabled=False))
+
+
+@app.command()
+def ui(clickhouse_url: ClickHouseUrl = None, host: Host = None, ui_port: UiPort = None,
+       data_dir: DataDir = None, object_store: ObjectStore = None) -> None:
+    """The UI and /api/ alone, reading a ClickHouse server."""
+    from tracelake.server import serve
+
+    settings = _settings(clickhouse_url=clickhouse_url, host=host, ui_port=ui_port, data_dir=data_dir,
+                         object_store=object_store)
+    raise typer.Exit(serve(settings, collector_enabled=False))
+
+
+@app.command()
+def sql(query: Annotated[str, typer.Argument(help="A read-only SQL statement")],
+        url: Annotated[str, typer.Option(envvar="TRACELAKE_URL", help="The running server's UI/API address")] = "http://127.0.0.1:4380",
+        param: Annotated[Optional[list[str]], typer.Option(help="name=value for a {name:Type} placeholder")] = None,
+        json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False) -> None:
+    """Run read-only SQL on the running server (the embedded store belongs to its process)."""
+    import httpx
+    from rich.console import Console
+    from rich.table import Table
+
+    params = {"q": query}
+    for item in param or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--param needs name=value, got {item!r}")
+        params[f"param_{name}"] = value
+    try:
+        response = httpx.post(f"{url.rstrip('/')}/api/sql", data=params, timeout=60)
+    except httpx.HTTPError as exc:
+        typer.echo(f"cannot reach tracelake at {url}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    doc = response.json()
+    if response.status_code != 200:
+        typer.echo(f"error: {doc.get('error', response.text)}", err=True)
+        raise typer.Exit(1)
+    if json_output:
+        typer.echo(response.text)
+        return
+    table = Table(*doc["columns"])
+    for row in doc["rows"]:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    Console().print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

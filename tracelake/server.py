@@ -1,0 +1,115 @@
+"""Run the collector and/or the UI in one process: uvicorn for HTTP, grpcio for gRPC.
+
+Shutdown (SIGTERM, SIGINT): stop accepting, let in-flight requests finish (they wait for their
+commit), commit everything already accepted, then close the store.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+from tracelake.config import Settings
+from tracelake.store import open_store
+
+log = logging.getLogger("tracelake")
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # Signals are handled once for the whole process (several servers share the loop).
+        yield
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _http_server(app: Any, sock: socket.socket) -> tuple[_Server, socket.socket]:
+    config = uvicorn.Config(app, loop="uvloop", http="httptools", lifespan="off", log_level="warning",
+                            access_log=False, timeout_graceful_shutdown=60)
+    return _Server(config), sock
+
+
+def _body_hook(settings: Settings) -> Any:
+    """The attachment extractor, when that part is installed."""
+    try:
+        from tracelake.collector.media import build_body_hook
+    except ImportError:
+        return None
+    return build_body_hook(settings)
+
+
+def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: bool = True) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    store = open_store(settings.data_dir, settings.clickhouse_url, settings.prices_file)
+    collector = None
+    http_servers: list[tuple[_Server, socket.socket]] = []
+    grpc_server = None
+    lines = [f"tracelake {_version()}: store is {store.description}"]
+    try:
+        if collector_enabled:
+            from tracelake.collector.grpc_server import start_grpc
+            from tracelake.collector.http import create_otlp_app
+            from tracelake.collector.service import Collector
+
+            collector = Collector(store, settings, body_hook=_body_hook(settings))
+            collector.start()
+            grpc_server, grpc_port = start_grpc(collector, settings.host, settings.otlp_grpc_port)
+            otlp_sock = _bind(settings.host, settings.otlp_http_port)
+            http_servers.append(_http_server(create_otlp_app(collector), otlp_sock))
+            lines.append(f"  OTLP/gRPC   {settings.host}:{grpc_port}")
+            lines.append(f"  OTLP/HTTP   http://{settings.host}:{otlp_sock.getsockname()[1]}/v1/traces")
+        if ui_enabled:
+            from tracelake.web import create_app
+
+            ui_sock = _bind(settings.host, settings.ui_port)
+            http_servers.append(_http_server(create_app(store, settings, collector), ui_sock))
+            lines.append(f"  UI and API  http://{settings.host}:{ui_sock.getsockname()[1]}")
+        if not settings.clickhouse_url:
+            lines.append(f"  data        {settings.data_dir.resolve()}")
+        print("\n".join(lines), flush=True)
+        asyncio.run(_run(http_servers))
+    finally:
+        if grpc_server is not None:
+            grpc_server.stop(grace=30).wait()
+        drained = collector.stop() if collector is not None else True
+        store.close()
+        print("tracelake: stopped" + ("" if drained else " (some accepted spans were not committed)"), flush=True)
+    return 0 if drained else 1
+
+
+async def _run(servers: list[tuple[_Server, socket.socket]]) -> None:
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        for server, _ in servers:
+            server.should_exit = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
+    await asyncio.gather(*(server.serve(sockets=[sock]) for server, sock in servers))
+
+
+def _version() -> str:
+    from tracelake import __version__
+
+    return __version__
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(serve(Settings()))
