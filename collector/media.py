@@ -126,8 +126,7 @@ class _Outcome:
 
 def _decoded_size(payload: str) -> int:
     """Decoded length of a base64 text without decoding it."""
-    n = len(payload) - payload.count("=")
-    return n * 3 // 4
+    return len(payload.rstrip("=")) * 3 // 4  # rstrip looks at the end only
 
 
 def _b64decode(payload: str) -> bytes:
