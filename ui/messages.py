@@ -109,6 +109,12 @@ class SpanIO:
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def other_attachments(self) -> list[Media]:
+        """Attachments mentioned elsewhere in the span than in the rendered messages."""
+        shown = {p.media.sha256 for m in self.system + self.input + self.output for p in m.parts if p.media}
+        return [a for a in self.attachments if a.sha256 not in shown]
+
 
 # --- helpers ----------------------------------------------------------------------------------
 def _loads(text: str) -> Any:

@@ -230,7 +230,7 @@ def test_sessions(client, known):
     assert body["turns"][0]["user"] == "where is my order?"
     assert body["turns"][0]["assistant"] == "Your order 42 has shipped."
     page = client.get("/sessions/sess-1").text
-    assert "where is my order?" in page and "I want a refund for order 7" in page
+    assert "where is my order?" in page and "I want a refund" in page
     assert client.get("/sessions/nope").status_code == 404
     assert client.get("/api/sessions/nope").status_code == 404
 
@@ -284,3 +284,9 @@ def test_compiled_sql_does_not_depend_on_user_text(text):
         return queries.Compiler(p, p.i(0), p.i(1)).compile(n)
 
     assert sql(node) == sql(_blank(node))
+
+
+def test_live_rows_fragment(client, known):
+    r = client.get("/traces", params={"range": "1h", "fragment": "rows"}, headers={"HX-Request": "true"})
+    assert r.status_code == 200 and "<html" not in r.text
+    assert r.text.count('class="trow') == 5 and known.genai in r.text

@@ -1,0 +1,308 @@
+"""End to end in headless Chromium: traces ingested through the collector of a real
+``tracelake server`` subprocess (raw OTLP/HTTP POSTs and the OpenTelemetry SDK's exporter), then the
+pages driven like a person would. Screenshots go to tests/artifacts/ui/.
+
+Needs Debian's ``chromium`` (/usr/bin/chromium) and Python Playwright; no browser download.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+import ui_traces
+
+TESTS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TESTS))
+ARTIFACTS = TESTS / "artifacts" / "ui"
+CHROMIUM = os.environ.get("TRACELAKE_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() or shutil.which("chromium") is None and CHROMIUM == "/usr/bin/chromium",
+                                reason="needs Debian's chromium package (apt-get install chromium)")
+
+
+def _post(otlp_http_url: str, body: bytes) -> None:
+    r = httpx.post(f"{otlp_http_url}/v1/traces", content=body, headers={"Content-Type": "application/x-protobuf"}, timeout=60)
+    assert r.status_code == 200, r.text
+
+
+def _sdk_trace(otlp_http_url: str) -> None:
+    """One trace through the OpenTelemetry SDK and its OTLP/HTTP exporter."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    provider = TracerProvider(resource=Resource.create({"service.name": "sdk-svc"}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{otlp_http_url}/v1/traces")))
+    tracer = provider.get_tracer("tests.ui.browser")
+    with tracer.start_as_current_span("sdk workflow", attributes={"session.id": "sess-sdk"}):
+        with tracer.start_as_current_span("chat gpt-4.1", attributes={
+                "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4.1",
+                "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 5,
+                "gen_ai.input.messages": '[{"role": "user", "parts": [{"type": "text", "content": "hello from the sdk"}]}]'}):
+            pass
+    provider.force_flush()
+    provider.shutdown()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from server_process import start_server
+
+    root = tmp_path_factory.mktemp("ui-e2e")
+    srv = start_server(root / "data")
+    try:
+        known = ui_traces.known_traces(time.time_ns(), seed=43)
+        for body in known.requests:
+            _post(srv.otlp_http_url, body)
+        _sdk_trace(srv.otlp_http_url)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            n = len(httpx.get(f"{srv.ui_url}/api/traces", params={"range": "1h"}, timeout=30).json()["traces"])
+            if n >= 6:
+                break
+            time.sleep(0.3)
+        assert n == 6, "".join(srv.output[-30:])
+        srv.known = known  # type: ignore[attr-defined]
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+    pg = ctx.new_page()
+    pg.dialogs = []  # type: ignore[attr-defined]
+    pg.csp_errors = []  # type: ignore[attr-defined]
+    pg.js_errors = []  # type: ignore[attr-defined]
+    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+    pg.on("console", lambda m: "Content Security Policy" in m.text and pg.csp_errors.append(m.text))
+    pg.on("pageerror", lambda e: pg.js_errors.append(str(e)))
+    yield pg
+    ctx.close()
+
+
+def wait_js(page, expr: str, timeout: float = 15.0) -> None:
+    """Poll ``expr`` with page.evaluate: wait_for_function evals in the page, which our CSP forbids."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expr):
+        assert time.monotonic() < deadline, f"timed out waiting for {expr}"
+        page.wait_for_timeout(100)
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def clean(page) -> None:
+    """Nothing from span data ran, and our own page broke no CSP rule."""
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    assert page.dialogs == []
+    assert page.csp_errors == [], page.csp_errors
+    assert page.js_errors == [], page.js_errors
+
+
+def test_trace_list_filter_and_keyboard(server, page):
+    k = server.known
+    page.goto(f"{server.ui_url}/traces?range=1h")
+    rows = page.locator("#trace-rows tr.trow")
+    assert rows.count() == 6
+    shot(page, "traces")
+    # Click a value: it becomes a filter, in the URL.
+    page.locator("#trace-rows tr", has_text="weather.workflow").locator("a.chip", has_text="ollm-svc").click()
+    page.wait_for_url("**q=service%3Aollm-svc**")
+    assert rows.count() == 1 and page.input_value("#filter") == "service:ollm-svc"
+    # Type a filter.
+    page.fill("#filter", "status:error")
+    page.press("#filter", "Enter")
+    page.wait_for_url("**q=status%3Aerror**")
+    assert rows.count() == 1 and k.error in rows.first.get_attribute("data-id")
+    # A bad one: inline message with the position, still a page.
+    page.fill("#filter", "service:checkout duration>2x")
+    page.press("#filter", "Enter")
+    err = page.locator(".filter-error")
+    err.wait_for()
+    assert "expected a duration" in err.inner_text() and "character 27" in err.inner_text()
+    assert page.locator(".filter-error mark").inner_text() == "2x"
+    shot(page, "traces-filter-error")
+    # Keyboard: / focuses the filter; j moves, Enter opens.
+    page.goto(f"{server.ui_url}/traces?range=1h&q=service:checkout")
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.id") == "filter"
+    page.keyboard.press("Escape")
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    assert page.locator("tr.trow.sel").count() == 1
+    sel = page.locator("tr.trow.sel").get_attribute("data-id")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/traces/{sel}")
+    clean(page)
+
+
+def test_pagination_and_shared_url(server, page):
+    page.goto(f"{server.ui_url}/traces?range=1h&limit=4")
+    assert page.locator("#trace-rows tr.trow").count() == 4
+    page.click("#next-page")
+    page.wait_for_url("**cursor=**")
+    assert page.locator("#trace-rows tr.trow").count() == 2
+    url = page.url
+    page.goto("about:blank")
+    page.goto(url)  # the whole view lives in the URL
+    assert page.locator("#trace-rows tr.trow").count() == 2
+    clean(page)
+
+
+def test_live_update_shows_new_traces(server, page):
+    page.goto(f"{server.ui_url}/traces?range=1h&q=service:live-svc")
+    assert page.locator("#trace-rows tr.trow").count() == 0
+    tid = "%032x" % int(time.time_ns())
+    req = ui_traces.request(tid, [ui_traces.SpanSpec("live one", "00000000000000aa", "", 0, 5)], time.time_ns() - 10**9, "live-svc")
+    _post(server.otlp_http_url, req.SerializeToString())
+    page.locator("#trace-rows tr.trow", has_text="live one").wait_for(timeout=20_000)
+    clean(page)
+
+
+def test_trace_tree_panel_collapse_and_conversation(server, page):
+    k = server.known
+    page.goto(f"{server.ui_url}/traces/{k.genai}")
+    tree = page.locator("#span-rows .srow")
+    assert tree.count() == 3
+    assert tree.nth(1).locator(".chip.model").inner_text() == "gpt-4o"
+    assert "1,200→300" in tree.nth(1).inner_text()
+    # Expand a span: its panel shows the conversation.
+    page.locator(".srow", has_text="chat gpt-4o").locator(".sname").click()
+    page.locator(".span-panel[data-span='%s']" % k.genai_chat).wait_for()
+    panel = page.locator("#panel")
+    assert panel.locator(".msg.r-system").count() == 1
+    assert panel.locator(".msg.r-user").first.locator("pre.text").first.inner_text() == "What is in this picture? Also listen to this."
+    assert panel.locator(".tool-call .fn").inner_text() == "lookup_order"
+    assert '"status": "shipped"' in panel.locator(".tool-result pre").inner_text()
+    assert page.url.endswith(f"?span={k.genai_chat}")
+    # The audio player.
+    audio = panel.locator("audio[controls]")
+    assert audio.count() == 1 and audio.get_attribute("src").startswith("/api/attachments/")
+    assert panel.locator("a.file[download]", has_text="application/pdf").count() == 1
+    # Filter attributes.
+    page.fill(".attr-filter", "usage")
+    assert page.locator("table.attrs:not(.small) tr:not(.hidden)").count() == 2
+    shot(page, "trace")
+    # Keyboard (Escape leaves the filter box): up to the root, collapse it, expand it.
+    page.keyboard.press("Escape")
+    page.keyboard.press("ArrowUp")
+    page.locator(".span-panel h2", has_text="agent run").wait_for()
+    page.keyboard.press("ArrowLeft")
+    assert tree.nth(1).is_hidden() and tree.nth(2).is_hidden()
+    page.keyboard.press("ArrowRight")
+    assert tree.nth(1).is_visible()
+    tree.first.locator(".tog").click()
+    assert tree.nth(2).is_hidden()
+    page.click("#expand-all")
+    assert tree.nth(2).is_visible()
+    clean(page)
+
+
+def test_image_modal(server, page):
+    k = server.known
+    page.goto(f"{server.ui_url}/traces/{k.openinference}?span={k.oi_llm}")
+    thumb = page.locator("#panel button.thumb").first
+    thumb.wait_for()
+    src = thumb.get_attribute("data-full")
+    thumb.click()
+    modal = page.locator("dialog#modal")
+    modal.wait_for(state="visible")
+    assert page.locator("#modal-img").get_attribute("src") == src
+    wait_js(page, "document.getElementById('modal-img').complete")
+    assert page.evaluate("document.getElementById('modal-img').naturalWidth") >= 1
+    shot(page, "image-modal")
+    page.keyboard.press("Escape")
+    modal.wait_for(state="hidden")
+    # OpenInference documents render as a list.
+    page.goto(f"{server.ui_url}/traces/{k.openinference}?span={k.oi_retriever}")
+    assert page.locator("ol.docs li").count() == 2
+    clean(page)
+
+
+def test_error_trace_marks_and_exception(server, page):
+    k = server.known
+    page.goto(f"{server.ui_url}/traces/{k.error}?span={k.error_span}")
+    assert page.locator("#span-rows .srow.err").count() == 2
+    assert page.locator("#span-rows .errmark").count() == 2
+    exc = page.locator(".exception")
+    assert "openai.RateLimitError" in exc.inner_text()
+    clean(page)
+
+
+def test_hostile_payloads_stay_inert(server, page):
+    k = server.known
+    pages = [f"/traces/{k.xss}?span={k.xss_span}", f"/traces/{k.xss}", "/traces?range=1h", "/sessions?range=1h",
+             "/dashboard?range=1h", f"/api/traces/{k.xss}/spans/{k.xss_span}"]
+    for url in pages:
+        page.goto(server.ui_url + url)
+        page.wait_for_timeout(300)
+        assert page.locator("img[src='x']").count() == 0
+        assert page.locator("a[href^='javascript' i], img[src^='javascript' i], [src^='data:image/svg' i], [src^='data:text' i]").count() == 0
+        assert page.locator("script:not([src])").count() == 0
+        clean(page)
+    page.goto(f"{server.ui_url}/traces/{k.xss}?span={k.xss_span}")
+    # The payloads are shown, as text.
+    assert ui_traces.XSS_SCRIPT in page.locator("#panel").inner_text()
+    key = page.locator("table.attrs th.k", has_text="onmouseover").first
+    key.hover()
+    assert page.locator("table.attrs b").count() == 0
+    assert page.locator("[hx-get='/traces'][hx-trigger='load']").count() == 0 or page.locator("#panel [hx-get]").count() == 0
+    # An enormous value is cut; "show all" fetches it whole, as text.
+    row = page.locator("table.attrs tr[data-k='huge.value']")
+    assert len(row.locator("pre").inner_text()) < 10_000
+    row.locator("button.show-all").click()
+    wait_js(page, "document.querySelector(\"tr[data-k='huge.value'] pre\").textContent.endsWith('THE-END')")
+    shot(page, "hostile-span")
+    clean(page)
+
+
+def test_sessions_and_dashboard(server, page):
+    page.goto(f"{server.ui_url}/sessions?range=1h")
+    assert page.locator("#sessions tr.trow").count() >= 3
+    shot(page, "sessions")
+    page.locator("#sessions a.open", has_text="sess-1").click()
+    page.wait_for_url("**/sessions/sess-1")
+    assert page.locator(".turn").count() == 2
+    assert "where is my order?" in page.locator(".turn").first.inner_text()
+    shot(page, "session")
+    page.goto(f"{server.ui_url}/dashboard?range=1h")
+    assert page.locator(".chart svg").count() == 5
+    assert page.locator(".tile .tv").first.inner_text() == "7" or page.locator(".tile .tv").first.inner_text() == "6"
+    shot(page, "dashboard")
+    clean(page)
+
+
+def test_dark_mode_screens(server, browser):
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme="dark")
+    pg = ctx.new_page()
+    k = server.known
+    pg.goto(f"{server.ui_url}/traces?range=1h")
+    bg = pg.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert bg == "rgb(17, 19, 24)"
+    pg.screenshot(path=str(ARTIFACTS / "traces-dark.png"))
+    pg.goto(f"{server.ui_url}/traces/{k.genai}?span={k.genai_chat}")
+    pg.screenshot(path=str(ARTIFACTS / "trace-dark.png"))
+    ctx.close()
