@@ -45,13 +45,11 @@ def _http_server(app: Any, sock: socket.socket) -> tuple[_Server, socket.socket]
     return _Server(config), sock
 
 
-def _body_hook(settings: Settings) -> Any:
-    """The attachment extractor, when that part is installed."""
-    try:
-        from tracelake.collector.media import build_body_hook
-    except ImportError:
-        return None
-    return build_body_hook(settings)
+def _body_hook(settings: Settings, store: Any) -> Any:
+    """The attachment extractor (None when extraction is turned off)."""
+    from tracelake.collector.media import build_body_hook
+
+    return build_body_hook(settings, store)
 
 
 def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: bool = True) -> int:
@@ -67,7 +65,7 @@ def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: boo
             from tracelake.collector.http import create_otlp_app
             from tracelake.collector.service import Collector
 
-            collector = Collector(store, settings, body_hook=_body_hook(settings))
+            collector = Collector(store, settings, body_hook=_body_hook(settings, store))
             collector.start()
             grpc_server, grpc_port = start_grpc(collector, settings.host, settings.otlp_grpc_port)
             otlp_sock = _bind(settings.host, settings.otlp_http_port)
@@ -88,6 +86,9 @@ def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: boo
         if grpc_server is not None:
             grpc_server.stop(grace=30).wait()
         drained = collector.stop() if collector is not None else True
+        close_hook = getattr(collector and collector.body_hook, "close", None)
+        if close_hook is not None:
+            close_hook()  # flush the attachments index before the store goes
         store.close()
         print("tracelake: stopped" + ("" if drained else " (some accepted spans were not committed)"), flush=True)
     return 0 if drained else 1
