@@ -44,16 +44,22 @@ PROJECT = (f"ifNull(coalesce(nullIf(SpanAttributes['tracelake.project'], ''), "
            f"nullIf(ResourceAttributes['openinference.project.name'], '')), 'default')")
 
 
+_PRICES = "'{database}.model_prices_dict'"
+# The price table's name for the model: exact, else without a trailing date stamp
+# (gpt-4o-2024-08-06 -> gpt-4o). An ALIAS, so it costs nothing unless cost is computed.
+PRICE_MODEL = (f"if(dictHas({_PRICES}, tuple(LlmModel)), LlmModel, "
+               f"replaceRegexpOne(LlmModel, '-\\\\d{{4}}-?\\\\d{{2}}-?\\\\d{{2}}$', ''))")
+
+
 def _price(column: str) -> str:
-    # Exact model name first, then without a trailing date stamp (gpt-4o-2024-08-06 -> gpt-4o).
-    return (f"dictGetOrDefault('{{database}}.model_prices_dict', '{column}', tuple(LlmModel), "
-            f"dictGetOrDefault('{{database}}.model_prices_dict', '{column}', "
-            f"tuple(replaceRegexpOne(LlmModel, '-\\\\d{{4}}-?\\\\d{{2}}-?\\\\d{{2}}$', '')), 0.))")
+    return f"dictGetOrDefault({_PRICES}, '{column}', tuple(PriceModel), 0.)"
 
 
-# A cost reported by the instrumentation (OpenInference llm.cost.total) wins over our price table.
+# A cost reported by the instrumentation (OpenInference llm.cost.total) wins over our price table;
+# spans without tokens (most of them) skip the lookups.
 COST = (f"if(SpanAttributes['llm.cost.total'] != '', toFloat64OrZero(SpanAttributes['llm.cost.total']), "
-        f"(InputTokens * {_price('InputPerMTok')} + OutputTokens * {_price('OutputPerMTok')}) / 1e6)")
+        f"if(InputTokens + OutputTokens = 0, 0., "
+        f"(InputTokens * {_price('InputPerMTok')} + OutputTokens * {_price('OutputPerMTok')}) / 1e6))")
 
 _MAP = "Map(LowCardinality(String), String)"
 
@@ -91,6 +97,7 @@ CREATE TABLE IF NOT EXISTS otel_traces (
     LlmModel LowCardinality(String) MATERIALIZED {MODEL},
     InputTokens UInt64 MATERIALIZED {INPUT_TOKENS},
     OutputTokens UInt64 MATERIALIZED {OUTPUT_TOKENS},
+    PriceModel String ALIAS {PRICE_MODEL},
     CostUsd Float64 MATERIALIZED {COST},
     SessionId String MATERIALIZED {SESSION},
     UserId String MATERIALIZED {USER},
