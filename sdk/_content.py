@@ -40,10 +40,16 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+_encoders: dict[Default, Callable[[Any], str]] = {}
+
+
 def dumps(value: Any, default: Default = jsonable) -> str:
-    # ensure_ascii=False keeps non-Latin text as written instead of \u escapes.
+    encode = _encoders.get(default)
+    if encode is None:  # one encoder per fallback: building one costs more than small messages
+        # ensure_ascii=False keeps non-Latin text as written instead of \u escapes.
+        encode = _encoders[default] = json.JSONEncoder(ensure_ascii=False, default=default, separators=(",", ":")).encode
     try:
-        return json.dumps(value, ensure_ascii=False, default=default, separators=(",", ":"))
+        return encode(value)
     except (ValueError, TypeError, RecursionError):
         return json.dumps(str(value), ensure_ascii=False)
 

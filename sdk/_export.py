@@ -27,8 +27,11 @@ class SizeSplittingExporter(SpanExporter):
     def __init__(self, inner: SpanExporter, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES) -> None:
         self._inner = inner
         self._max = max_request_bytes
+        self._stopped = False
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._stopped:  # aborted at shutdown: drop quietly, the warning was given once
+            return SpanExportResult.FAILURE
         result = SpanExportResult.SUCCESS
         batch: list[ReadableSpan] = []
         size = 0
@@ -45,7 +48,13 @@ class SizeSplittingExporter(SpanExporter):
         return result
 
     def shutdown(self) -> None:
-        self._inner.shutdown()
+        if not self._stopped:
+            self._stopped = True
+            self._inner.shutdown()
+
+    def abort(self) -> None:
+        """Stop now, cutting short any retry back-off (so a dead collector cannot hold up exit)."""
+        self.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self._inner.force_flush(timeout_millis)

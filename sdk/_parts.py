@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import mimetypes
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any, Optional
 
 Part = dict[str, Any]
 
@@ -27,6 +28,8 @@ AUDIO_MIME = {
 
 def get(obj: Any, key: str, default: Any = None) -> Any:
     """Read a field from a dict or an object (SDK params come as either)."""
+    if type(obj) is dict:  # the common case, checked first: this runs on every call
+        return obj.get(key, default)
     if isinstance(obj, Mapping):
         return obj.get(key, default)
     return getattr(obj, key, default)

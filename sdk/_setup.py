@@ -32,6 +32,7 @@ class _Installed:
     provider: Any
     owned: bool  # we created the provider, so we shut it down
     processors: list[SpanProcessor] = field(default_factory=list)
+    exporter: Optional[SizeSplittingExporter] = None
     integrations: set[str] = field(default_factory=set)
 
 
@@ -86,8 +87,12 @@ def flush(timeout_millis: int = 30000) -> bool:
         return False
 
 
-def shutdown() -> None:
-    """End spans still waiting on abandoned streams, export everything and stop exporting."""
+def shutdown(timeout_seconds: float = 3.0) -> None:
+    """End spans still waiting on abandoned streams, export everything and stop exporting.
+
+    Runs at exit too. If the collector cannot be reached within timeout_seconds, the spans
+    still queued are dropped rather than holding up the app's exit.
+    """
     global _installed
     with _lock:
         installed, _installed = _installed, None
@@ -95,13 +100,24 @@ def shutdown() -> None:
         _pending.end_all()
         if installed is None:
             return
-        if installed.owned:
-            installed.provider.shutdown()
-        else:
-            for processor in installed.processors:
-                processor.shutdown()
+        stop = installed.provider.shutdown if installed.owned else _shutdown_processors(installed.processors)
+        worker = threading.Thread(target=stop, name="tracelake-shutdown", daemon=True)
+        worker.start()
+        worker.join(timeout_seconds)
+        if worker.is_alive() and installed.exporter is not None:
+            log.warning("tracelake: collector unreachable at shutdown; dropping spans not yet exported")
+            installed.exporter.abort()
+            worker.join(1.0)
     except Exception:
         log.warning("tracelake: shutdown failed", exc_info=True)
+
+
+def _shutdown_processors(processors: list[SpanProcessor]) -> Any:
+    def stop() -> None:
+        for processor in processors:
+            processor.shutdown()
+
+    return stop
 
 
 def _install(
@@ -116,10 +132,8 @@ def _install(
     current = trace.get_tracer_provider()
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return _Installed(current, owned=False)
-    processors: list[SpanProcessor] = [
-        TaggingProcessor(),
-        BatchSpanProcessor(SizeSplittingExporter(_exporter(endpoint, headers, api_key, project))),
-    ]
+    exporter = SizeSplittingExporter(_exporter(endpoint, headers, api_key, project))
+    processors: list[SpanProcessor] = [TaggingProcessor(), BatchSpanProcessor(exporter)]
     if isinstance(current, trace.ProxyTracerProvider):
         attributes = {"service.name": service_name or os.environ.get("OTEL_SERVICE_NAME") or _script_name()}
         if project:
@@ -128,11 +142,11 @@ def _install(
         for processor in processors:
             provider.add_span_processor(processor)
         trace.set_tracer_provider(provider)
-        return _Installed(provider, owned=True, processors=processors)
+        return _Installed(provider, owned=True, processors=processors, exporter=exporter)
     if hasattr(current, "add_span_processor"):
         for processor in processors:
             current.add_span_processor(processor)
-        return _Installed(current, owned=False, processors=processors)
+        return _Installed(current, owned=False, processors=processors, exporter=exporter)
     log.warning("tracelake: the app's TracerProvider takes no span processors; spans go where it sends them")
     return _Installed(current, owned=False)
 

@@ -64,7 +64,5 @@ def record_error(span: Span, exc: BaseException) -> None:
 
 
 def set_attributes(span: Span, attributes: dict[str, Any]) -> None:
-    """Set attributes, skipping None values (OTel rejects them noisily)."""
-    for key, value in attributes.items():
-        if value is not None:
-            span.set_attribute(key, value)
+    """Set attributes in one go, skipping None values (OTel rejects them noisily)."""
+    span.set_attributes({k: v for k, v in attributes.items() if v is not None})

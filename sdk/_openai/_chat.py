@@ -64,46 +64,52 @@ def input_message(message: Any) -> dict[str, Any]:
 
 
 def record_response(span: Span, completion: Any, kwargs: Mapping[str, Any]) -> None:
-    choices = get(completion, "choices") or []
-    set_attributes(
-        span,
-        {
-            "gen_ai.response.id": get(completion, "id"),
-            "gen_ai.response.model": get(completion, "model"),
-            "openai.response.service_tier": get(completion, "service_tier"),
-            "openai.response.system_fingerprint": get(completion, "system_fingerprint"),
-            **usage_attributes(get(completion, "usage")),
-        },
-    )
-    reasons = [c.finish_reason for c in choices if get(c, "finish_reason")]
+    # Responses are the client's pydantic models: plain attribute access keeps this cheap.
+    choices = completion.choices or []
+    attributes = {
+        "gen_ai.response.id": completion.id,
+        "gen_ai.response.model": completion.model,
+        "openai.response.service_tier": getattr(completion, "service_tier", None),
+        "openai.response.system_fingerprint": getattr(completion, "system_fingerprint", None),
+        **usage_attributes(completion.usage),
+    }
+    reasons = [c.finish_reason for c in choices if c.finish_reason]
     if reasons:
-        span.set_attribute("gen_ai.response.finish_reasons", reasons)
+        attributes["gen_ai.response.finish_reasons"] = reasons
+    set_attributes(span, attributes)
     if capturing():
-        audio_format = get(kwargs.get("audio"), "format") if given(kwargs.get("audio")) else None
+        audio = kwargs.get("audio")
+        audio_format = get(audio, "format") if given(audio) else None
         record(span, "gen_ai.output.messages", [_output(c, audio_format) for c in choices])
 
 
+def _extra(model: Any, key: str) -> Any:
+    """A field outside OpenAI's schema, as sent by compatible servers."""
+    return (getattr(model, "model_extra", None) or {}).get(key)
+
+
 def _output(choice: Any, audio_format: Any) -> dict[str, Any]:
-    message = get(choice, "message")
+    message = choice.message
     found: list[dict[str, Any]] = []
-    # Reasoning text is not in OpenAI's schema, but compatible servers (vLLM, DeepSeek) send it.
-    thought = get(message, "reasoning_content") or get(message, "reasoning")
+    # Reasoning text is not in OpenAI's schema, but vLLM, DeepSeek and others send it.
+    thought = _extra(message, "reasoning_content") or _extra(message, "reasoning")
     if isinstance(thought, str) and thought:
         found.append(parts.reasoning(thought))
-    if get(message, "content"):
+    if message.content:
         found.append(parts.text(message.content))
-    if get(message, "refusal"):
+    if getattr(message, "refusal", None):
         found.append({"type": "refusal", "content": message.refusal})
-    audio = get(message, "audio")
+    audio = getattr(message, "audio", None)
     if audio is not None:
-        if get(audio, "transcript") and not get(message, "content"):
+        if audio.transcript and not message.content:
             found.append(parts.text(audio.transcript))
-        if get(audio, "data"):
+        if audio.data:
             found.append(parts.blob(audio.data, parts.AUDIO_MIME.get(str(audio_format)), "audio"))
-    for call in get(message, "tool_calls") or ():
-        function = get(call, "function")
-        found.append(parts.tool_call(get(call, "id"), get(function, "name"), get(function, "arguments")))
-    return {"role": get(message, "role") or "assistant", "parts": found, "finish_reason": get(choice, "finish_reason")}
+    for call in message.tool_calls or ():
+        function = getattr(call, "function", None)  # custom tools have none
+        if function is not None:
+            found.append(parts.tool_call(call.id, function.name, function.arguments))
+    return {"role": message.role or "assistant", "parts": found, "finish_reason": choice.finish_reason}
 
 
 class _Choice:
@@ -158,7 +164,7 @@ class Stream:
         if delta.content:
             slot.text.append(delta.content)
             output = True
-        thought = getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None)
+        thought = _extra(delta, "reasoning_content") or _extra(delta, "reasoning")
         if isinstance(thought, str) and thought:
             slot.reasoning.append(thought)
             output = True

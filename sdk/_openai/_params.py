@@ -26,15 +26,13 @@ def usage_attributes(usage: Any) -> dict[str, Any]:
     """Chat (prompt/completion) and Responses (input/output) usage alike."""
     if usage is None:
         return {}
-    input_tokens = get(usage, "input_tokens")
-    output_tokens = get(usage, "output_tokens")
-    input_details = get(usage, "input_tokens_details")
-    output_details = get(usage, "output_tokens_details")
-    if input_tokens is None:
-        input_tokens = get(usage, "prompt_tokens")
-        output_tokens = get(usage, "completion_tokens")
-        input_details = get(usage, "prompt_tokens_details")
-        output_details = get(usage, "completion_tokens_details")
+    # Look the shape up on the class: probing a pydantic model for a missing field is slow.
+    fields = usage if isinstance(usage, dict) else getattr(type(usage), "model_fields", None) or vars(usage)
+    if "prompt_tokens" in fields:
+        names = ("prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details")
+    else:
+        names = ("input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
+    input_tokens, output_tokens, input_details, output_details = (get(usage, n) for n in names)
     attributes = {
         "gen_ai.usage.input_tokens": input_tokens,
         "gen_ai.usage.output_tokens": output_tokens,
