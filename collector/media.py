@@ -23,12 +23,13 @@ per-attachment limit is replaced by a marker; a request over the per-request lim
 """
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import logging
 import re
+import sys
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -113,6 +114,7 @@ class _Blob:
     mime: str
     trace_id: str
     span_id: str
+    text_keys: list[tuple[tuple[bytes, str | None], str]] = field(default_factory=list)  # (key, type)
 
 
 class _Outcome:
@@ -129,18 +131,34 @@ def _decoded_size(payload: str) -> int:
     return len(payload.rstrip("=")) * 3 // 4  # rstrip looks at the end only
 
 
-def _b64decode(payload: str) -> bytes:
-    if "\n" in payload or " " in payload or "\r" in payload:  # MIME-style line breaks
-        payload = "".join(payload.split())
-    payload = payload.rstrip("=")
-    if len(payload) % 4 == 1:
-        raise ValueError("invalid base64: truncated")
-    padded = payload + "=" * (-len(payload) % 4)
+_URLSAFE = bytes.maketrans(b"-_", b"+/")
+_STD_B64 = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
+
+
+def _ascii(payload: str) -> bytes:
     try:
-        if "-" in payload or "_" in payload:
-            return base64.b64decode(padded, altchars=b"-_", validate=True)
-        return base64.b64decode(padded, validate=True)
-    except (binascii.Error, ValueError) as exc:
+        return payload.encode("ascii")
+    except UnicodeEncodeError:
+        raise ValueError("invalid base64: non-ASCII characters") from None
+
+
+def _b64decode(raw: bytes) -> bytes:
+    """Strict base64 (either alphabet, padding optional, line breaks allowed) -> bytes."""
+    if b"\n" in raw or b" " in raw or b"\r" in raw:  # MIME-style line breaks
+        raw = b"".join(raw.split())
+    raw = raw.rstrip(b"=")
+    if len(raw) % 4 == 1:
+        raise ValueError("invalid base64: truncated")
+    if b"-" in raw or b"_" in raw:
+        raw = raw.translate(_URLSAFE)
+    raw += b"=" * (-len(raw) % 4)
+    try:
+        if sys.version_info >= (3, 11):  # the check in C; base64.b64decode(validate=True) runs a regex first
+            return binascii.a2b_base64(raw, strict_mode=True)
+        if not _STD_B64.fullmatch(raw):
+            raise binascii.Error("non-base64 characters")
+        return binascii.a2b_base64(raw)
+    except binascii.Error as exc:
         raise ValueError(f"invalid base64: {exc}") from None
 
 
@@ -157,7 +175,8 @@ class _Request:
         self.limits = extractor.limits
         self.min_chars = _min_chars(self.limits.min_bytes)
         self.has_run = extractor.has_run
-        self.pending: dict[str, _Blob] = {}
+        self.pending: dict[str, _Blob] = {}  # blobs to store (decoded in this request)
+        self.sizes: dict[str, int] = {}  # every distinct blob referenced, stored already or not
         self.media_bytes = 0
         self.found = _Found()
         self.trace_id = self.span_id = ""
@@ -177,7 +196,14 @@ class _Request:
                        mime_type=out.mime, size=size)
             return out
         try:
-            data = _b64decode(payload)
+            raw = _ascii(payload)
+            # A payload seen before (the same image in every turn of a conversation) is found by
+            # the digest of its text: no decoding, sniffing or hashing of the bytes again.
+            text_key = (hashlib.sha256(raw).digest(), mime)
+            known = self.x.known_texts.get(text_key)
+            if known is not None:
+                return self.ref(path, *known)
+            data = _b64decode(raw)
         except ValueError as exc:
             self.error(path, "invalid_base64", str(exc), mime_type=mime)
             return _Outcome(error=str(exc))
@@ -187,12 +213,19 @@ class _Request:
             return _Outcome(error=problem)
         mime = mime or mimes.sniff(data) or mimes.OCTET_STREAM
         sha = hashlib.sha256(data).hexdigest()
-        if sha not in self.pending:
-            self.pending[sha] = _Blob(data, mime, self.trace_id, self.span_id)
-            self.media_bytes += len(data)
-        self.found.refs.append({"uri": reference(sha), "mime_type": mime, "size": len(data),
+        blob = self.pending.get(sha)
+        if blob is None:
+            blob = self.pending[sha] = _Blob(data, mime, self.trace_id, self.span_id)
+        blob.text_keys.append((text_key, mime))
+        return self.ref(path, sha, mime, len(data))
+
+    def ref(self, path: str, sha: str, mime: str, size: int) -> _Outcome:
+        if sha not in self.sizes:  # the request limit counts each distinct blob once
+            self.sizes[sha] = size
+            self.media_bytes += size
+        self.found.refs.append({"uri": reference(sha), "mime_type": mime, "size": size,
                                 "attribute": self.attribute, "path": path})
-        return _Outcome(sha=sha, mime=mime, size=len(data))
+        return _Outcome(sha=sha, mime=mime, size=size)
 
     def error(self, path: str, kind: str, message: str, **extra: Any) -> None:
         entry = {"attribute": self.attribute, "path": path, "error": kind, "message": message}
@@ -390,27 +423,36 @@ def might_have_media(body: bytes, min_bytes: int = 1024) -> bool:
     return RunDetector(_min_chars(min_bytes))(body)
 
 
-class _KnownBlobs:
-    """Shas known to be in the object store (bounded LRU): repeats skip HEAD and PUT."""
+class _Lru:
+    """A bounded, thread-safe LRU whose entries expire: after ``ttl_s`` a blob is looked up in the
+    object store again, so one deleted meanwhile (by the archiver) is stored anew."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, ttl_s: float = 600.0) -> None:
         self.capacity = capacity
-        self._items: OrderedDict[str, None] = OrderedDict()
+        self.ttl_s = ttl_s
+        self._items: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def __contains__(self, sha: str) -> bool:
+    def get(self, key: Any) -> Any:
         with self._lock:
-            if sha in self._items:
-                self._items.move_to_end(sha)
-                return True
-            return False
+            item = self._items.get(key)
+            if item is None:
+                return None
+            if time.monotonic() - item[0] > self.ttl_s:
+                del self._items[key]
+                return None
+            self._items.move_to_end(key)
+            return item[1]
 
-    def add(self, sha: str) -> None:
+    def put(self, key: Any, value: Any = True) -> None:
         with self._lock:
-            self._items[sha] = None
-            self._items.move_to_end(sha)
+            self._items[key] = (time.monotonic(), value)
+            self._items.move_to_end(key)
             while len(self._items) > self.capacity:
                 self._items.popitem(last=False)
+
+    def __contains__(self, key: Any) -> bool:
+        return self.get(key) is not None
 
 
 @dataclass
@@ -434,7 +476,9 @@ class MediaExtractor:
         self.index = index
         self.stats = ExtractorStats()
         self.has_run = RunDetector(_min_chars(self.limits.min_bytes))
-        self._known = _KnownBlobs(known_capacity)
+        self._known = _Lru(known_capacity)  # shas in the object store: no HEAD, no PUT
+        # (text digest, declared type) -> (sha, type, size) of blobs known stored: no decoding
+        self.known_texts = _Lru(known_capacity)
 
     def __call__(self, body: bytes) -> bytes:
         if not self.has_run(body):
@@ -514,6 +558,8 @@ class MediaExtractor:
     def _store(self, sha: str, blob: _Blob) -> None:
         if sha in self._known:
             self.stats.deduplicated += 1
+            for text_key, mime in blob.text_keys:
+                self.known_texts.put(text_key, (sha, mime, len(blob.data)))
             return
         key = object_key(sha)
         try:
@@ -525,7 +571,9 @@ class MediaExtractor:
                 self.stats.deduplicated += 1
         except ObjectStoreError as exc:
             raise MediaStoreUnavailable(f"attachment store unavailable, retry later: {exc}") from exc
-        self._known.add(sha)
+        self._known.put(sha)
+        for text_key, mime in blob.text_keys:
+            self.known_texts.put(text_key, (sha, mime, len(blob.data)))
         if self.index is not None:
             self.index.record(AttachmentRow(sha, blob.mime, len(blob.data), key, blob.trace_id, blob.span_id))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -350,3 +351,27 @@ def test_the_sampled_scan_never_misses_a_payload() -> None:
         assert detect(body), (min_bytes, at)
         assert detect(body.decode())
     assert not RunDetector(_min_chars(1024))(prose)
+
+
+def test_a_repeated_payload_is_not_decoded_again(extract: MediaExtractor, store: CountingStore,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracelake.collector import media
+
+    decoded: list[int] = []
+    real = media._b64decode
+    monkeypatch.setattr(media, "_b64decode", lambda raw: decoded.append(len(raw)) or real(raw))
+    turn = {"attrs": {"gen_ai.input.messages": [{"role": "user", "parts": [
+        {"type": "blob", "modality": "image", "mime_type": "image/png", "content": B64_IMAGE}]}]}}
+    for _ in range(5):  # a conversation re-sending its image with every turn
+        out = only_span(extract(request(turn)))
+        assert json.loads(out["attrs"]["gen_ai.input.messages"])[0]["parts"][0]["uri"] == IMAGE_REF
+        assert refs(out)[0]["mime_type"] == "image/png" and refs(out)[0]["size"] == len(IMAGE)
+    assert len(decoded) == 1
+    # Declared differently, the same text is judged again (and here found to be a mismatch).
+    out = only_span(extract(request({"attrs": {"u": f"data:image/jpeg;base64,{B64_IMAGE}"}})))
+    assert errors(out)[0]["error"] == "mime_mismatch" and len(decoded) == 2
+    # Entries expire, so a blob deleted from the store meanwhile is stored again.
+    store.delete(object_key(IMAGE_REF[-64:]))
+    monkeypatch.setattr(time, "monotonic", lambda real=time.monotonic: real() + 3600)
+    extract(request(turn))
+    assert store.get(object_key(IMAGE_REF[-64:])) == IMAGE
