@@ -1,32 +1,19 @@
 """Fixtures for attachment tests: media samples, a moto S3 server, collector stacks in subprocesses."""
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))  # fake_openai
+sys.path.insert(0, str(HERE.parent))  # fake_openai, server_process
 
-PYTHON = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from att_helpers import Stack, free_port  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -68,61 +55,6 @@ def s3_bucket(moto_endpoint: str) -> str:
     name = f"tl-test-{os.getpid()}-{next(_bucket_counter)}"
     boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
     return name
-
-
-class Stack:
-    """tests/attachments/stack.py in a subprocess: OTLP/HTTP collector with extraction + API."""
-
-    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
-        self.data_dir = data_dir
-        full_env = {**os.environ, **env}
-        self.proc = subprocess.Popen([PYTHON, str(HERE / "stack.py"), str(data_dir)], env=full_env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = self._first_line(timeout=60)
-        ports = json.loads(line)
-        self.otlp_url = f"http://127.0.0.1:{ports['otlp']}"
-        self.ui_url = f"http://127.0.0.1:{ports['ui']}"
-        self.http = httpx.Client(base_url=self.ui_url, timeout=30)
-
-    def _first_line(self, timeout: float) -> str:
-        result: list[str] = []
-        reader = threading.Thread(target=lambda: result.append(self.proc.stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(timeout)
-        if not result or not result[0]:
-            self.proc.kill()
-            raise RuntimeError(f"stack did not start: {self.proc.stderr.read()[-4000:]}")
-        return result[0]
-
-    def sql(self, query: str, **params: Any) -> list[dict[str, Any]]:
-        args = {"q": query, **{f"param_{k}": str(v) for k, v in params.items()}}
-        r = self.http.get("/api/sql", params=args)
-        assert r.status_code == 200, r.text
-        doc = r.json()
-        return [dict(zip(doc["columns"], row)) for row in doc["rows"]]
-
-    def wait_sql(self, query: str, predicate: Any = bool, timeout: float = 20, **params: Any) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while True:
-            rows = self.sql(query, **params)
-            if predicate(rows) or time.monotonic() > deadline:
-                return rows
-            time.sleep(0.2)
-
-    def post_otlp(self, body: bytes) -> httpx.Response:
-        return httpx.post(f"{self.otlp_url}/v1/traces", content=body,
-                          headers={"content-type": "application/x-protobuf"}, timeout=60)
-
-    def stop(self) -> str:
-        self.http.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.stderr.read()
 
 
 @pytest.fixture()

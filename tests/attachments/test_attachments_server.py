@@ -9,10 +9,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from media_samples import png, wav
-from otlp_builders import request
+from att_media import png, wav
+from att_otlp import request
 from server_process import start_server
-from test_roundtrip import _messages, _run_agent
+from att_helpers import chat_messages, run_agent
 
 from tracelake.attachments import object_key
 
@@ -26,7 +26,7 @@ def test_tracelake_server_with_object_store_flag(tmp_path: Path) -> None:
         image, audio = png(100, 60, seed=11), wav(0.3)
         image_sha, audio_sha = hashlib.sha256(image).hexdigest(), hashlib.sha256(audio).hexdigest()
         server.otlp_url = server.otlp_http_url  # what _run_agent sends to
-        _run_agent(server, tmp_path, _messages(image, audio))
+        run_agent(server, tmp_path, chat_messages(image, audio))
 
         assert server.wait_for_count("SELECT count() FROM otel_traces WHERE ServiceName = 'attachments-agent' "
                                      "AND SpanAttributes['gen_ai.input.messages'] != ''", 1) == 1

@@ -14,8 +14,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from conftest import free_port
-from media_samples import SVG_WITH_SCRIPT, png, wav
+from att_helpers import free_port
+from att_media import SVG_WITH_SCRIPT, png, wav
 
 from tracelake.attachments import install, object_key
 from tracelake.attachments.http import parse_range

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from media_samples import SVG_WITH_SCRIPT, png, wav
-from otlp_builders import request, spans
+from att_media import SVG_WITH_SCRIPT, png, wav
+from att_otlp import request, spans
 
 from tracelake.attachments import object_key
 from tracelake.collector.media import (

@@ -1,4 +1,4 @@
-"""An instrumented app: ``python agent.py OTLP_ENDPOINT OPENAI_BASE_URL MESSAGES_JSON``.
+"""An instrumented app: ``python att_agent.py OTLP_ENDPOINT OPENAI_BASE_URL MESSAGES_JSON``.
 
 Runs one OpenAI chat completion under ``tracelake.autotrace()`` (the real SDK) and exports its
 span before exiting. A subprocess, because autotrace() installs a process-wide provider.

@@ -1,6 +1,6 @@
 """Collector + API in one subprocess, wired as ``tracelake server`` will be with attachments.
 
-Run as ``python stack.py DATA_DIR``; configuration comes from TRACELAKE_* env vars (object
+Run as ``python att_stack.py DATA_DIR``; configuration comes from TRACELAKE_* env vars (object
 store, S3 endpoint, limits). Prints one JSON line ``{"otlp": port, "ui": port}`` when listening,
 and shuts down cleanly (commit, flush the attachment index) on SIGTERM.
 

@@ -5,43 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import PYTHON, HERE
-from fake_openai import FakeOpenAI
-from media_samples import png, wav
+from att_helpers import chat_messages, run_agent, stored_blob
+from att_media import png, wav
 
-from tracelake.attachments import object_key
-
-
-def _messages(image: bytes, audio: bytes) -> list[dict]:
-    return [{"role": "user", "content": [
-        {"type": "text", "text": "What is in this picture and this recording?"},
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(image).decode()}},
-        {"type": "input_audio", "input_audio": {"data": base64.b64encode(audio).decode(), "format": "wav"}},
-    ]}]
-
-
-def _run_agent(stack, tmp_path: Path, messages: list[dict]) -> None:
-    path = tmp_path / "messages.json"
-    path.write_text(json.dumps(messages))
-    with FakeOpenAI() as openai_server:
-        done = subprocess.run([PYTHON, str(HERE / "agent.py"), stack.otlp_url, openai_server.base_url, str(path)],
-                              capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
-
-
-def _stored(backend: str, stack_settings: dict, sha: str) -> bytes:
-    if backend == "file":
-        return (Path(stack_settings["object_store"].removeprefix("file://")) / object_key(sha)).read_bytes()
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=stack_settings["s3_endpoint_url"], region_name="us-east-1")
-    bucket, _, prefix = stack_settings["object_store"].removeprefix("s3://").partition("/")
-    return client.get_object(Bucket=bucket, Key=f"{prefix.strip('/')}/{object_key(sha)}")["Body"].read()
 
 
 @pytest.mark.parametrize("backend", ["file", "s3"])
@@ -55,7 +25,7 @@ def test_sdk_chat_with_image_and_audio(backend: str, start_stack, tmp_path: Path
     image, audio = png(120, 80, seed=1), wav(0.5)
     image_sha, audio_sha = hashlib.sha256(image).hexdigest(), hashlib.sha256(audio).hexdigest()
 
-    _run_agent(stack, tmp_path, _messages(image, audio))
+    run_agent(stack, tmp_path, chat_messages(image, audio))
 
     rows = stack.wait_sql("SELECT SpanAttributes['gen_ai.input.messages'] AS messages, "
                           "SpanAttributes['tracelake.attachments'] AS refs, "
@@ -78,8 +48,8 @@ def test_sdk_chat_with_image_and_audio(backend: str, start_stack, tmp_path: Path
         (f"/api/attachments/{audio_sha}", "audio/wav", len(audio))}
 
     # The blobs in the store are byte-identical.
-    assert _stored(backend, settings, image_sha) == image
-    assert _stored(backend, settings, audio_sha) == audio
+    assert stored_blob(backend, settings, image_sha) == image
+    assert stored_blob(backend, settings, audio_sha) == audio
 
     # The endpoint serves them with the stored type and safe headers.
     r = stack.http.get(f"/api/attachments/{image_sha}")
@@ -112,8 +82,8 @@ def test_sdk_chat_with_image_and_audio(backend: str, start_stack, tmp_path: Path
 def test_limits_and_bad_input_through_the_collector(start_stack, tmp_path: Path) -> None:
     from google.rpc import status_pb2
 
-    from media_samples import SVG_WITH_SCRIPT
-    from otlp_builders import request
+    from att_media import SVG_WITH_SCRIPT
+    from att_otlp import request
 
     objects = tmp_path / "objects"
     stack = start_stack(object_store=objects.as_uri(), attachment_min_bytes=256, max_attachment_bytes=30_000,
