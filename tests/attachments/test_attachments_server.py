@@ -56,3 +56,7 @@ def test_tracelake_server_with_object_store_flag(tmp_path: Path) -> None:
         assert server.wait_for_count("SELECT count() FROM otel_traces WHERE SpanName = 'grpc-ok' "
                                      f"AND SpanAttributes['u'] = '/api/attachments/{image_sha}'", 1) == 1
         assert server.sql("SELECT count() FROM otel_traces WHERE SpanName = 'grpc-refused'")[0][0] == 0
+        # The server feeds the ClickHouse index of blobs (flushed about once a second).
+        assert server.wait_for_count("SELECT uniqExact(Sha256) FROM attachments", 2) == 2
+        assert sorted(map(tuple, server.sql("SELECT Sha256, any(MimeType), max(Size) FROM attachments GROUP BY Sha256"))) == \
+            sorted([(image_sha, "image/png", len(image)), (audio_sha, "audio/wav", len(audio))])
