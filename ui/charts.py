@@ -12,7 +12,7 @@ from typing import Any, Callable
 from tracelake.ui.render import fmt_cost, fmt_int, fmt_ms
 
 W, H = 600, 160
-PAD_L, PAD_B, PAD_T = 48, 18, 8
+PAD_L, PAD_B, PAD_T = 58, 18, 8
 
 
 @dataclass
