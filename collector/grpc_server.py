@@ -44,6 +44,8 @@ def _handler(collector: Collector):
             if getattr(exc, "http_status", None) is None:
                 raise
             metrics.requests.labels("grpc", "refused").inc()
+            if exc.http_status == 503:  # transient (object store down): tell the exporter when to retry
+                context.set_trailing_metadata(_retry_trailer(settings.retry_after_s))
             context.abort(getattr(exc, "grpc_status", grpc.StatusCode.INVALID_ARGUMENT), str(exc))
         if accepted.future is not None:
             try:

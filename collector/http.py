@@ -100,7 +100,10 @@ def create_otlp_app(collector: Collector) -> Starlette:
             raw = await _read_capped(request, settings.max_request_bytes)
             body = _decompress(raw, request.headers.get("content-encoding", ""), settings.max_request_bytes)
             decoded = decode_json(body) if as_json else decode_protobuf(body)
-            accepted = collector.accept(decoded, "http")
+            if collector.may_carry_media(decoded):  # extraction does I/O: keep it off the event loop
+                accepted = await asyncio.to_thread(collector.accept, decoded, "http")
+            else:
+                accepted = collector.accept(decoded, "http")
         except _TooLarge as exc:
             metrics.requests.labels("http", "too_large").inc()
             return _status(_RESOURCE_EXHAUSTED, 413, str(exc), as_json)
@@ -118,7 +121,8 @@ def create_otlp_app(collector: Collector) -> Starlette:
             if status is None:
                 raise
             metrics.requests.labels("http", "refused").inc()
-            return _status(getattr(exc, "grpc_code", _INVALID_ARGUMENT), status, str(exc), as_json)
+            return _status(getattr(exc, "grpc_code", _INVALID_ARGUMENT), status, str(exc), as_json,
+                           retry_after if status == 503 else None)
         if accepted.future is not None:
             try:
                 # shield: giving up on the wait must not cancel the spans' commit.

@@ -74,6 +74,11 @@ class Collector:
             raise
         return Accepted(future, decoded)
 
+    def may_carry_media(self, decoded: Decoded) -> bool:
+        """True when the body hook will do real work (I/O) on this request."""
+        has_run = getattr(self.body_hook, "has_run", None)
+        return bool(decoded.accepted and has_run is not None and has_run(decoded.body))
+
     def committed(self, accepted: Accepted, protocol: str) -> None:
         self.metrics.accepted.labels(protocol).inc(accepted.decoded.accepted)
 
