@@ -46,6 +46,11 @@ def seed(store, spans: int) -> tuple[int, float]:
     """Insert ``spans`` spans in ~16k-span inserts; returns (spans, seconds)."""
     from tracelake.collector.batcher import length_delimited
 
+    from tracelake.collector import transform
+
+    # The decode SQL may rely on SQL functions the collector creates at start; create them too.
+    for stmt in getattr(transform, "udf_statements", lambda: [])():
+        store.execute(stmt)
     gen = _generator()
     chunk = 64_000  # spans generated per call: bounded memory, then split into inserts
     per_trace_ms = 20.0
@@ -81,7 +86,10 @@ def seed_big_trace(store, spans: int = 500) -> str:
     sys.path.insert(0, str(REPO / "tests" / "ui"))
     import ui_traces  # type: ignore[import-not-found]
 
-    req, trace_id = ui_traces.big_trace_request(spans, start_ns=time.time_ns() - 120 * 10**9)
+    # In the middle of the seeded data, like any trace an engineer would open.
+    mid = store.query_arrow("SELECT intDiv(toUnixTimestamp64Nano(min(Timestamp)) + toUnixTimestamp64Nano(max(Timestamp)), 2) AS m "
+                            "FROM otel_traces").column("m")[0].as_py() or time.time_ns()
+    req, trace_id = ui_traces.big_trace_request(spans, start_ns=int(mid))
     store.insert_otlp("otel_traces", length_delimited([req]))
     return trace_id
 

@@ -60,7 +60,7 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("ui-e2e")
     srv = start_server(root / "data")
     try:
-        known = ui_traces.known_traces(time.time_ns(), seed=43)
+        known = ui_traces.known_traces(time.time_ns(), seed=43, extracted=False)
         for body in known.requests:
             _post(srv.otlp_http_url, body)
         _sdk_trace(srv.otlp_http_url)
@@ -198,9 +198,14 @@ def test_trace_tree_panel_collapse_and_conversation(server, page):
     assert panel.locator(".tool-call .fn").inner_text() == "lookup_order"
     assert '"status": "shipped"' in panel.locator(".tool-result pre").inner_text()
     assert page.url.endswith(f"?span={k.genai_chat}")
-    # The audio player.
+    # Media the collector extracted: the thumbnail and the audio player load from the attachments endpoint.
+    img_sel = f"#panel button.thumb img[src='/api/attachments/{ui_traces.SHA_IMG}']"
+    assert page.locator(img_sel).count() == 1
+    wait_js(page, f"(() => {{ const i = document.querySelector(\"{img_sel}\"); return i.complete && i.naturalWidth === 96; }})()")
     audio = panel.locator("audio[controls]")
-    assert audio.count() == 1 and audio.get_attribute("src").startswith("/api/attachments/")
+    assert audio.count() == 1 and audio.get_attribute("src") == f"/api/attachments/{ui_traces.SHA_AUDIO}"
+    wait_js(page, "document.querySelector('#panel audio').readyState >= 1")
+    assert abs(page.evaluate("document.querySelector('#panel audio').duration") - 0.5) < 0.05
     assert panel.locator("a.file[download]", has_text="application/pdf").count() == 1
     # Filter attributes.
     page.fill(".attr-filter", "usage")

@@ -5,6 +5,8 @@ either insert them straight into a store (``store.insert_otlp``) or POST them to
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import random
 from dataclasses import dataclass, field
@@ -143,8 +145,41 @@ def synthetic_requests(total_spans: int, seed: int, base_ns: int) -> list[bytes]
 
 
 # --- The known traces of the UI tests -------------------------------------------------------------
-SHA_IMG = "a" * 64
-SHA_AUDIO = "b" * 64
+def png_bytes(w: int = 96, h: int = 64, seed: int = 5) -> bytes:
+    """A small noisy RGB PNG (> 1 KB, so the collector extracts it as an attachment)."""
+    import struct
+    import zlib
+
+    rnd = random.Random(seed)
+    rows = b"".join(b"\x00" + bytes(v for x in range(w) for v in (
+        (x * 255 // w) ^ rnd.randrange(48), (y * 255 // h) ^ rnd.randrange(48), 160)) for y in range(h))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def wav_bytes(seconds: float = 0.5, rate: int = 8000) -> bytes:
+    """A 440 Hz tone as 8-bit mono WAV."""
+    import io
+    import math
+    import wave
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(1)
+        w.setframerate(rate)
+        w.writeframes(bytes(int(128 + 100 * math.sin(2 * math.pi * 440 * i / rate)) for i in range(int(rate * seconds))))
+    return buf.getvalue()
+
+
+PNG = png_bytes()
+WAV = wav_bytes()
+SHA_IMG = hashlib.sha256(PNG).hexdigest()
+SHA_AUDIO = hashlib.sha256(WAV).hexdigest()
 SHA_PDF = "c" * 64
 XSS_SCRIPT = "<script>window.__xss=1;alert(1)</script>"
 XSS_IMG = '<img src=x onerror="window.__xss=2;alert(2)">'
@@ -170,8 +205,11 @@ class Known:
     requests: list[bytes] = field(default_factory=list)
 
 
-def known_traces(now_ns: int, seed: int = 42) -> Known:
-    """One trace per convention, an error trace, and a hostile one; all within the last ~10 minutes."""
+def known_traces(now_ns: int, seed: int = 42, extracted: bool = True) -> Known:
+    """One trace per convention, an error trace, and a hostile one; all within the last ~10 minutes.
+
+    ``extracted``: media as the store holds it after the collector's extraction (``uri`` parts to
+    ``/api/attachments/<sha256>``); False sends the raw ``blob`` parts, for the collector to extract."""
     rnd = random.Random(seed)
     k = Known()
     t0 = now_ns - 10 * 60 * S
@@ -182,8 +220,11 @@ def known_traces(now_ns: int, seed: int = 42) -> Known:
         {"role": "system", "parts": [{"type": "text", "content": "You are a checkout assistant."}]},
         {"role": "user", "parts": [
             {"type": "text", "content": "What is in this picture? Also listen to this."},
-            {"type": "uri", "modality": "image", "mime_type": "image/png", "uri": f"/api/attachments/{SHA_IMG}", "size": 68},
-            {"type": "uri", "modality": "audio", "mime_type": "audio/wav", "uri": f"/api/attachments/{SHA_AUDIO}", "size": 4410},
+            *([{"type": "uri", "modality": "image", "mime_type": "image/png", "uri": f"/api/attachments/{SHA_IMG}", "size": len(PNG)},
+               {"type": "uri", "modality": "audio", "mime_type": "audio/wav", "uri": f"/api/attachments/{SHA_AUDIO}", "size": len(WAV)}]
+              if extracted else
+              [{"type": "blob", "modality": "image", "mime_type": "image/png", "content": base64.b64encode(PNG).decode()},
+               {"type": "blob", "modality": "audio", "mime_type": "audio/wav", "content": base64.b64encode(WAV).decode()}]),
             {"type": "uri", "modality": "file", "mime_type": "application/pdf", "uri": f"/api/attachments/{SHA_PDF}", "size": 1234},
             {"type": "blob", "modality": "image", "mime_type": "image/png", "content": PNG_1PX},
         ]},
