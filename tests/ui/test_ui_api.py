@@ -78,6 +78,9 @@ def test_list_is_newest_first_with_llm_columns(client, known, every):
     ("service:oi-svc OR service:ollm-svc", {"openinference", "openllmetry"}),
     ("(service:oi-svc OR service:ollm-svc) -span:retrieve", {"openllmetry"}),
     ("project:default service:ollm-svc", {"openllmetry"}),
+    ('attr.path:"C:\\\\dir\\\\new\tfile"', {"openllmetry"}),
+    ('session:"s\\\\1"', {"openllmetry"}),
+    ("attr.path:C:*", {"openllmetry"}),
     ("service:\"x' OR 1=1 --\"", set()),
     ("attr.a']OR'1'='1:x", set()),
 ])

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() or shutil.which("chr
 
 
 def _post(otlp_http_url: str, body: bytes) -> None:
-    r = httpx.post(f"{otlp_http_url}/v1/traces", content=body, headers={"Content-Type": "application/x-protobuf"}, timeout=60)
+    r = httpx.post(f"{otlp_http_url}/v1/traces", content=body, headers={"Content-Type": "application/x-protobuf"}, timeout=180)
     assert r.status_code == 200, r.text
 
 
@@ -66,7 +66,7 @@ def server(tmp_path_factory):
         _sdk_trace(srv.otlp_http_url)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            n = len(httpx.get(f"{srv.ui_url}/api/traces", params={"range": "1h"}, timeout=30).json()["traces"])
+            n = len(httpx.get(f"{srv.ui_url}/api/traces", params={"range": "1h"}, timeout=120).json()["traces"])
             if n >= 6:
                 break
             time.sleep(0.3)

@@ -295,7 +295,8 @@ def known_traces(now_ns: int, seed: int = 42, extracted: bool = True) -> Known:
     spans = [
         SpanSpec("weather.workflow", root, "", 0, 900, {"traceloop.span.kind": "workflow",
                                                         "traceloop.entity.input": '{"inputs": {"city": "Oslo"}}',
-                                                        "traceloop.entity.output": '{"outputs": "4 degrees"}'}),
+                                                        "traceloop.entity.output": '{"outputs": "4 degrees"}',
+                                                        "path": "C:\\dir\\new\tfile", "session.id": "s\\1"}),
         SpanSpec("openai.chat", k.ollm_llm, root, 100, 700, ol, kind=Span.SPAN_KIND_CLIENT),
     ]
     k.requests.append(request(k.openllmetry, spans, t0 + 120 * S, "ollm-svc").SerializeToString())
