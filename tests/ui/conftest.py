@@ -1,7 +1,7 @@
 """Fixtures for the UI tests: one embedded store seeded with the known traces, and an app on it.
 
-chdb allows one data directory per process at a time, so the store is session-scoped here and
-closed at the end; browser tests run the server as a subprocess instead.
+chdb allows one data directory per process at a time, so the store lives for one module and is
+closed after it (other test folders may open their own); browser tests run the server as a subprocess.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import ui_traces  # noqa: E402
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def known_store(tmp_path_factory):
     from tracelake.store import open_store
 
@@ -27,7 +27,7 @@ def known_store(tmp_path_factory):
     store.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def client(known_store):
     from fastapi.testclient import TestClient
 
@@ -40,6 +40,6 @@ def client(known_store):
         yield c
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def known(known_store):
     return known_store[1]
