@@ -72,12 +72,17 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def timed(call: Callable[[], Any], n: int) -> float:
-    """Seconds per call over n calls."""
-    start = time.perf_counter()
+def timed(call: Callable[[], Any], n: int, after: Callable[[], Any] = lambda: None) -> tuple[float, float]:
+    """Wall and CPU seconds per call over n calls, including whatever after() does.
+
+    CPU time is the whole process's (the export thread included); it is the steadier figure on
+    a busy machine, where wall time also measures other people's work.
+    """
+    wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(n):
         call()
-    return (time.perf_counter() - start) / n
+    after()
+    return (time.perf_counter() - wall) / n, (time.process_time() - cpu) / n
 
 
 def latency(call: Callable[[], Any], toggle: Callable[[bool], None], flush: Callable[[], Any], calls: int, rounds: int) -> None:
@@ -91,14 +96,16 @@ def latency(call: Callable[[], Any], toggle: Callable[[bool], None], flush: Call
         toggle(False)
         plain.append(timed(call, per_round))
         toggle(True)
-        traced_times.append(timed(call, per_round))
-        flush()  # export work stays with the traced rounds, not the next plain one
-    base, with_sdk = statistics.median(plain), statistics.median(traced_times)
-    print(f"calls per mode   {per_round * rounds} in {rounds} alternating rounds")
-    print(f"without tracing  {base * 1e3:8.3f} ms/call (median of rounds)")
-    print(f"with autotrace   {with_sdk * 1e3:8.3f} ms/call")
-    print(f"ratio            {with_sdk / base:8.3f}  ({(with_sdk / base - 1) * 100:+.1f}% latency)")
-    print(f"added per call   {(with_sdk - base) * 1e6:8.1f} µs")
+        # Exporting the round's spans is timed with it: that CPU is part of the cost too,
+        # and it must not spill into the next plain round.
+        traced_times.append(timed(call, per_round, after=flush))
+    print(f"calls per mode   {per_round * rounds} in {rounds} alternating rounds; medians of rounds")
+    print(f"{'':17}{'without':>10}{'with':>10}{'ratio':>9}{'added':>12}")
+    for index, label in ((0, "wall ms/call"), (1, "CPU ms/call")):
+        base = statistics.median(r[index] for r in plain)
+        with_sdk = statistics.median(r[index] for r in traced_times)
+        added = (with_sdk - base) * 1e6
+        print(f"{label:17}{base * 1e3:10.3f}{with_sdk * 1e3:10.3f}{with_sdk / base:9.3f}{added:9.0f} µs")
 
 
 def memory(call: Callable[[], Any], flush: Callable[[], Any], calls: int) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from tracelake.config import Settings
 from tracelake.store.base import Store, StoreError
@@ -63,7 +64,10 @@ async def _sql_request(request: Request) -> tuple[str, dict[str, str]]:
     if request.method == "POST":
         ctype = request.headers.get("content-type", "")
         if ctype.startswith("application/json"):
-            body = orjson.loads(await request.body() or b"{}")
+            try:
+                body = orjson.loads(await request.body() or b"{}")
+            except orjson.JSONDecodeError as exc:
+                raise StoreError(f"request body is not JSON: {exc}") from None
             fields.update(body if isinstance(body, dict) else {})
         elif ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
             fields.update(dict(await request.form()))
@@ -77,16 +81,20 @@ async def _sql_request(request: Request) -> tuple[str, dict[str, str]]:
     return str(fields.get("q", "")), params
 
 
-@ops.api_route("/api/sql", methods=["GET", "POST"], tags=["sql"],
-               summary="Read-only SQL: q=<SELECT ...>, param_<name>=<value> for {name:Type} placeholders")
+_SQL_SUMMARY = "Read-only SQL: q=<SELECT ...>, param_<name>=<value> for {name:Type} placeholders"
+
+
+@ops.get("/api/sql", tags=["sql"], summary=_SQL_SUMMARY, operation_id="sql_get")
+@ops.post("/api/sql", tags=["sql"], summary=_SQL_SUMMARY, operation_id="sql_post")
 async def sql(request: Request) -> Response:
-    query, params = await _sql_request(request)
+    try:
+        query, params = await _sql_request(request)
+    except StoreError as exc:
+        return _json({"error": str(exc)}, 400)
     if not query.strip():
         return _json({"error": "missing q: the SQL to run"}, 400)
     store: Store = request.app.state.store
     try:
-        from starlette.concurrency import run_in_threadpool
-
         table = await run_in_threadpool(store.query_readonly, query, params)
     except StoreError as exc:
         return _json({"error": str(exc)}, 400)

@@ -70,7 +70,6 @@ def record_response(span: Span, completion: Any, kwargs: Mapping[str, Any]) -> N
         "gen_ai.response.id": completion.id,
         "gen_ai.response.model": completion.model,
         "openai.response.service_tier": getattr(completion, "service_tier", None),
-        "openai.response.system_fingerprint": getattr(completion, "system_fingerprint", None),
         **usage_attributes(completion.usage),
     }
     reasons = [c.finish_reason for c in choices if c.finish_reason]
@@ -132,7 +131,6 @@ class Stream:
         self.id: Any = None
         self.model: Any = None
         self.service_tier: Any = None
-        self.fingerprint: Any = None
         self.usage: Any = None
         self.choices: dict[int, _Choice] = {}
 
@@ -141,7 +139,6 @@ class Stream:
         if self.id is None:
             self.id, self.model = chunk.id, chunk.model
             self.service_tier = getattr(chunk, "service_tier", None)
-            self.fingerprint = getattr(chunk, "system_fingerprint", None)
         if chunk.usage is not None:
             self.usage = chunk.usage
         output = False
@@ -188,7 +185,6 @@ class Stream:
                 "gen_ai.response.id": self.id,
                 "gen_ai.response.model": self.model,
                 "openai.response.service_tier": self.service_tier,
-                "openai.response.system_fingerprint": self.fingerprint,
                 **usage_attributes(self.usage),
             },
         )

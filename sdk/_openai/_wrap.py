@@ -20,10 +20,11 @@ from .._spans import record_error, report, suppressed, tracer
 from . import _chat, _embeddings, _responses
 from ._streams import Recorder, traced
 
-try:  # with_raw_response results; LangChain's ChatOpenAI goes through them
+try:  # with_raw_response results (LangChain's ChatOpenAI goes through them), with_streaming_response ones
     from openai._legacy_response import LegacyAPIResponse
+    from openai._response import BaseAPIResponse
 except ImportError:  # pragma: no cover - very old clients
-    LegacyAPIResponse = ()  # type: ignore[assignment,misc]
+    LegacyAPIResponse = BaseAPIResponse = ()  # type: ignore[assignment,misc]
 
 # (module, class, method, operation); a target missing from the installed version is skipped.
 _TARGETS = [
@@ -91,13 +92,19 @@ def _async_wrapper(original: Callable[..., Any], op: ModuleType) -> Callable[...
 
 
 def _server(resource: Any) -> dict[str, Any]:
+    """Provider and server attributes, worked out once per client and base URL."""
     client = getattr(resource, "_client", None)
     url = getattr(client, "base_url", None)
     if url is None:
         return {}
+    cached = client.__dict__.get("_tracelake_server")
+    if cached is not None and cached[0] is url:
+        return cached[1]
     port = url.port or (443 if url.scheme == "https" else 80)
     provider = "azure.ai.openai" if type(client).__name__.startswith("Azure") else "openai"
-    return {"gen_ai.provider.name": provider, "server.address": url.host, "server.port": port}
+    attributes = {"gen_ai.provider.name": provider, "server.address": url.host, "server.port": port}
+    client.__dict__["_tracelake_server"] = (url, attributes)
+    return attributes
 
 
 class Call:
@@ -142,8 +149,8 @@ class Call:
                     self._trace_parsed_stream(result)
                     return result
                 self.op.record_response(self.span, result.parse(), self.kwargs)
-            elif not hasattr(result, "http_response"):
-                # with_streaming_response leaves the body unread: nothing more to record then.
+            elif not isinstance(result, BaseAPIResponse):
+                # (with_streaming_response leaves the body unread: nothing more to record then.)
                 self.op.record_response(self.span, result, self.kwargs)
         except Exception:
             report("openai response")

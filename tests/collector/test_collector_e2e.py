@@ -156,6 +156,12 @@ def test_ops_endpoints_and_sql_api(server):
     assert r.status_code == 400 and "readonly" in r.json()["error"].lower()
     r = httpx.get(f"{server.ui_url}/api/sql", params={"q": "SELECT {x:UInt8} + 1 AS y", "param_x": "41"})
     assert r.json() == {"columns": ["y"], "rows": [[42]], "row_count": 1}
+    r = httpx.post(f"{server.ui_url}/api/sql", json={"q": "SELECT {x:UInt8} * 2 AS y", "params": {"x": 21}})
+    assert r.json()["rows"] == [[42]]
+    r = httpx.post(f"{server.ui_url}/api/sql", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "not JSON" in r.json()["error"]
+    operations = httpx.get(f"{server.ui_url}/api/openapi.json").json()["paths"]["/api/sql"]
+    assert {operations["get"]["operationId"], operations["post"]["operationId"]} == {"sql_get", "sql_post"}
 
 
 def test_sql_command_prints_a_table(server):
