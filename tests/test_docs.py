@@ -22,3 +22,25 @@ def test_readme_test_command_is_what_ci_runs():
     test_command = next(b for b in blocks if "pytest" in b)
     assert test_command in ci
     assert any("tracelake server" in b for b in blocks)
+
+
+def test_relative_links_resolve():
+    """Every relative link in the README and docs/ points at a file that exists."""
+    broken = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "deploy").glob("*.md"))]:
+        text = re.sub(r"`[^`]*`", "", page.read_text())  # links shown as code are examples
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if "://" in target or target.startswith(("mailto:", "data:")):
+                continue
+            if not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(ROOT)} -> {target}")
+    assert not broken, f"broken links: {broken}"
+
+
+def test_sdk_names_are_exported_at_the_top_level():
+    import tracelake
+    from tracelake import sdk
+
+    for name in sdk.__all__:
+        if name != "SpanHandle":
+            assert getattr(tracelake, name) is getattr(sdk, name), name

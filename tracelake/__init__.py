@@ -10,7 +10,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SDK_NAMES = ("autotrace", "shutdown", "trace", "span", "session", "user")
+_SDK_NAMES = ("autotrace", "shutdown", "flush", "trace", "span", "session", "user")
 __all__ = ["__version__", *_SDK_NAMES]
 
 

@@ -696,6 +696,12 @@ def bucket_seconds(lo_ns: int, hi_ns: int, buckets: int = 60) -> int:
     return 86400 * 7
 
 
+# Per-trace figures the dashboard charts, over the rows of one group.
+_TRACE_METRICS = ("count() AS Requests, countIf(Errors > 0) AS Failed, "
+                  "quantileTDigest(0.5)(TE - TS) / 1e6 AS P50, quantileTDigest(0.95)(TE - TS) / 1e6 AS P95, "
+                  "sum(InTok) AS InTok, sum(OutTok) AS OutTok, sum(CostUsd) AS Cost")
+
+
 def dashboard(store: Store, lo_ns: int, hi_ns: int, node: Node | None = None) -> dict[str, Any]:
     """Time series of requests, errors, latency, tokens and cost; totals by model and by service."""
     step = bucket_seconds(lo_ns, hi_ns)
@@ -706,13 +712,9 @@ def dashboard(store: Store, lo_ns: int, hi_ns: int, node: Node | None = None) ->
              f"FROM trace_summary WHERE Start >= fromUnixTimestamp64Nano({p.i(lo_ns)}) "
              f"AND Start < fromUnixTimestamp64Nano({p.i(hi_ns)}) GROUP BY TraceId "
              f"HAVING TS >= {p.i(lo_ns)} AND TS < {p.i(hi_ns)} AND {having}")
-    series_sql = (f"SELECT intDiv(TS, {step * 10**9}) * {step} AS B, count() AS Requests, countIf(Errors > 0) AS Failed, "
-                  f"quantileTDigest(0.5)(TE - TS) / 1e6 AS P50, quantileTDigest(0.95)(TE - TS) / 1e6 AS P95, "
-                  f"sum(InTok) AS InTok, sum(OutTok) AS OutTok, sum(CostUsd) AS Cost FROM ({inner}) GROUP BY B ORDER BY B")
+    series_sql = f"SELECT intDiv(TS, {step * 10**9}) * {step} AS B, {_TRACE_METRICS} FROM ({inner}) GROUP BY B ORDER BY B"
     series = query(store, series_sql, p)
-    by_service_sql = (f"SELECT RootService AS K, count() AS Requests, countIf(Errors > 0) AS Failed, "
-                      f"quantileTDigest(0.5)(TE - TS) / 1e6 AS P50, quantileTDigest(0.95)(TE - TS) / 1e6 AS P95, "
-                      f"sum(InTok) AS InTok, sum(OutTok) AS OutTok, sum(CostUsd) AS Cost "
+    by_service_sql = (f"SELECT RootService AS K, {_TRACE_METRICS} "
                       f"FROM ({inner.replace('SELECT TraceId, ', 'SELECT TraceId, max(RootService) AS RootService, ', 1)}) "
                       f"GROUP BY K ORDER BY Requests DESC LIMIT 20")
     by_service = query(store, by_service_sql, p)
