@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +24,13 @@ import httpx
 
 TESTS = Path(__file__).resolve().parent
 STARTUP_TIMEOUT = 90.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _read_until(proc: subprocess.Popen, pattern: re.Pattern[str], want: int, timeout: float) -> tuple[list[str], list[str]]:

@@ -2,18 +2,14 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))  # fake_openai, server_process
-
-from att_helpers import Stack, free_port  # noqa: E402
+from att_helpers import Stack
+from server_process import free_port
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from att_helpers import free_port
+from server_process import free_port
 from att_media import SVG_WITH_SCRIPT, png, wav
 
 from tracelake.attachments import install, object_key

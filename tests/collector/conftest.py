@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from server_process import start_clickhouse_endpoint  # noqa: E402
 

@@ -6,23 +6,16 @@ session and the receiver is cleared before each test. Tests that need a process 
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-for path in (HERE, HERE.parent):  # otlp_receiver, and the shared tests/fake_openai.py
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
+import openai
+from fake_openai import FakeOpenAI
+from otlp_receiver import OTLPReceiver, SpanSet
 
-import openai  # noqa: E402
-from fake_openai import FakeOpenAI  # noqa: E402
-from otlp_receiver import OTLPReceiver, SpanSet  # noqa: E402
-
-import tracelake  # noqa: E402
-from tracelake.sdk import _config  # noqa: E402
+import tracelake
+from tracelake.sdk import _config
 
 
 @pytest.fixture(scope="session")

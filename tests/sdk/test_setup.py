@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from server_process import free_port
 
 
 def run(tmp_path: Path, code: str, name: str = "app", env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -26,12 +26,6 @@ def run(tmp_path: Path, code: str, name: str = "app", env: dict[str, str] | None
 
 def from_service(spans, service):
     return [s for s in spans if s.resource.get("service.name") == service]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_the_one_line(tmp_path, receiver, server, collect):

@@ -5,13 +5,9 @@ closed after it (other test folders may open their own); browser tests run the s
 """
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 import ui_traces  # noqa: E402
 

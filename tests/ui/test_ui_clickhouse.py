@@ -3,16 +3,13 @@ tests/chhttp.py): the same pages and filters through clickhouse-connect, whose p
 escapes differently from chdb's."""
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 import ui_traces
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 @pytest.fixture(scope="module")
