@@ -416,6 +416,13 @@ def normalize(attrs: dict[str, str]) -> SpanIO:
         return io
 
 
+# (convention, reader, input prefix, output prefix) for messages flattened into indexed keys.
+_FLATTENED = (
+    ("openinference", _oi_messages, "llm.input_messages", "llm.output_messages"),
+    ("openllmetry", _ollm_messages, "gen_ai.prompt", "gen_ai.completion"),
+)
+
+
 def _normalize(attrs: dict[str, str]) -> SpanIO:
     io = SpanIO()
     # OTel GenAI (current semconv)
@@ -428,22 +435,17 @@ def _normalize(attrs: dict[str, str]) -> SpanIO:
             io.output = outp or []
     if "gen_ai.system_instructions" in attrs:
         io.system = _system_instructions(attrs["gen_ai.system_instructions"]) + io.system
-    # OpenInference
-    if not io.input and any(k.startswith("llm.input_messages.") for k in attrs):
-        io.conventions.append("openinference")
-        io.system, io.input = _split_system(_oi_messages(attrs, "llm.input_messages"))
-    if not io.output and any(k.startswith("llm.output_messages.") for k in attrs):
-        if "openinference" not in io.conventions:
-            io.conventions.append("openinference")
-        io.output = _oi_messages(attrs, "llm.output_messages")
-    # OpenLLMetry
-    if not io.input and any(k.startswith("gen_ai.prompt.") for k in attrs):
-        io.conventions.append("openllmetry")
-        io.system, io.input = _split_system(_ollm_messages(attrs, "gen_ai.prompt"))
-    if not io.output and any(k.startswith("gen_ai.completion.") for k in attrs):
-        if "openllmetry" not in io.conventions:
-            io.conventions.append("openllmetry")
-        io.output = _ollm_messages(attrs, "gen_ai.completion")
+    # Flattened conventions (OpenInference, OpenLLMetry), where the current semconv left a gap.
+    for convention, read, input_prefix, output_prefix in _FLATTENED:
+        found = False
+        if not io.input and any(k.startswith(input_prefix + ".") for k in attrs):
+            io.system, io.input = _split_system(read(attrs, input_prefix))
+            found = True
+        if not io.output and any(k.startswith(output_prefix + ".") for k in attrs):
+            io.output = read(attrs, output_prefix)
+            found = True
+        if found:
+            io.conventions.append(convention)
     # Tool spans (GenAI execute_tool)
     if not io.input and "gen_ai.tool.call.arguments" in attrs:
         io.input_value = as_value(attrs["gen_ai.tool.call.arguments"])

@@ -543,6 +543,20 @@ SPAN_COLUMNS = ("SpanId, ParentSpanId, SpanName, SpanKind, ServiceName, toUnixTi
                 "length(Events.Name) AS NEvents, has(Events.Name, 'exception') AS HasExc")
 
 
+def _span_row(r: dict[str, Any]) -> SpanRow:
+    """A SpanRow from a result row holding SPAN_COLUMNS."""
+    return SpanRow(r["SpanId"], r["ParentSpanId"], r["SpanName"], r["SpanKind"], r["ServiceName"], int(r["TsNs"]),
+                   int(r["Duration"]), _status(r["StatusCode"]), r["StatusMessage"], r["LlmOperation"], r["LlmModel"],
+                   int(r["InputTokens"]), int(r["OutputTokens"]), float(r["CostUsd"]), int(r["NEvents"]),
+                   bool(r["HasExc"]))
+
+
+def _within(p: Params, window: tuple[int, int]) -> str:
+    """Spans inside a trace's time window (from trace_window), so the primary key prunes parts."""
+    return (f"Timestamp >= fromUnixTimestamp64Nano({p.i(window[0])}) "
+            f"AND Timestamp <= fromUnixTimestamp64Nano({p.i(window[1])})")
+
+
 def get_trace(store: Store, trace_id: str) -> list[SpanRow] | None:
     """The trace's spans in tree (depth-first, start-ordered) order, or None if unknown."""
     win = trace_window(store, trace_id)
@@ -550,12 +564,9 @@ def get_trace(store: Store, trace_id: str) -> list[SpanRow] | None:
         return None
     p = Params()
     sql = (f"SELECT {SPAN_COLUMNS} FROM otel_traces WHERE TraceId = {p.s(trace_id)} "
-           f"AND Timestamp >= fromUnixTimestamp64Nano({p.i(win[0])}) AND Timestamp <= fromUnixTimestamp64Nano({p.i(win[1])}) "
+           f"AND {_within(p, win)} "
            f"ORDER BY TsNs, SpanId LIMIT 1 BY SpanId LIMIT {MAX_TRACE_SPANS}")
-    spans = [SpanRow(r["SpanId"], r["ParentSpanId"], r["SpanName"], r["SpanKind"], r["ServiceName"], int(r["TsNs"]),
-                     int(r["Duration"]), _status(r["StatusCode"]), r["StatusMessage"], r["LlmOperation"], r["LlmModel"],
-                     int(r["InputTokens"]), int(r["OutputTokens"]), float(r["CostUsd"]), int(r["NEvents"]),
-                     bool(r["HasExc"])) for r in query(store, sql, p)]
+    spans = [_span_row(r) for r in query(store, sql, p)]
     return tree_order(spans)
 
 
@@ -608,15 +619,13 @@ def get_span(store: Store, trace_id: str, span_id: str) -> SpanDetail | None:
            f"arrayMap(t -> toUnixTimestamp64Nano(t), Events.Timestamp) AS EvTs, Events.Name AS EvName, "
            f"Events.Attributes AS EvAttrs, Links.TraceId AS LTrace, Links.SpanId AS LSpan "
            f"FROM otel_traces WHERE TraceId = {p.s(trace_id)} AND SpanId = {p.s(span_id)} "
-           f"AND Timestamp >= fromUnixTimestamp64Nano({p.i(win[0])}) AND Timestamp <= fromUnixTimestamp64Nano({p.i(win[1])}) "
+           f"AND {_within(p, win)} "
            f"LIMIT 1")
     rows = query(store, sql, p)
     if not rows:
         return None
     r = rows[0]
-    row = SpanRow(r["SpanId"], r["ParentSpanId"], r["SpanName"], r["SpanKind"], r["ServiceName"], int(r["TsNs"]),
-                  int(r["Duration"]), _status(r["StatusCode"]), r["StatusMessage"], r["LlmOperation"], r["LlmModel"],
-                  int(r["InputTokens"]), int(r["OutputTokens"]), float(r["CostUsd"]), int(r["NEvents"]), bool(r["HasExc"]))
+    row = _span_row(r)
     events = [{"time_ns": int(t), "name": n, "attributes": dict(a)}
               for t, n, a in zip(r["EvTs"], r["EvName"], r["EvAttrs"])]
     links = [{"trace_id": t, "span_id": s} for t, s in zip(r["LTrace"], r["LSpan"])]
