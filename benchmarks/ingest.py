@@ -25,6 +25,7 @@ from pathlib import Path
 import grpc
 import httpx
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -131,12 +132,8 @@ def writer_figures(exposition: str) -> dict[str, float]:
     """Totals of the writer's histograms from the collector's /metrics: what bounds the run."""
     wanted = {"tracelake_batch_spans_count": "inserts", "tracelake_batch_spans_sum": "spans",
               "tracelake_insert_seconds_sum": "seconds"}
-    figures = {}
-    for line in exposition.splitlines():
-        name, _, value = line.partition(" ")
-        if name in wanted:
-            figures[wanted[name]] = float(value)
-    return figures
+    return {wanted[sample.name]: sample.value for family in text_string_to_metric_families(exposition)
+            for sample in family.samples if sample.name in wanted}
 
 
 def main() -> int:

@@ -67,7 +67,7 @@ async def _sql_request(request: Request) -> tuple[str, dict[str, str]]:
             try:
                 body = orjson.loads(await request.body() or b"{}")
             except orjson.JSONDecodeError as exc:
-                raise StoreError(f"request body is not JSON: {exc}") from None
+                raise ValueError(f"request body is not JSON: {exc}") from None
             fields.update(body if isinstance(body, dict) else {})
         elif ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
             fields.update(dict(await request.form()))
@@ -89,7 +89,7 @@ _SQL_SUMMARY = "Read-only SQL: q=<SELECT ...>, param_<name>=<value> for {name:Ty
 async def sql(request: Request) -> Response:
     try:
         query, params = await _sql_request(request)
-    except StoreError as exc:
+    except ValueError as exc:  # a body that does not parse
         return _json({"error": str(exc)}, 400)
     if not query.strip():
         return _json({"error": "missing q: the SQL to run"}, 400)

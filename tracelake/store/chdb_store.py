@@ -43,9 +43,10 @@ class ChdbStore:
         self._session.query(f"CREATE DATABASE IF NOT EXISTS {database}")
         self._session.query(f"USE {database}")
 
-    def _run(self, sql: str, fmt: str, params: Params):
+    def _run(self, sql: str, fmt: str, params: Params, connection=None):
+        """Run on the session, or on another connection to the same data."""
         try:
-            return self._session.query(sql, fmt, params=params or {})
+            return (connection or self._session).query(sql, fmt, params=params or {})
         except Exception as exc:  # chdb raises its own error types; callers see one
             raise StoreError(str(exc)) from exc
 
@@ -59,11 +60,8 @@ class ChdbStore:
         # A second connection to the same data, opened with readonly=1: the engine refuses
         # writes and setting changes, whatever the SQL text says.
         with self._readonly_lock:
-            try:
-                self._readonly.query(f"USE {self.database}", "CSV")
-                return self._readonly.query(sql, "ArrowTable", params=params or {})
-            except Exception as exc:
-                raise StoreError(str(exc)) from exc
+            self._run(f"USE {self.database}", "CSV", None, self._readonly)
+            return self._run(sql, "ArrowTable", params, self._readonly)
 
     def insert_arrow(self, table: str, batch: pa.Table) -> None:
         cols = ", ".join(f"`{c}`" for c in batch.column_names)
@@ -87,9 +85,7 @@ class ChdbStore:
             with os.fdopen(fd, "wb") as f:
                 f.write(stream)
             sql = insert_from_file_sql(f"{self.database}.{table}", path, str(self._schema_path))
-            self._insert_connection().query(sql, "CSV")
-        except Exception as exc:
-            raise StoreError(str(exc)) from exc
+            self._run(sql, "CSV", None, self._insert_connection())
         finally:
             os.unlink(path)
 

@@ -39,9 +39,9 @@ OUTPUT_TOKENS = f"toUInt64OrZero({_first('gen_ai.usage.output_tokens', 'gen_ai.u
 OPERATION = (f"lower({_first('gen_ai.operation.name', 'openinference.span.kind', 'traceloop.span.kind', 'llm.request.type')})")
 SESSION = _first("session.id", "gen_ai.conversation.id", "traceloop.association.properties.session_id")
 USER = _first("user.id", "enduser.id", "traceloop.association.properties.user_id")
-PROJECT = (f"ifNull(coalesce(nullIf(SpanAttributes['tracelake.project'], ''), "
-           f"nullIf(ResourceAttributes['tracelake.project'], ''), "
-           f"nullIf(ResourceAttributes['openinference.project.name'], '')), 'default')")
+PROJECT = ("ifNull(coalesce(nullIf(SpanAttributes['tracelake.project'], ''), "
+           "nullIf(ResourceAttributes['tracelake.project'], ''), "
+           "nullIf(ResourceAttributes['openinference.project.name'], '')), 'default')")
 
 
 _PRICES = "'{database}.model_prices_dict'"
