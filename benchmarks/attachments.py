@@ -129,7 +129,8 @@ def _count_spans(body: bytes) -> int:
 
 
 def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
-    from tracelake.collector.batcher import Backpressure
+    from tracelake.collector.config import from_settings
+    from tracelake.collector.errors import Backpressure
     from tracelake.collector.decode import decode_protobuf
     from tracelake.collector.media import build_body_hook
     from tracelake.collector.service import Collector
@@ -159,7 +160,7 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
             with lock:
                 hook_seconds[0] += time.thread_time() - t
 
-    collector = Collector(store, settings, body_hook=timed_hook if hook else None)
+    collector = Collector(store, from_settings(settings), body_hook=timed_hook if hook else None)
     collector.start()
     queue = list(reversed(bodies))
 

@@ -14,11 +14,12 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from tracelake.collector.errors import Backpressure
+from tracelake.store.otlp import length_delimited
+
 log = logging.getLogger(__name__)
 
-
-class Backpressure(RuntimeError):
-    """The queue is full or the store is down: the client should retry later."""
+__all__ = ["Backpressure", "Batcher", "length_delimited"]
 
 
 @dataclass
@@ -27,20 +28,6 @@ class _Item:
     spans: int
     future: Future = field(default_factory=Future)
     enqueued: float = field(default_factory=time.monotonic)
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | 0x80 if n else byte)
-        if not n:
-            return bytes(out)
-
-
-def length_delimited(bodies: list[bytes]) -> bytes:
-    """The stream format ClickHouse's Protobuf input reads: varint length, then the message."""
-    return b"".join(_varint(len(b)) + b for b in bodies)
 
 
 class Batcher:

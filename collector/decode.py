@@ -14,12 +14,12 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from tracelake.collector.errors import BadRequest
+
+__all__ = ["BadRequest", "Decoded", "decode_json", "decode_protobuf", "validate"]
+
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
-
-
-class BadRequest(ValueError):
-    """The request as a whole cannot be read (HTTP 400 / INVALID_ARGUMENT)."""
 
 
 @dataclass(frozen=True)

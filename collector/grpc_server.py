@@ -13,48 +13,48 @@ from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from tracelake.collector.batcher import Backpressure
-from tracelake.collector.decode import BadRequest, decode_protobuf
+from tracelake.collector.decode import decode_protobuf
+from tracelake.collector.errors import IngestError, NotStored
 from tracelake.collector.service import Collector
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
-def _retry_trailer(seconds: int) -> tuple[tuple[str, bytes], ...]:
-    info = error_details_pb2.RetryInfo(retry_delay=Duration(seconds=seconds))
-    return (("google.rpc.retryinfo-bin", info.SerializeToString()),)
+def error_reply(exc: IngestError, retry_after_s: int) -> tuple[grpc.StatusCode, str, tuple[tuple[str, bytes], ...]]:
+    """The one gRPC answer for every refusal: status code, details and trailing metadata
+    (``RetryInfo`` in ``google.rpc.retryinfo-bin`` when retryable; OTel exporters honour it)."""
+    code = _CODES[exc.grpc_code]
+    if not exc.retryable:
+        return code, str(exc), ()
+    info = error_details_pb2.RetryInfo(retry_delay=Duration(seconds=retry_after_s))
+    return code, str(exc), (("google.rpc.retryinfo-bin", info.SerializeToString()),)
+
+
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
 def _handler(collector: Collector):
-    settings = collector.settings
+    config = collector.config.receiver
     metrics = collector.metrics
 
     def export(body: bytes, context: grpc.ServicerContext) -> bytes:
         try:
             decoded = decode_protobuf(body)
             accepted = collector.accept(decoded, "grpc")
-        except BadRequest as exc:
-            metrics.requests.labels("grpc", "bad_request").inc()
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except Backpressure as exc:
-            metrics.requests.labels("grpc", "backpressure").inc()
-            context.set_trailing_metadata(_retry_trailer(settings.retry_after_s))
-            context.abort(grpc.StatusCode.UNAVAILABLE, f"try again later: {exc}")
-        except Exception as exc:  # a refusal from the body hook (attachments)
-            if getattr(exc, "http_status", None) is None:
-                raise
-            metrics.requests.labels("grpc", "refused").inc()
-            if exc.http_status == 503:  # transient (object store down): tell the exporter when to retry
-                context.set_trailing_metadata(_retry_trailer(settings.retry_after_s))
-            context.abort(getattr(exc, "grpc_status", grpc.StatusCode.INVALID_ARGUMENT), str(exc))
-        if accepted.future is not None:
-            try:
-                accepted.future.result(timeout=settings.ack_timeout_s)
-            except Exception as exc:  # not known to be stored: the client retries
-                metrics.requests.labels("grpc", "store_error").inc()
-                context.set_trailing_metadata(_retry_trailer(settings.retry_after_s))
-                context.abort(grpc.StatusCode.UNAVAILABLE, f"store error: {exc}")
-            collector.committed(accepted, "grpc")
+            if accepted.future is not None:
+                try:
+                    accepted.future.result(timeout=config.ack_timeout_s)
+                except IngestError:
+                    raise
+                except Exception as exc:  # not known to be stored (timeout included): the client retries
+                    raise NotStored(f"store error: {exc!r}") from exc
+                collector.committed(accepted, "grpc")
+        except IngestError as exc:
+            metrics.requests.labels("grpc", exc.outcome).inc()
+            code, details, trailers = error_reply(exc, config.retry_after_s)
+            if trailers:
+                context.set_trailing_metadata(trailers)
+            context.abort(code, details)
         reply = ExportTraceServiceResponse()
         if decoded.rejected:
             reply.partial_success.rejected_spans = decoded.rejected
@@ -74,7 +74,7 @@ def start_grpc(collector: Collector, host: str, port: int, workers: int = 256) -
     exporters can have a request in flight at once; the threads mostly sleep, and bigger group
     commits need many requests in flight (measured: 32 threads capped a 64-client run at 32).
     """
-    limit = collector.settings.max_request_bytes
+    limit = collector.config.receiver.max_request_bytes
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otlp-grpc"),
                          options=[("grpc.max_receive_message_length", limit)])
     server.add_generic_rpc_handlers((_handler(collector),))

@@ -17,34 +17,24 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from tracelake.collector.batcher import Backpressure
 from tracelake.collector.decode import BadRequest, decode_json, decode_protobuf
+from tracelake.collector.errors import IngestError, NotStored, TooLarge, UnsupportedEncoding, UnsupportedMediaType
 from tracelake.collector.service import Collector
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _PROTOBUF_TYPES = {PROTOBUF, "application/protobuf", "application/vnd.google.protobuf"}
-# grpc code numbers used in google.rpc.Status bodies
-_INVALID_ARGUMENT, _RESOURCE_EXHAUSTED, _UNAVAILABLE = 3, 8, 14
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class _Unsupported(Exception):
-    pass
 
 
 async def _read_capped(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise _TooLarge(f"body of {declared} bytes exceeds the limit of {limit}")
+        raise TooLarge(f"body of {declared} bytes exceeds the limit of {limit}")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _TooLarge(f"body exceeds the limit of {limit} bytes")
+            raise TooLarge(f"body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -55,23 +45,29 @@ def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
     if encoding in ("", "identity"):
         return body
     if encoding not in ("gzip", "deflate"):
-        raise _Unsupported(f"unsupported Content-Encoding {encoding!r} (use gzip, deflate or none)")
+        raise UnsupportedEncoding(f"unsupported Content-Encoding {encoding!r} (use gzip, deflate or none)")
     inflater = zlib.decompressobj(wbits=47 if encoding == "gzip" else 15)  # 47: gzip or zlib header
     try:
         out = inflater.decompress(body, limit + 1)
     except zlib.error as exc:
         raise BadRequest(f"body is not valid {encoding}: {exc}") from exc
     if len(out) > limit or inflater.unconsumed_tail:
-        raise _TooLarge(f"decompressed body exceeds the limit of {limit} bytes")
+        raise TooLarge(f"decompressed body exceeds the limit of {limit} bytes")
     return out
 
 
-def _status(code: int, http_status: int, message: str, as_json: bool, headers: dict[str, str] | None = None) -> Response:
+def error_response(exc: IngestError, as_json: bool, retry_after_s: int) -> Response:
+    """The one HTTP reply for every refusal: its status, a ``google.rpc.Status`` body in the
+    client's encoding (plain text when that is unknown), ``Retry-After`` when retryable."""
+    headers = {"Retry-After": str(retry_after_s)} if exc.retryable else None
+    message = str(exc)
+    if exc.plain_text:
+        return PlainTextResponse(f"{message}\n", exc.http_status, headers=headers)
     if as_json:
-        body = orjson.dumps({"code": code, "message": message})
+        body = orjson.dumps({"code": exc.grpc_code, "message": message})
     else:
-        body = status_pb2.Status(code=code, message=message).SerializeToString()
-    return Response(body, status_code=http_status, media_type=JSON if as_json else PROTOBUF, headers=headers)
+        body = status_pb2.Status(code=exc.grpc_code, message=message).SerializeToString()
+    return Response(body, status_code=exc.http_status, media_type=JSON if as_json else PROTOBUF, headers=headers)
 
 
 def _success(rejected: int, error: str, as_json: bool) -> Response:
@@ -86,54 +82,37 @@ def _success(rejected: int, error: str, as_json: bool) -> Response:
 
 
 def create_otlp_app(collector: Collector) -> Starlette:
-    settings = collector.settings
-    retry_after = {"Retry-After": str(settings.retry_after_s)}
+    config = collector.config.receiver
 
     async def export(request: Request) -> Response:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         as_json = ctype == JSON
-        metrics = collector.metrics
-        if not as_json and ctype not in _PROTOBUF_TYPES:
-            metrics.requests.labels("http", "unsupported_media_type").inc()
-            return PlainTextResponse(f"unsupported Content-Type {ctype!r}: use {PROTOBUF} or {JSON}\n", 415)
         try:
-            raw = await _read_capped(request, settings.max_request_bytes)
-            body = _decompress(raw, request.headers.get("content-encoding", ""), settings.max_request_bytes)
+            if not as_json and ctype not in _PROTOBUF_TYPES:
+                raise UnsupportedMediaType(f"unsupported Content-Type {ctype!r}: use {PROTOBUF} or {JSON}")
+            raw = await _read_capped(request, config.max_request_bytes)
+            body = _decompress(raw, request.headers.get("content-encoding", ""), config.max_request_bytes)
             decoded = decode_json(body) if as_json else decode_protobuf(body)
             if collector.may_carry_media(decoded):  # extraction does I/O: keep it off the event loop
                 accepted = await asyncio.to_thread(collector.accept, decoded, "http")
             else:
                 accepted = collector.accept(decoded, "http")
-        except _TooLarge as exc:
-            metrics.requests.labels("http", "too_large").inc()
-            return _status(_RESOURCE_EXHAUSTED, 413, str(exc), as_json)
-        except _Unsupported as exc:
-            metrics.requests.labels("http", "unsupported_encoding").inc()
-            return PlainTextResponse(f"{exc}\n", 415)
-        except BadRequest as exc:
-            metrics.requests.labels("http", "bad_request").inc()
-            return _status(_INVALID_ARGUMENT, 400, str(exc), as_json)
-        except Backpressure as exc:
-            metrics.requests.labels("http", "backpressure").inc()
-            return _status(_UNAVAILABLE, 503, f"try again later: {exc}", as_json, retry_after)
-        except Exception as exc:  # a refusal from the body hook (attachments) carries its own status
-            status = getattr(exc, "http_status", None)
-            if status is None:
-                raise
-            metrics.requests.labels("http", "refused").inc()
-            return _status(getattr(exc, "grpc_code", _INVALID_ARGUMENT), status, str(exc), as_json,
-                           retry_after if status == 503 else None)
-        if accepted.future is not None:
-            try:
-                # shield: giving up on the wait must not cancel the spans' commit.
-                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(accepted.future)), settings.ack_timeout_s)
-            except Exception as exc:
-                # Not known to be stored: the client must retry (duplicates are merged away).
-                metrics.requests.labels("http", "store_error").inc()
-                message = "commit timed out" if isinstance(exc, asyncio.TimeoutError) else f"store error: {exc}"
-                return _status(_UNAVAILABLE, 503, message, as_json, retry_after)
-            collector.committed(accepted, "http")
-        metrics.requests.labels("http", "partial" if decoded.rejected else "ok").inc()
+            if accepted.future is not None:
+                try:
+                    # shield: giving up on the wait must not cancel the spans' commit.
+                    await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(accepted.future)),
+                                           config.ack_timeout_s)
+                except asyncio.TimeoutError:
+                    raise NotStored("commit timed out") from None
+                except IngestError:
+                    raise
+                except Exception as exc:  # not known to be stored: the client retries (duplicates merge)
+                    raise NotStored(f"store error: {exc}") from exc
+                collector.committed(accepted, "http")
+        except IngestError as exc:
+            collector.metrics.requests.labels("http", exc.outcome).inc()
+            return error_response(exc, as_json, config.retry_after_s)
+        collector.metrics.requests.labels("http", "partial" if decoded.rejected else "ok").inc()
         return _success(decoded.rejected, decoded.error, as_json)
 
     async def healthz(_: Request) -> Response:

@@ -7,19 +7,20 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from tracelake.collector.batcher import Backpressure, Batcher
+from tracelake.collector.batcher import Batcher
+from tracelake.collector.config import CollectorConfig
 from tracelake.collector.decode import Decoded
+from tracelake.collector.errors import Backpressure
 from tracelake.collector.metrics import CollectorMetrics
-from tracelake.collector.transform import udf_statements
-from tracelake.config import Settings
 from tracelake.store.base import Store
+from tracelake.store.otlp import install_functions
 
 log = logging.getLogger(__name__)
 
 SPAN_TABLE = "otel_traces"
 
-# Rewrites a validated request body before it is queued (attachment extraction); may raise
-# MediaRefused from tracelake.collector.media.
+# Rewrites a validated request body before it is queued (attachment extraction); may raise an
+# IngestError (tracelake.collector.errors) to refuse the request.
 BodyHook = Callable[[bytes], bytes]
 
 
@@ -32,17 +33,19 @@ class Accepted:
 
 
 class Collector:
-    def __init__(self, store: Store, settings: Settings, body_hook: BodyHook | None = None) -> None:
+    def __init__(self, store: Store, config: CollectorConfig, body_hook: BodyHook | None = None) -> None:
         self.store = store
-        self.settings = settings
+        self.config = config
         self.body_hook = body_hook
-        for statement in udf_statements():  # idempotent; the INSERT's SELECT calls it
-            store.execute(statement)
+        # A hook may tell cheaply whether it will do I/O on a body (the extractor's media scan).
+        self._hook_has_work: Callable[[bytes], bool] | None = getattr(body_hook, "has_run", None)
+        install_functions(store)  # idempotent; the INSERT's SELECT calls them
+        batch = config.batch
         self.batcher = Batcher(
             lambda stream: store.insert_otlp(SPAN_TABLE, stream),
-            max_batch_spans=settings.batch_max_spans, linger_s=settings.batch_linger_ms / 1000,
-            max_queue_spans=settings.max_queue_spans, max_queue_bytes=settings.max_queue_bytes,
-            writers=settings.writers, on_batch=self._on_batch)
+            max_batch_spans=batch.max_batch_spans, linger_s=batch.linger_s,
+            max_queue_spans=batch.max_queue_spans, max_queue_bytes=batch.max_queue_bytes,
+            writers=batch.writers, on_batch=self._on_batch)
         self.metrics = CollectorMetrics(lambda: self.batcher.pending_spans, lambda: self.batcher.pending_bytes,
                                         lambda: 1.0 if self.batcher.healthy else 0.0)
         self._stop = threading.Event()
@@ -76,8 +79,7 @@ class Collector:
 
     def may_carry_media(self, decoded: Decoded) -> bool:
         """True when the body hook will do real work (I/O) on this request."""
-        has_run = getattr(self.body_hook, "has_run", None)
-        return bool(decoded.accepted and has_run is not None and has_run(decoded.body))
+        return bool(decoded.accepted and self._hook_has_work is not None and self._hook_has_work(decoded.body))
 
     def committed(self, accepted: Accepted, protocol: str) -> None:
         self.metrics.accepted.labels(protocol).inc(accepted.decoded.accepted)

@@ -61,11 +61,12 @@ def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: boo
     lines = [f"tracelake {_version()}: store is {store.description}"]
     try:
         if collector_enabled:
+            from tracelake.collector.config import from_settings
             from tracelake.collector.grpc_server import start_grpc
             from tracelake.collector.http import create_otlp_app
             from tracelake.collector.service import Collector
 
-            collector = Collector(store, settings, body_hook=_body_hook(settings, store))
+            collector = Collector(store, from_settings(settings), body_hook=_body_hook(settings, store))
             collector.start()
             grpc_server, grpc_port = start_grpc(collector, settings.host, settings.otlp_grpc_port)
             otlp_sock = _bind(settings.host, settings.otlp_http_port)

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from tracelake.collector.config import from_settings
 from tracelake.collector.http import create_otlp_app
 from tracelake.collector.media import build_body_hook
 from tracelake.collector.service import Collector
@@ -47,7 +48,7 @@ async def main(data_dir: str) -> None:
     settings = Settings(data_dir=data_dir)
     store = open_store(settings.data_dir)
     hook = build_body_hook(settings, store)
-    collector = Collector(store, settings, body_hook=hook)
+    collector = Collector(store, from_settings(settings), body_hook=hook)
     collector.start()
     # Only the parts these tests exercise: the UI (developed in parallel) is not needed here.
     tracelake.web.EXTENSIONS = ("tracelake.attachments",)

@@ -224,7 +224,9 @@ def test_request_over_the_media_limit_is_refused(store: CountingStore) -> None:
     assert store.calls == []  # nothing stored for a refused request
     import grpc
 
-    assert info.value.grpc_status == grpc.StatusCode.RESOURCE_EXHAUSTED
+    from tracelake.collector.grpc_server import error_reply
+
+    assert error_reply(info.value, 1)[0] == grpc.StatusCode.RESOURCE_EXHAUSTED
     # One byte more of allowance and the same request passes.
     MediaExtractor(store, Limits(min_bytes=100, max_request_media_bytes=len(IMAGE) + len(AUDIO)))(body)
 
@@ -338,24 +340,24 @@ def test_the_sampled_scan_never_misses_a_payload() -> None:
     """Any base64 run of the threshold length is found, wherever it starts, for any threshold."""
     import random
 
-    from tracelake.collector.media import RunDetector, _min_chars
+    from tracelake.collector.media import RunDetector, min_chars
 
     rng = random.Random(1)
     prose = b"The quick brown fox, who jumps; over the lazy dog. " * 200
     for _ in range(400):
         min_bytes = rng.choice([1, 10, 100, 192, 256, 1000, 1024, 4096])
-        detect = RunDetector(_min_chars(min_bytes))
+        detect = RunDetector(min_chars(min_bytes))
         payload = base64.b64encode(rng.randbytes(min_bytes + rng.randrange(3))).rstrip(b"=")
         at = rng.randrange(len(prose))
         body = prose[:at] + b'"' + payload + b'"' + prose[at:]
         assert detect(body), (min_bytes, at)
         assert detect(body.decode())
-    assert not RunDetector(_min_chars(1024))(prose)
+    assert not RunDetector(min_chars(1024))(prose)
 
 
 def test_a_repeated_payload_is_not_decoded_again(extract: MediaExtractor, store: CountingStore,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from tracelake.collector import media
+    from tracelake.collector.media import walk as media  # where the walk decodes
 
     decoded: list[int] = []
     real = media._b64decode

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from tracelake.collector.transform import insert_from_file_sql, proto_schema
+from tracelake.store.otlp import insert_from_file_sql, proto_schema
 from tracelake.store.base import Params, StoreError
 
 # Limits for untrusted read-only SQL, enforced by the engine as connection settings.

@@ -5,7 +5,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pyarrow as pa
 
-from tracelake.collector.transform import format_settings, insert_from_body_sql
+from tracelake.store.otlp import format_settings, insert_from_body_sql
 from tracelake.store.base import Params, StoreError, StoreUnavailable
 
 # readonly=2: reads only, and clickhouse-connect may still send its own session settings.

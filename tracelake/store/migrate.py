@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from tracelake.store.base import Store
+from tracelake.store.otlp import install_functions
 from tracelake.store.schema import MIGRATIONS, MIGRATIONS_TABLE
 
 
@@ -23,4 +24,5 @@ def migrate(store: Store) -> list[int]:
         store.execute("INSERT INTO schema_migrations (Version, Name) VALUES ({v:UInt32}, {n:String})",
                       {"v": migration.version, "n": migration.name})
         applied.append(migration.version)
+    install_functions(store)  # CREATE OR REPLACE: brings the OTLP decoding function up to date
     return applied
