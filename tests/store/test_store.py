@@ -1,4 +1,4 @@
-"""The store contract, on both stores: schema, OTLP decode in ClickHouse, derived LLM columns,
+"""The store contract, on both stores, without the collector: schema, OTLP decode in ClickHouse, derived LLM columns,
 idempotent trace summary, parameter binding, read-only SQL."""
 from __future__ import annotations
 
@@ -7,18 +7,14 @@ import json
 import pytest
 from otlp_spans import GENAI_CHAT, OPENINFERENCE_LLM, OPENLLMETRY_CHAT, new_trace_id, request, span
 
-from tracelake.collector.batcher import length_delimited
 from tracelake.store import StoreError
 from tracelake.store.migrate import applied_versions, migrate
+from tracelake.store.otlp import length_delimited
 from tracelake.store.prices import PriceFileError, install_prices, load_prices_file
 from tracelake.store.schema import MIGRATIONS
 
 
 def insert(store, *requests) -> None:
-    from tracelake.collector.transform import udf_statements
-
-    for statement in udf_statements():
-        store.execute(statement)
     store.insert_otlp("otel_traces", length_delimited([r.SerializeToString() for r in requests]))
 
 
@@ -136,3 +132,15 @@ def test_bad_prices_file_is_refused_with_the_reason(tmp_path):
     bad.write_text(json.dumps({"m": [1.0]}))
     with pytest.raises(PriceFileError, match="'m'.*\\[input, output\\]"):
         load_prices_file(bad)
+
+
+def test_the_store_stands_without_the_collector():
+    """The store (and its OTLP INSERT) imports nothing of the collector: the archiver uses it alone."""
+    import subprocess
+    import sys
+
+    code = ("import sys, tracelake.store, tracelake.store.chdb_store, tracelake.store.clickhouse_store, "
+            "tracelake.store.otlp, tracelake.store.migrate; "
+            "bad = sorted(m for m in sys.modules if m.startswith('tracelake.collector')); assert not bad, bad")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
