@@ -6,6 +6,7 @@ one place that knows the names of the process-wide settings.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -30,6 +31,17 @@ class ReceiverConfig:
 
 
 @dataclass(frozen=True)
+class SpoolConfig:
+    """The ingest spool (docs/architecture.md, "Ingest spool"). ``directory`` None: ack after commit."""
+
+    directory: Path | None = None
+    max_bytes: int = 4 * 1024**3
+    segment_bytes: int = 16 * 1024 * 1024
+    segment_max_age_s: float = 0.5
+    loaders: int = 2
+
+
+@dataclass(frozen=True)
 class AttachmentLimits:
     """The attachment extractor's limits (docs/attachments.md)."""
 
@@ -42,6 +54,7 @@ class AttachmentLimits:
 class CollectorConfig:
     receiver: ReceiverConfig = ReceiverConfig()
     batch: BatchConfig = BatchConfig()
+    spool: SpoolConfig = SpoolConfig()
 
 
 def from_settings(settings: Any) -> CollectorConfig:
@@ -52,7 +65,17 @@ def from_settings(settings: Any) -> CollectorConfig:
         batch=BatchConfig(max_batch_spans=settings.batch_max_spans, linger_s=settings.batch_linger_ms / 1000,
                           max_queue_spans=settings.max_queue_spans, max_queue_bytes=settings.max_queue_bytes,
                           writers=settings.writers),
+        spool=spool_config(settings),
     )
+
+
+def spool_config(settings: Any) -> SpoolConfig:
+    """Spool on ``spool_dir`` (default ``<data_dir>/spool``) unless ``ack_mode`` is ``commit``."""
+    if settings.ack_mode == "commit":
+        return SpoolConfig(directory=None)
+    return SpoolConfig(directory=Path(settings.spool_dir or Path(settings.data_dir) / "spool").resolve(),
+                       max_bytes=settings.spool_max_bytes, segment_bytes=settings.spool_segment_bytes,
+                       segment_max_age_s=settings.spool_segment_ms / 1000, loaders=settings.writers)
 
 
 

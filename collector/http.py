@@ -119,8 +119,8 @@ def create_otlp_app(collector: Collector) -> Starlette:
         return PlainTextResponse("ok\n")
 
     async def readyz(_: Request) -> Response:
-        ready = collector.batcher.healthy and await asyncio.to_thread(collector.store.ping)
-        return PlainTextResponse("ready\n" if ready else "store unreachable\n", 200 if ready else 503)
+        ready, why = await asyncio.to_thread(collector.ready)
+        return PlainTextResponse(f"{why}\n", 200 if ready else 503)
 
     async def metrics_endpoint(_: Request) -> Response:
         from tracelake.collector.metrics import CONTENT_TYPE_LATEST

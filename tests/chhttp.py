@@ -28,7 +28,8 @@ _INSERT_FORMAT = re.compile(r"^\s*(INSERT\s+INTO\s+\S+(?:\s*\([^)]*\))?)\s+FORMA
 _INPUT = re.compile(r"input\(('(?:[^'\\]|\\.)*')\)", re.S)
 _TRAILING_FORMAT = re.compile(r"\s+FORMAT\s+(\w+)\s*$", re.I)
 _APPLIED_SETTINGS = {"max_execution_time", "max_result_rows", "result_overflow_mode",
-                     "input_format_protobuf_oneof_presence", "format_schema_message_name"}
+                     "input_format_protobuf_oneof_presence", "format_schema_message_name", "insert_deduplicate",
+                     "insert_deduplication_token", "deduplicate_blocks_in_dependent_materialized_views"}
 
 
 class Engine:

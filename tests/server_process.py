@@ -82,6 +82,16 @@ class ServerProcess:
                 return value
             time.sleep(0.2)
 
+    def wait_rows(self, query: str, count: int, timeout: float = 60.0, **params: Any) -> list[list[Any]]:
+        """The query's rows once it returns at least ``count`` of them (or at the deadline): in spool
+        mode acked spans become visible when their segment is loaded, a moment after the ack."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = self.sql(query, **params)
+            if len(rows) >= count or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.1)
+
     def terminate(self, timeout: float = 60.0) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

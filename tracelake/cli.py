@@ -16,6 +16,9 @@ HttpPort = Annotated[Optional[int], typer.Option(help="OTLP/HTTP port, 0 = any f
 UiPort = Annotated[Optional[int], typer.Option(help="UI and /api/ port, 0 = any free [env TRACELAKE_UI_PORT, default 4380]")]
 ClickHouseUrl = Annotated[Optional[str], typer.Option(help="ClickHouse server, e.g. http://user:pass@host:8123/tracelake [env TRACELAKE_CLICKHOUSE_URL]")]
 PricesFile = Annotated[Optional[Path], typer.Option(help="JSON of model -> [input, output] USD per million tokens [env TRACELAKE_PRICES_FILE]")]
+AckMode = Annotated[Optional[str], typer.Option(help="spool (ack once fsynced to the collector's spool) or commit (ack after the INSERT) [env TRACELAKE_ACK_MODE, default spool]")]
+SpoolDir = Annotated[Optional[Path], typer.Option(help="Spool directory, one per collector process [env TRACELAKE_SPOOL_DIR, default <data-dir>/spool]")]
+SpoolMaxBytes = Annotated[Optional[int], typer.Option(help="Spool size on disk past which requests get 503 [env TRACELAKE_SPOOL_MAX_BYTES, default 4 GiB]")]
 ObjectStore = Annotated[Optional[str], typer.Option(help="Attachments store: file:///dir or s3://bucket/prefix [env TRACELAKE_OBJECT_STORE]")]
 
 
@@ -33,26 +36,30 @@ def _settings(**flags: Any) -> Any:
 @app.command()
 def server(data_dir: DataDir = None, host: Host = None, otlp_grpc_port: GrpcPort = None,
            otlp_http_port: HttpPort = None, ui_port: UiPort = None, clickhouse_url: ClickHouseUrl = None,
-           prices_file: PricesFile = None, object_store: ObjectStore = None) -> None:
+           prices_file: PricesFile = None, object_store: ObjectStore = None, ack_mode: AckMode = None,
+           spool_dir: SpoolDir = None, spool_max_bytes: SpoolMaxBytes = None) -> None:
     """Collector and UI in one process, on the embedded store unless --clickhouse-url is given."""
     from tracelake.server import serve
 
     settings = _settings(data_dir=data_dir, host=host, otlp_grpc_port=otlp_grpc_port, otlp_http_port=otlp_http_port,
                          ui_port=ui_port, clickhouse_url=clickhouse_url, prices_file=prices_file,
-                         object_store=object_store)
+                         object_store=object_store, ack_mode=ack_mode, spool_dir=spool_dir,
+                         spool_max_bytes=spool_max_bytes)
     raise typer.Exit(serve(settings))
 
 
 @app.command()
 def collector(clickhouse_url: ClickHouseUrl = None, host: Host = None, otlp_grpc_port: GrpcPort = None,
               otlp_http_port: HttpPort = None, data_dir: DataDir = None, prices_file: PricesFile = None,
-              object_store: ObjectStore = None) -> None:
-    """The OTLP collector alone (run several against one ClickHouse server to scale out)."""
+              object_store: ObjectStore = None, ack_mode: AckMode = None, spool_dir: SpoolDir = None,
+              spool_max_bytes: SpoolMaxBytes = None) -> None:
+    """The OTLP collector alone (run several against one ClickHouse server to scale out, each with its own spool)."""
     from tracelake.server import serve
 
     settings = _settings(clickhouse_url=clickhouse_url, host=host, otlp_grpc_port=otlp_grpc_port,
                          otlp_http_port=otlp_http_port, data_dir=data_dir, prices_file=prices_file,
-                         object_store=object_store)
+                         object_store=object_store, ack_mode=ack_mode, spool_dir=spool_dir,
+                         spool_max_bytes=spool_max_bytes)
     raise typer.Exit(serve(settings, ui_enabled=False))
 
 

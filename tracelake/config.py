@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,3 +46,13 @@ class Settings(BaseSettings):
                                       description="Larger media is not stored; a marker with its type and size stays.")
     max_request_media_bytes: int = Field(15 * 1024 * 1024, gt=0,
                                          description="Media per OTLP request past which the request is refused (413).")
+
+    # Ingest spool (docs/architecture.md "Ingest spool"): ack once durable on the collector's disk.
+    ack_mode: Literal["spool", "commit"] = Field(
+        "spool", description="spool: ack once the request is fsynced to the collector's spool, load into ClickHouse "
+        "after; commit: ack only after the INSERT holding it returned (for collectors without a persistent disk).")
+    spool_dir: Path | None = Field(None, description="Spool directory, one per collector process (default <data_dir>/spool).")
+    spool_max_bytes: int = Field(4 * 1024**3, gt=0, description="Spool size on disk past which requests get 503 / UNAVAILABLE.")
+    spool_segment_bytes: int = Field(16 * 1024 * 1024, gt=0, description="A spool segment is sealed and loaded once it holds this many bytes.")
+    spool_segment_ms: float = Field(500.0, gt=0, description="A spool segment is sealed and loaded this long after its first request at the latest "
+                                    "(bounds how late acked spans become visible).")

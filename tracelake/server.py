@@ -1,7 +1,8 @@
 """Run the collector and/or the UI in one process: uvicorn for HTTP, grpcio for gRPC.
 
 Shutdown (SIGTERM, SIGINT): stop accepting, let in-flight requests finish (they wait for their
-commit), commit everything already accepted, then close the store.
+fsync or commit), load or commit everything already acked (in spool mode, what cannot be loaded
+before the timeout stays durable in the spool for the next start), then close the store.
 """
 from __future__ import annotations
 
@@ -73,6 +74,9 @@ def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: boo
             http_servers.append(_http_server(create_otlp_app(collector), otlp_sock))
             lines.append(f"  OTLP/gRPC   {settings.host}:{grpc_port}")
             lines.append(f"  OTLP/HTTP   http://{settings.host}:{otlp_sock.getsockname()[1]}/v1/traces")
+            spool_dir = collector.config.spool.directory
+            lines.append(f"  acks        after fsync to the spool at {spool_dir}" if spool_dir is not None
+                         else "  acks        after the INSERT commits (no spool)")
         if ui_enabled:
             from tracelake.web import create_app
 
@@ -87,6 +91,10 @@ def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: boo
         if grpc_server is not None:
             grpc_server.stop(grace=30).wait()
         drained = collector.stop() if collector is not None else True
+        if collector is not None and collector.mode == "spool" and not drained:
+            # Nothing acked is lost: what was not loaded yet is durable in the spool, loaded at the next start.
+            print("tracelake: spool not empty at shutdown; it is loaded at the next start", flush=True)
+            drained = True
         close_hook = getattr(collector and collector.body_hook, "close", None)
         if close_hook is not None:
             close_hook()  # flush the attachments index before the store goes

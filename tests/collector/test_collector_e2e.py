@@ -25,10 +25,18 @@ EXPECTED = {"str": "hello", "int": "7", "float": "2.5", "bool": "false", "strs":
             "floats": "[0.5]", "bools": "[true,false]"}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with start_server(tmp_path_factory.mktemp("e2e") / "data") as s:
+@pytest.fixture(scope="module", params=["spool", "commit"])
+def server(request, tmp_path_factory):
+    with start_server(tmp_path_factory.mktemp("e2e") / "data", ack_mode=request.param) as s:
+        s.ack_mode = request.param
         yield s
+
+
+def _rows_after_ack(server, query: str, count: int, **params):
+    """Ack after commit: the rows are there as soon as the ack is. Spool: once the segment loads."""
+    if server.ack_mode == "commit":
+        return server.sql(query, **params)
+    return server.wait_rows(query, count, **params)
 
 
 def _send_with_sdk(exporter, service: str) -> tuple[str, str]:
@@ -51,11 +59,11 @@ def test_real_exporters_round_trip_every_field(server, protocol):
     exporter = (HttpExporter(endpoint=f"{server.otlp_http_url}/v1/traces") if protocol == "http"
                 else GrpcExporter(endpoint=server.otlp_grpc_addr, insecure=True))
     trace_id, parent_id = _send_with_sdk(exporter, service)
-    # The exporter returned, so the server acked: the spans must be queryable right away.
-    rows = server.sql("SELECT SpanName, SpanKind, ParentSpanId, SpanAttributes, StatusCode, StatusMessage, "
+    # The exporter returned, so the server acked: in commit mode the spans are queryable right away.
+    rows = _rows_after_ack(server, "SELECT SpanName, SpanKind, ParentSpanId, SpanAttributes, StatusCode, StatusMessage, "
                       "ResourceAttributes, ScopeName, ScopeVersion, Events.Name, Events.Attributes, Links.TraceId, "
                       "Links.SpanId, Links.Attributes, Duration > 0 FROM otel_traces "
-                      "WHERE ServiceName = {s:String} ORDER BY SpanName", s=service)
+                      "WHERE ServiceName = {s:String} ORDER BY SpanName", 2, s=service)
     assert [r[0] for r in rows] == ["child", "parent"]
     child, parent = rows
     assert (child[1], parent[1]) == ("Client", "Server")
@@ -86,8 +94,8 @@ def test_json_encoding_with_hex_ids_and_gzip(server):
                                   "status": {"code": 2}}]}]}]}
     r = _post(server, gzip.compress(json.dumps(doc).encode()), "application/json", **{"Content-Encoding": "gzip"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
-    assert server.sql("SELECT SpanName, SpanAttributes['n'], StatusCode, Duration FROM otel_traces WHERE TraceId = {t:String}",
-                      t=trace.hex()) == [["json span", "5", "Error", 500]]
+    assert _rows_after_ack(server, "SELECT SpanName, SpanAttributes['n'], StatusCode, Duration FROM otel_traces "
+                           "WHERE TraceId = {t:String}", 1, t=trace.hex()) == [["json span", "5", "Error", 500]]
 
 
 def test_invalid_spans_are_refused_through_partial_success(server):
@@ -96,12 +104,13 @@ def test_invalid_spans_are_refused_through_partial_success(server):
     bad_ids = span("bad id", trace, span_id=b"\x01\x02")
     backwards = span("backwards", trace, duration_ns=-5)
     no_trace = span("no trace", b"")
-    r = _post(server, request([good, bad_ids, backwards, no_trace], service="partial").SerializeToString())
+    r = _post(server, request([good, bad_ids, backwards, no_trace], service=f"partial-{server.ack_mode}").SerializeToString())
     assert r.status_code == 200
     reply = ExportTraceServiceResponse.FromString(r.content)
     assert reply.partial_success.rejected_spans == 3
     assert "span_id must be 8" in reply.partial_success.error_message
-    assert server.sql("SELECT SpanName FROM otel_traces WHERE ServiceName = 'partial'") == [["good"]]
+    assert _rows_after_ack(server, "SELECT SpanName FROM otel_traces WHERE ServiceName = {s:String}", 1,
+                           s=f"partial-{server.ack_mode}") == [["good"]]
 
 
 @pytest.mark.parametrize("body, ctype, headers, status, message", [
@@ -141,7 +150,7 @@ def test_grpc_bad_and_partial(server):
     reply = ExportTraceServiceResponse.FromString(
         export(request([span("ok", trace), span("bad", trace, duration_ns=-1)], service="grpc-partial").SerializeToString(), timeout=30))
     assert reply.partial_success.rejected_spans == 1
-    assert server.sql("SELECT SpanName FROM otel_traces WHERE ServiceName = 'grpc-partial'") == [["ok"]]
+    assert _rows_after_ack(server, "SELECT SpanName FROM otel_traces WHERE ServiceName = 'grpc-partial'", 1) == [["ok"]]
     channel.close()
 
 

@@ -38,8 +38,13 @@ class Store(Protocol):
     def insert_arrow(self, table: str, batch: pa.Table) -> None:
         """Insert an Arrow table (columns by name)."""
 
-    def insert_otlp(self, table: str, stream: bytes) -> None:
-        """Insert length-delimited ExportTraceServiceRequest messages, decoded by ClickHouse."""
+    def insert_otlp(self, table: str, stream: bytes, dedup_token: str | None = None) -> None:
+        """Insert length-delimited ExportTraceServiceRequest messages, decoded by ClickHouse.
+
+        With ``dedup_token``, inserting the same stream again under the same token is a no-op."""
+
+    def insert_otlp_file(self, table: str, path: str, dedup_token: str | None = None) -> None:
+        """:meth:`insert_otlp` from a file of such messages (a spool segment)."""
 
     def ping(self) -> bool:
         """True when the store answers a trivial query."""

@@ -29,9 +29,10 @@ class ChdbStore:
         self._db_path = str(self.data_dir / "clickhouse")
         self._session = session.Session(self._db_path)
         self._readonly = chdb.connect(f"{self._db_path}?{READONLY_OPTIONS}")
-        self._spool = self.data_dir / "spool"
-        self._spool.mkdir(exist_ok=True)
-        self._schema_path = self._spool / "otlp_flat.proto"
+        # Temp files of ack-after-commit INSERTs and the schema copy (the collector's spool is elsewhere).
+        self._tmp = self.data_dir / "tmp"
+        self._tmp.mkdir(exist_ok=True)
+        self._schema_path = self._tmp / "otlp_flat.proto"
         self._schema_path.write_text(proto_schema())
         self._readonly_lock = threading.Lock()
         # INSERTs run on connections of their own, one per writer thread: queries on one
@@ -78,16 +79,20 @@ class ChdbStore:
             self._insert_local.connection = connection
         return connection
 
-    def insert_otlp(self, table: str, stream: bytes) -> None:
-        # ClickHouse reads the messages from a spool file; the file name is ours, not the user's.
-        fd, path = tempfile.mkstemp(prefix="batch-", suffix=".pb", dir=self._spool)
+    def insert_otlp(self, table: str, stream: bytes, dedup_token: str | None = None) -> None:
+        # ClickHouse reads the messages from a temp file; the file name is ours, not the user's.
+        fd, path = tempfile.mkstemp(prefix="batch-", suffix=".pb", dir=self._tmp)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(stream)
-            sql = insert_from_file_sql(f"{self.database}.{table}", path, str(self._schema_path))
-            self._run(sql, "CSV", None, self._insert_connection())
+            self.insert_otlp_file(table, path, dedup_token)
         finally:
             os.unlink(path)
+
+    def insert_otlp_file(self, table: str, path: str, dedup_token: str | None = None) -> None:
+        # The file is read in place (a spool segment needs no copy).
+        sql = insert_from_file_sql(f"{self.database}.{table}", str(path), str(self._schema_path), dedup_token)
+        self._run(sql, "CSV", None, self._insert_connection())
 
     def ping(self) -> bool:
         try:

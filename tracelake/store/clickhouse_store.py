@@ -66,12 +66,17 @@ class ClickHouseStore:
         except Exception as exc:
             raise self._wrap(exc) from exc
 
-    def insert_otlp(self, table: str, stream: bytes) -> None:
+    def insert_otlp(self, table: str, stream: bytes, dedup_token: str | None = None) -> None:
         # The server decodes the protobuf itself: the batch is the body of one INSERT.
         try:
-            self._client.command(insert_from_body_sql(table), data=stream, settings=format_settings())
+            self._client.command(insert_from_body_sql(table), data=stream, settings=format_settings(dedup_token))
         except Exception as exc:
             raise self._wrap(exc) from exc
+
+    def insert_otlp_file(self, table: str, path: str, dedup_token: str | None = None) -> None:
+        with open(path, "rb") as f:
+            stream = f.read()
+        self.insert_otlp(table, stream, dedup_token)
 
     def ping(self) -> bool:
         try:

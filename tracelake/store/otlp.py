@@ -137,10 +137,20 @@ ARRAY JOIN ss.spans AS sp"""
 _INSERT_SETTINGS = {"input_format_protobuf_oneof_presence": 1, "optimize_on_insert": 0}
 
 
-def format_settings() -> dict[str, str | int]:
+def dedup_settings(token: str | None) -> dict[str, str | int]:
+    """Settings that make a repeated INSERT of the same stream a no-op (per block and partition),
+    in the table and in the views fed by it. Needs ``non_replicated_deduplication_window`` > 0 on
+    the tables (a migration sets it)."""
+    if not token:
+        return {}
+    return {"insert_deduplicate": 1, "insert_deduplication_token": token,
+            "deduplicate_blocks_in_dependent_materialized_views": 1}
+
+
+def format_settings(dedup_token: str | None = None) -> dict[str, str | int]:
     """Settings that let ClickHouse read the stream with our schema, given inline."""
     return {"format_schema_source": "string", "format_schema": proto_schema(),
-            "format_schema_message_name": MESSAGE, **_INSERT_SETTINGS}
+            "format_schema_message_name": MESSAGE, **_INSERT_SETTINGS, **dedup_settings(dedup_token)}
 
 
 def _literal(v: str | int) -> str:
@@ -148,9 +158,9 @@ def _literal(v: str | int) -> str:
     return str(v) if isinstance(v, int) else "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _settings_clause(schema_path: str) -> str:
+def _settings_clause(schema_path: str, dedup_token: str | None) -> str:
     # A schema file, not the inline text: chdb would cache inline schemas under the cwd.
-    settings = {"format_schema": f"{schema_path}:{MESSAGE}", **_INSERT_SETTINGS}
+    settings = {"format_schema": f"{schema_path}:{MESSAGE}", **_INSERT_SETTINGS, **dedup_settings(dedup_token)}
     return "SETTINGS " + ", ".join(f"{k} = {_literal(v)}" for k, v in settings.items())
 
 
@@ -158,14 +168,14 @@ def _columns() -> str:
     return ", ".join(f"`{c}`" for c in COLUMNS)
 
 
-def insert_from_file_sql(table: str, path: str, schema_path: str) -> str:
+def insert_from_file_sql(table: str, path: str, schema_path: str, dedup_token: str | None = None) -> str:
     """INSERT for the embedded store: the batch is a local file of length-delimited messages.
 
-    ``path`` (a spool file) and ``schema_path`` (a copy of :func:`proto_schema`) are ours,
-    never user input.
+    ``path`` (a spool segment or temp file), ``schema_path`` (a copy of :func:`proto_schema`) and
+    the token are ours, never user input.
     """
     source = f"file({_literal(path)}, 'Protobuf', {_literal(STRUCTURE)})"
-    return f"INSERT INTO {table} ({_columns()})\n{_select(source)}\n{_settings_clause(schema_path)}"
+    return f"INSERT INTO {table} ({_columns()})\n{_select(source)}\n{_settings_clause(schema_path, dedup_token)}"
 
 
 def insert_from_body_sql(table: str) -> str:

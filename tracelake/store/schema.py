@@ -220,6 +220,13 @@ ORDER BY Sha256
 """
 
 
+# A spool segment is inserted with its own insert_deduplication_token: repeating the INSERT after
+# a crash or a lost reply must leave the rows once, in the table and in the views' tables. Plain
+# MergeTree keeps the hashes of its last N blocks only when this window is set.
+DEDUP_WINDOW = tuple(f"ALTER TABLE {t} MODIFY SETTING non_replicated_deduplication_window = 1000"
+                     for t in ("otel_traces", "otel_traces_trace_id_ts", "trace_summary"))
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -237,6 +244,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "otel_traces with LLM columns, trace lookup and summary",
               (OTEL_TRACES, TRACE_ID_TS, TRACE_ID_TS_MV, TRACE_SUMMARY, TRACE_SUMMARY_MV)),
     Migration(10, "attachments", (ATTACHMENTS,)),
+    Migration(3, "insert deduplication for spool segments", DEDUP_WINDOW),
 )
 
 MIGRATIONS_TABLE = """
