@@ -150,6 +150,7 @@ class Spool:
         self._generation: Future = Future()
         self._generation_records = 0
         self._dirty = False
+        self._rotate_not_before = 0.0
         self._closing = False
         self._stopped = False
         self._seq = 0
@@ -285,61 +286,96 @@ class Spool:
 
     def _seal_due(self) -> bool:
         segment = self._current
-        return bool(segment and segment.records and (
-            self._closing or segment.size >= self.segment_bytes
-            or time.monotonic() - segment.created_mono >= self.segment_max_age_s))
+        if not segment or not segment.records:
+            return False
+        if self._closing:
+            return True
+        now = time.monotonic()
+        return now >= self._rotate_not_before and (
+            segment.size >= self.segment_bytes or now - segment.created_mono >= self.segment_max_age_s)
 
     def _sync_loop(self) -> None:
         while True:
-            with self._cond:
-                while not self._dirty and not self._seal_due() and not self._closing:
-                    segment = self._current
-                    wait = None
-                    if segment is not None and segment.records:
-                        wait = max(0.0, segment.created_mono + self.segment_max_age_s - time.monotonic())
-                    self._cond.wait(wait)
-                generation, records = self._generation, self._generation_records
-                self._generation, self._generation_records = Future(), 0
-                self._dirty = False
-                segment = self._current
-                rotate = self._seal_due()
-                if rotate:
-                    self._current, self._spare = self._spare or self._new_segment(), None
-                closing = self._closing
-            assert segment is not None
-            started = time.monotonic()
             try:
-                if self._fsync and records:
-                    os.fdatasync(segment.fd)
-            except OSError as exc:
-                # Whether the bytes reached the disk is unknown: fail the waiters (they retry), and
-                # start a new segment; what was synced before stays durable in this one.
-                log.error("spool: fdatasync of %s failed: %s", segment.path, exc)
-                generation.set_exception(NotStored(f"spool fsync failed: {exc}"))
-                rotate = True
+                if self._sync_once():
+                    return
+            except Exception:  # never leave waiters hanging on a dead syncer
+                log.exception("spool: syncer error")
                 with self._cond:
-                    if self._current is segment:
-                        self._current, self._spare = self._spare or self._new_segment(), None
-            else:
-                generation.set_result(None)
-            seconds = time.monotonic() - started
-            if records:
-                self.stats.syncs += 1
-                self.stats.sync_seconds += seconds
-                if self._on_sync:
-                    self._on_sync(records, seconds)
+                    generation, self._generation = self._generation, Future()
+                    self._generation_records = 0
+                if not generation.done():
+                    generation.set_exception(NotStored("spool syncer error"))
+                time.sleep(0.1)
+
+    def _sync_once(self) -> bool:
+        """One fsync round (and a seal when due); True once closed and fully synced."""
+        with self._cond:
+            while not self._dirty and not self._seal_due() and not self._closing:
+                segment = self._current
+                wait = None
+                if segment is not None and segment.records:
+                    due = max(segment.created_mono + self.segment_max_age_s, self._rotate_not_before)
+                    wait = max(0.0, due - time.monotonic())
+                self._cond.wait(wait)
+            generation, records = self._generation, self._generation_records
+            self._generation, self._generation_records = Future(), 0
+            self._dirty = False
+            segment = self._current
+            rotate = self._seal_due()
             if rotate:
-                self._seal(segment)
-                if not closing and self._spare is None:  # only this thread takes the spare
-                    spare = self._new_segment()
-                    with self._cond:
-                        self._spare = spare
-            if closing:
-                with self._cond:
-                    if not self._dirty and not (self._current and self._current.records):
-                        self._stopped = True
-                        self._cond.notify_all()
-                        return
+                fresh = self._spare or self._try_new_segment()
+                if fresh is None and not self._closing:
+                    # Cannot create a file now (disk full): keep appending here, try again later.
+                    rotate = False
+                    self._rotate_not_before = time.monotonic() + 1.0
+                else:
+                    self._current, self._spare = fresh, None
+            closing = self._closing
+        assert segment is not None
+        started = time.monotonic()
+        try:
+            if self._fsync and records:
+                os.fdatasync(segment.fd)
+        except OSError as exc:
+            # Whether the bytes reached the disk is unknown: fail the waiters (they retry), and
+            # start a new segment; what was synced before stays durable in this one.
+            log.error("spool: fdatasync of %s failed: %s", segment.path, exc)
+            generation.set_exception(NotStored(f"spool fsync failed: {exc}"))
+            with self._cond:
+                if self._current is segment:
+                    fresh = self._spare or self._try_new_segment()
+                    if fresh is not None:
+                        self._current, self._spare = fresh, None
+                        rotate = True
+        else:
+            generation.set_result(None)
+        seconds = time.monotonic() - started
+        if records:
+            self.stats.syncs += 1
+            self.stats.sync_seconds += seconds
+            if self._on_sync:
+                self._on_sync(records, seconds)
+        if rotate:
+            self._seal(segment)
+        if not closing and self._spare is None:  # only this thread takes the spare
+            spare = self._try_new_segment()
+            with self._cond:
+                self._spare = spare
+        if closing:
+            with self._cond:
+                if not self._dirty and not (self._current and self._current.records):
+                    self._stopped = True
+                    self._cond.notify_all()
+                    return True
+        return False
+
+    def _try_new_segment(self) -> _Segment | None:
+        try:
+            return self._new_segment()
+        except OSError as exc:
+            log.error("spool: cannot create a new segment in %s: %s", self.directory, exc)
+            return None
 
     def _new_segment(self) -> _Segment:
         with self._cond:
