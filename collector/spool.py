@@ -151,6 +151,7 @@ class Spool:
         self._generation_records = 0
         self._dirty = False
         self._rotate_not_before = 0.0
+        self._refusing = False
         self._closing = False
         self._stopped = False
         self._seq = 0
@@ -256,6 +257,7 @@ class Spool:
                 raise Backpressure("shutting down")
             if self._bytes + len(record) > self.max_bytes:
                 self.stats.refused_full += 1
+                self._refusing = True  # not ready until loaders free some room
                 raise Backpressure("spool full")
             segment = self._current
             assert segment is not None, "spool not started"
@@ -414,6 +416,7 @@ class Spool:
         with self._cond:
             self._bytes -= sealed.size
             self._spans -= sealed.spans
+            self._refusing = False
             self._unloaded.pop(sealed.path, None)
 
     # -- state ---------------------------------------------------------------------------------
@@ -428,7 +431,8 @@ class Spool:
 
     @property
     def full(self) -> bool:
-        return self._bytes >= self.max_bytes
+        """True once a request was refused for lack of room, until a segment is loaded."""
+        return self._refusing or self._bytes >= self.max_bytes
 
     def unloaded_segments(self) -> int:
         with self._cond:

@@ -59,7 +59,8 @@ def slow_clickhouse(tmp_path):
 
 def test_queue_full_answers_503_then_every_retried_span_is_stored_once(tmp_path, slow_clickhouse):
     db_url = f"{slow_clickhouse.url}/bp_{uuid.uuid4().hex[:6]}"
-    env = {"TRACELAKE_MAX_QUEUE_SPANS": "200", "TRACELAKE_BATCH_MAX_SPANS": "100"}
+    # The in-memory queue bounds the ack-after-commit mode (the spool has its own bound, see test_spool_e2e).
+    env = {"TRACELAKE_MAX_QUEUE_SPANS": "200", "TRACELAKE_BATCH_MAX_SPANS": "100", "TRACELAKE_ACK_MODE": "commit"}
     with start_server(tmp_path / "c", command="collector", clickhouse_url=db_url, env=env) as collector:
         bodies = [_body("bp", 100)[0] for _ in range(12)]
         with ThreadPoolExecutor(12) as pool:
@@ -75,7 +76,8 @@ def test_queue_full_answers_503_then_every_retried_span_is_stored_once(tmp_path,
 def test_store_outage_gives_503_and_unavailable_then_recovers(tmp_path):
     endpoint = start_clickhouse_endpoint(tmp_path / "ch")
     db_url = f"{endpoint.url}/outage"
-    with start_server(tmp_path / "c", command="collector", clickhouse_url=db_url) as collector:
+    # Ack after commit: a store outage is a 503 at once (in spool mode acks go on: test_spool_e2e).
+    with start_server(tmp_path / "c", command="collector", clickhouse_url=db_url, ack_mode="commit") as collector:
         body, _ = _body("outage", 10)
         assert _post(collector.otlp_http_url, body).status_code == 200
         endpoint.toggle_failures()  # INSERTs now fail as if ClickHouse were down
@@ -102,9 +104,10 @@ def test_store_outage_gives_503_and_unavailable_then_recovers(tmp_path):
     endpoint.stop()
 
 
-def test_kill_9_after_acks_loses_nothing(tmp_path):
+@pytest.mark.parametrize("ack_mode", ["spool", "commit"])
+def test_kill_9_after_acks_loses_nothing(tmp_path, ack_mode):
     data = tmp_path / "data"
-    server = start_server(data)
+    server = start_server(data, ack_mode=ack_mode)
     traces = []
     for _ in range(15):
         body, trace = _body("durable", 100)
@@ -112,13 +115,15 @@ def test_kill_9_after_acks_loses_nothing(tmp_path):
         traces.append(trace)
     server.proc.send_signal(signal.SIGKILL)  # no chance to flush anything
     server.proc.wait()
-    with start_server(data) as again:
+    with start_server(data, ack_mode=ack_mode) as again:
+        # Spool mode: what was acked but not loaded yet is loaded after the restart.
+        assert again.wait_for_count("SELECT count() FROM otel_traces WHERE ServiceName = 'durable'", 1500) == 1500
         assert again.sql("SELECT count(), uniqExact(TraceId) FROM otel_traces WHERE ServiceName = 'durable'") == [[1500, 15]]
 
 
 def test_sigterm_commits_what_was_accepted(tmp_path):
     data = tmp_path / "data"
-    server = start_server(data)
+    server = start_server(data, ack_mode="commit")
     bodies = [_body("drain", 200) for _ in range(16)]
 
     def send(item):
@@ -135,6 +140,6 @@ def test_sigterm_commits_what_was_accepted(tmp_path):
     assert server.proc.wait(60) == 0
     acked = {trace for trace, status in results if status == 200}
     assert acked, results
-    with start_server(data) as again:
+    with start_server(data, ack_mode="commit") as again:
         stored = {row[0] for row in again.sql("SELECT DISTINCT TraceId FROM otel_traces WHERE ServiceName = 'drain'")}
     assert acked <= stored
