@@ -1,28 +1,38 @@
 """End-to-end ingest benchmark: realistic LLM-agent spans into ``tracelake server`` (embedded store).
 
-Starts the server, sends spans over OTLP/HTTP and OTLP/gRPC with several concurrent clients
-(acks arrive only after commit), waits until every span is queryable, and prints spans/s and
-peak RSS beside a baseline measured in the same run: protobuf decode only (upb parse + the
-collector's per-span validation), i.e. the cost of touching the requests at all in Python.
+For each ack mode (``spool``: ack once fsynced to the collector's spool; ``commit``: ack after the
+INSERT) and each number of clients, starts a fresh server, sends the same requests over OTLP/HTTP
+(each client keeps one request in flight, like an app's BatchSpanProcessor), and measures:
 
-    python benchmarks/ingest.py --spans 200000 --concurrency 32 64
+* end to end spans/s: first send until every span is queryable;
+* ack latency p50 / p99 per request;
+* visibility: a probe sends a one-span request every 0.25 s during the load and polls until it is
+  queryable — the delay from its ack (p50 / p99);
+* peak RSS of the server and peak spool bytes (memory and disk stay bounded);
+* INSERTs and spans per INSERT (from the server's /metrics).
+
+It prints a table per mode and the ratio spool / commit for each client count, measured in the
+same run, plus the machine's load average (other work on a shared machine shows up there).
+
+    python benchmarks/ingest.py --spans 100000 --clients 1 4 16 64
 
 Requests come from ../shared/tools/otlp_load.py when that folder exists (the team's shared load
-generator); otherwise from tests/otlp_spans.py-style synthetic spans of similar size.
+generator, ~1 KB LLM spans, 512 per request); otherwise from synthetic spans of similar size.
 """
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
+import statistics
 import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+import urllib.parse
 from pathlib import Path
 
-import grpc
 import httpx
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
@@ -31,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 SHARED_TOOLS = ROOT.parent / "shared" / "tools"
 
+from otlp_spans import new_trace_id, request, span  # noqa: E402
 from server_process import start_server  # noqa: E402
 
 from tracelake.collector.decode import decode_protobuf  # noqa: E402
@@ -42,7 +53,7 @@ def build_requests(spans: int, per_request: int, seed: int) -> list[bytes]:
         import otlp_load
 
         return otlp_load.build_requests(spans, per_request, seed, "llm", base_time_ns=time.time_ns() - 3600 * 10**9)
-    from otlp_spans import GENAI_CHAT, new_trace_id, request, span
+    from otlp_spans import GENAI_CHAT
 
     words = " ".join(f"word{i % 397}" for i in range(220))
     out = []
@@ -59,106 +70,175 @@ def decode_baseline(bodies: list[bytes]) -> float:
     return spans / (time.perf_counter() - started)
 
 
-class RssWatcher(threading.Thread):
-    def __init__(self, pid: int) -> None:
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Watcher(threading.Thread):
+    """Peak RSS of the server's process tree and peak spool bytes, sampled every 0.2 s."""
+
+    def __init__(self, pid: int, metrics_url: str) -> None:
         super().__init__(daemon=True)
         self.process = psutil.Process(pid)
-        self.peak = 0
+        self.metrics_url = metrics_url
+        self.peak_rss = 0
+        self.peak_spool = 0.0
         self.stop = threading.Event()
 
     def run(self) -> None:
-        while not self.stop.wait(0.1):
-            try:
-                self.peak = max(self.peak, self.process.memory_info().rss)
-            except psutil.Error:
-                return
+        with httpx.Client(timeout=10) as client:
+            while not self.stop.wait(0.2):
+                try:
+                    rss = self.process.memory_info().rss + sum(c.memory_info().rss for c in self.process.children(True))
+                    self.peak_rss = max(self.peak_rss, rss)
+                    figures = metric_values(client.get(self.metrics_url).text, {"tracelake_spool_bytes"})
+                    self.peak_spool = max(self.peak_spool, figures.get("tracelake_spool_bytes", 0.0))
+                except (psutil.Error, httpx.HTTPError):
+                    pass
 
 
-def send_http(url: str, bodies: list[bytes], concurrency: int) -> None:
-    with httpx.Client(timeout=120, limits=httpx.Limits(max_connections=concurrency)) as client:
-        def post(body: bytes) -> None:
-            while True:
-                r = client.post(f"{url}/v1/traces", content=body, headers={"Content-Type": "application/x-protobuf"})
-                if r.status_code == 200:
-                    return
-                if r.status_code != 503:
-                    raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
-                time.sleep(float(r.headers.get("Retry-After", "1")))
+class VisibilityProbe(threading.Thread):
+    """Sends one-span requests while the load runs; measures ack -> queryable."""
 
-        with ThreadPoolExecutor(concurrency) as pool:
-            list(pool.map(post, bodies))
+    def __init__(self, otlp_url: str, ui_url: str) -> None:
+        super().__init__(daemon=True)
+        self.otlp_url, self.ui_url = otlp_url, ui_url
+        self.delays: list[float] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(timeout=60) as client:
+            while not self.stop.wait(0.25):
+                trace = new_trace_id()
+                body = request([span("visibility probe", trace)], service="bench-probe").SerializeToString()
+                r = client.post(f"{self.otlp_url}/v1/traces", content=body,
+                                headers={"Content-Type": "application/x-protobuf"})
+                acked = time.perf_counter()
+                if r.status_code != 200:
+                    continue
+                while True:
+                    rows = client.post(f"{self.ui_url}/api/sql", data={
+                        "q": "SELECT count() FROM otel_traces WHERE TraceId = {t:String}", "param_t": trace.hex()}).json()
+                    if rows["rows"][0][0]:
+                        self.delays.append(time.perf_counter() - acked)
+                        break
+                    if time.perf_counter() - acked > 60:
+                        self.delays.append(float("inf"))
+                        break
+                    time.sleep(0.02)
 
 
-def send_grpc(addr: str, bodies: list[bytes], concurrency: int) -> None:
-    channel = grpc.insecure_channel(addr, options=[("grpc.max_send_message_length", 64 << 20)])
-    export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+def send(url: str, bodies: list[bytes], clients: int) -> list[float]:
+    """Each client keeps one request in flight; 503 is retried after Retry-After. Returns ack latencies."""
+    parts = urllib.parse.urlsplit(url)
+    latencies: list[float] = []
+    lock = threading.Lock()
+    items = iter(bodies)
 
-    def call(body: bytes) -> None:
+    def client() -> None:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=300)
         while True:
-            try:
-                export(body, timeout=120)
-                return
-            except grpc.RpcError as exc:
-                if exc.code() != grpc.StatusCode.UNAVAILABLE:
-                    raise
-                time.sleep(1)
+            with lock:
+                body = next(items, None)
+            if body is None:
+                break
+            started = time.perf_counter()
+            while True:
+                conn.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
+                r = conn.getresponse()
+                r.read()
+                if r.status == 200:
+                    break
+                if r.status != 503:
+                    raise RuntimeError(f"HTTP {r.status}")
+                time.sleep(float(r.getheader("Retry-After") or 1))
+            with lock:
+                latencies.append(time.perf_counter() - started)
+        conn.close()
 
-    with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(call, bodies))
-    channel.close()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies
 
 
-def run(protocol: str, bodies: list[bytes], spans: int, concurrency: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="tracelake-bench-") as tmp, start_server(Path(tmp) / "data") as server:
-        watcher = RssWatcher(server.proc.pid)
+def metric_values(exposition: str, names: set[str]) -> dict[str, float]:
+    return {sample.name: sample.value for family in text_string_to_metric_families(exposition)
+            for sample in family.samples if sample.name in names}
+
+
+def run(mode: str, bodies: list[bytes], spans: int, clients: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="tracelake-bench-") as tmp, \
+            start_server(Path(tmp) / "data", ack_mode=mode) as server:
+        server.sql("SELECT 1")  # warm
+        watcher = Watcher(server.proc.pid, f"{server.otlp_http_url}/metrics")
+        probe = VisibilityProbe(server.otlp_http_url, server.ui_url)
         watcher.start()
+        probe.start()
         started = time.perf_counter()
-        if protocol == "http":
-            send_http(server.otlp_http_url, bodies, concurrency)
-        else:
-            send_grpc(server.otlp_grpc_addr, bodies, concurrency)
+        latencies = send(server.otlp_http_url, bodies, clients)
         acked = time.perf_counter() - started
-        visible = server.wait_for_count("SELECT count() FROM otel_traces", spans, timeout=300)
+        probe.stop.set()
+        visible = server.wait_for_count("SELECT count() FROM otel_traces WHERE ServiceName != 'bench-probe'",
+                                        spans, timeout=600)
         e2e = time.perf_counter() - started
+        probe.join(120)
         watcher.stop.set()
+        watcher.join(5)
         assert visible == spans, f"only {visible} of {spans} spans visible"
-        writer = writer_figures(httpx.get(f"{server.ui_url}/metrics").text)
-        return {"acked_spans_per_s": spans / acked, "e2e_spans_per_s": spans / e2e, "peak_rss_mb": watcher.peak / 2**20,
-                "inserts": writer["inserts"], "spans_per_insert": writer["spans"] / max(writer["inserts"], 1),
-                "ms_per_insert": 1e3 * writer["seconds"] / max(writer["inserts"], 1), "writer_busy": writer["seconds"] / e2e}
+        writer = metric_values(httpx.get(f"{server.ui_url}/metrics").text,
+                               {"tracelake_batch_spans_count", "tracelake_insert_seconds_sum"})
+        inserts = writer.get("tracelake_batch_spans_count", 0)
+        return {"e2e": spans / e2e, "acked": spans / acked, "p50": pct(latencies, 0.5) * 1e3,
+                "p99": pct(latencies, 0.99) * 1e3, "vis_p50": pct(probe.delays, 0.5),
+                "vis_p99": pct(probe.delays, 0.99), "probes": len(probe.delays), "rss_mb": watcher.peak_rss / 2**20,
+                "spool_mb": watcher.peak_spool / 2**20, "inserts": inserts,
+                "per_insert": spans / max(inserts, 1), "insert_busy": writer.get("tracelake_insert_seconds_sum", 0) / e2e}
 
 
-def writer_figures(exposition: str) -> dict[str, float]:
-    """Totals of the writer's histograms from the collector's /metrics: what bounds the run."""
-    wanted = {"tracelake_batch_spans_count": "inserts", "tracelake_batch_spans_sum": "spans",
-              "tracelake_insert_seconds_sum": "seconds"}
-    return {wanted[sample.name]: sample.value for family in text_string_to_metric_families(exposition)
-            for sample in family.samples if sample.name in wanted}
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--spans", type=int, default=200_000)
+    parser.add_argument("--spans", type=int, default=100_000)
     parser.add_argument("--per-request", type=int, default=512)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[32, 64],
-                        help="concurrent clients; with acks after commit, spans in flight bound the batch size")
-    parser.add_argument("--protocols", nargs="+", default=["http", "grpc"], choices=["http", "grpc"])
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 64])
+    parser.add_argument("--modes", nargs="+", default=["spool", "commit"], choices=["spool", "commit"])
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     bodies = build_requests(args.spans, args.per_request, args.seed)
     spans = sum(decode_protobuf(b).accepted for b in bodies)
     size = sum(map(len, bodies)) / spans
-    baseline = decode_baseline(bodies)
-    print(f"{spans:,} spans, {size:,.0f} B/span of OTLP protobuf, {len(bodies)} requests, {args.concurrency} clients, "
-          f"{os.cpu_count()} cores")
-    print(f"baseline (decode + validate only, one thread): {baseline:,.0f} spans/s")
-    for protocol, clients in ((p, c) for c in args.concurrency for p in args.protocols):
-        result = run(protocol, bodies, spans, clients)
-        print(f"{protocol:>4}, {clients:3d} clients: end to end {result['e2e_spans_per_s']:,.0f} spans/s "
-              f"({result['e2e_spans_per_s'] / baseline:.2f}x baseline), acked {result['acked_spans_per_s']:,.0f} spans/s, "
-              f"peak RSS {result['peak_rss_mb']:,.0f} MB")
-        print(f"      writer: {result['inserts']:.0f} INSERTs of {result['spans_per_insert']:,.0f} spans, "
-              f"{result['ms_per_insert']:,.0f} ms each, busy {result['writer_busy']:.0%} of the run")
+    print(f"{spans:,} spans, {size:,.0f} B/span of OTLP protobuf, {len(bodies)} requests of {args.per_request}, "
+          f"{os.cpu_count()} cores; load average before: {load_average()}")
+    print(f"baseline (decode + validate only, one thread): {decode_baseline(bodies):,.0f} spans/s")
+    results: dict[tuple[str, int], dict[str, float]] = {}
+    header = (f"{'mode':>6} {'clients':>7} {'e2e spans/s':>11} {'acked/s':>9} {'ack p50':>8} {'ack p99':>8} "
+              f"{'visible p50/p99 s':>17} {'RSS MB':>7} {'spool MB':>8} {'INSERTs':>7} {'spans/INSERT':>12} {'load avg':>15}")
+    print(header)
+    for clients in args.clients:
+        for mode in args.modes:
+            r = results[(mode, clients)] = run(mode, bodies, spans, clients)
+            print(f"{mode:>6} {clients:7d} {r['e2e']:11,.0f} {r['acked']:9,.0f} {r['p50']:6,.0f}ms {r['p99']:6,.0f}ms "
+                  f"{r['vis_p50']:8.2f}/{r['vis_p99']:<8.2f} {r['rss_mb']:7,.0f} {r['spool_mb']:8.1f} "
+                  f"{r['inserts']:7.0f} {r['per_insert']:12,.0f} {load_average():>15}", flush=True)
+    if set(args.modes) == {"spool", "commit"}:
+        print("\nspool / commit, same run:")
+        for clients in args.clients:
+            s, c = results[("spool", clients)], results[("commit", clients)]
+            print(f"  {clients:3d} clients: end to end x{s['e2e'] / c['e2e']:.2f}, ack p50 x{s['p50'] / c['p50']:.2f}, "
+                  f"ack p99 x{s['p99'] / c['p99']:.2f}")
+    print(f"load average after: {load_average()}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({f"{m}/{c}": r for (m, c), r in results.items()}, indent=1))
     return 0
 
 

@@ -22,10 +22,13 @@ _BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.2, 5.0
 
 class Loaders:
     def __init__(self, load: Callable[[Sealed], None], loaded: Callable[[Sealed], None], *, workers: int,
-                 on_load: Callable[[Sealed, float, bool], None] | None = None) -> None:
+                 on_load: Callable[[Sealed, float, bool], None] | None = None,
+                 on_idle: Callable[[], None] | None = None) -> None:
         self._load = load
         self._loaded = loaded
         self._on_load = on_load
+        self._on_idle = on_idle
+        self._workers = workers
         self._queue: deque[Sealed] = deque()
         self._busy = 0
         self._cond = threading.Condition()
@@ -40,6 +43,10 @@ class Loaders:
     def healthy(self) -> bool:
         """False after a failed INSERT, until one succeeds."""
         return self._healthy
+
+    def has_idle(self) -> bool:
+        """True when a loader would start on a newly sealed segment at once."""
+        return not self._queue and self._busy < self._workers
 
     def pending(self) -> int:
         with self._cond:
@@ -100,3 +107,5 @@ class Loaders:
                     self._busy -= 1
             if self._on_load:
                 self._on_load(segment, time.monotonic() - started, ok)
+            if self._on_idle:
+                self._on_idle()

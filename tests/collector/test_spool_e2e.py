@@ -107,15 +107,17 @@ class Load:
         return self
 
 
-def test_kill_9_mid_load_then_restart_replays_every_acked_span_once(tmp_path):
+def test_kill_9_mid_load_then_restart_replays_every_acked_span_once(tmp_path, processes):
     data = tmp_path / "data"
     server = start_server(data)
+    processes.append(server)
     load = Load([server.otlp_http_url], "kill9", requests=120, clients=6).start()
     _wait_until(lambda: len(load.acked) >= 30, "30 requests are acked")
     server.kill()  # SIGKILL mid-load: some requests in flight, segments unloaded or half-loaded
     load.wait()
     assert 30 <= len(load.acked) < 120, load.statuses
     with start_server(data) as again:
+        processes.append(again)
         _wait_until(lambda: _spool_empty(again), "the replayed spool is loaded")
         store_rows = again.sql("SELECT TraceId, count() FROM otel_traces WHERE ServiceName = 'kill9' GROUP BY TraceId")
         per_trace = {t: n for t, n in store_rows}
@@ -130,13 +132,25 @@ def clickhouse(tmp_path):
     endpoint.stop()
 
 
-def _collector(tmp_path: Path, name: str, db_url: str, env: dict[str, str] | None = None, **flags) -> ServerProcess:
-    return start_server(tmp_path / name, command="collector", clickhouse_url=db_url, env=env, **flags)
+@pytest.fixture
+def processes():
+    """Every server a test starts; killed at teardown, so a failing test leaves nothing running."""
+    started: list[ServerProcess] = []
+    yield started
+    for process in started:
+        process.kill()
 
 
-def test_torn_tail_is_cut_and_every_acked_span_loads(tmp_path, clickhouse):
+def _collector(processes: list[ServerProcess], tmp_path: Path, name: str, db_url: str,
+               env: dict[str, str] | None = None, **flags) -> ServerProcess:
+    process = start_server(tmp_path / name, command="collector", clickhouse_url=db_url, env=env, **flags)
+    processes.append(process)
+    return process
+
+
+def test_torn_tail_is_cut_and_every_acked_span_loads(tmp_path, processes, clickhouse):
     db_url = f"{clickhouse.url}/torn_{uuid.uuid4().hex[:6]}"
-    collector = _collector(tmp_path, "c", db_url)
+    collector = _collector(processes, tmp_path, "c", db_url)
     clickhouse.toggle_failures()  # ClickHouse down: acked requests stay in the spool
     acked = {}
     with httpx.Client(timeout=60) as client:
@@ -154,7 +168,7 @@ def test_torn_tail_is_cut_and_every_acked_span_loads(tmp_path, clickhouse):
     with open(segment, "ab") as f:
         f.write(partial[: len(partial) // 2])
     clickhouse.toggle_failures()
-    with _collector(tmp_path, "c", db_url) as again:
+    with _collector(processes, tmp_path, "c", db_url) as again:
         _wait_until(lambda: _spool_empty(again), "the spool is loaded")
         assert _metric(again.otlp_http_url, "tracelake_spool_torn_bytes") == len(partial) // 2
     assert list((spool / "corrupt").glob("*.torn"))
@@ -164,9 +178,9 @@ def test_torn_tail_is_cut_and_every_acked_span_loads(tmp_path, clickhouse):
     store.close()
 
 
-def test_a_corrupt_segment_is_moved_aside_and_reported(tmp_path, clickhouse):
+def test_a_corrupt_segment_is_moved_aside_and_reported(tmp_path, processes, clickhouse):
     db_url = f"{clickhouse.url}/corrupt_{uuid.uuid4().hex[:6]}"
-    collector = _collector(tmp_path, "c", db_url, env={"TRACELAKE_SPOOL_SEGMENT_MS": "50"})
+    collector = _collector(processes, tmp_path, "c", db_url, env={"TRACELAKE_SPOOL_SEGMENT_MS": "50"})
     clickhouse.toggle_failures()
     acked = {}
     with httpx.Client(timeout=60) as client:
@@ -182,7 +196,7 @@ def test_a_corrupt_segment_is_moved_aside_and_reported(tmp_path, clickhouse):
     data[len(data) // 2] ^= 0xFF  # bit rot inside a record
     victim.write_bytes(bytes(data))
     clickhouse.toggle_failures()
-    with _collector(tmp_path, "c", db_url) as again:
+    with _collector(processes, tmp_path, "c", db_url) as again:
         _wait_until(lambda: _spool_empty(again), "the sound segments are loaded")
         assert _metric(again.otlp_http_url, "tracelake_spool_corrupt_segments") == 1
     assert (spool / "corrupt" / victim.name).read_bytes() == bytes(data)  # kept for inspection, not deleted
@@ -195,11 +209,11 @@ def test_a_corrupt_segment_is_moved_aside_and_reported(tmp_path, clickhouse):
     store.close()
 
 
-def test_clickhouse_down_under_load_acks_continue_then_503_at_the_bound_then_all_lands(tmp_path, clickhouse):
+def test_clickhouse_down_under_load_acks_continue_then_503_at_the_bound_then_all_lands(tmp_path, processes, clickhouse):
     db_url = f"{clickhouse.url}/down_{uuid.uuid4().hex[:6]}"
     size = len(_body("x")[0])
     bound = 12 * size  # room for about a dozen requests
-    collector = _collector(tmp_path, "c", db_url, spool_max_bytes=bound)
+    collector = _collector(processes, tmp_path, "c", db_url, spool_max_bytes=bound)
     clickhouse.toggle_failures()  # INSERTs fail as if ClickHouse were down
     acked: dict[str, int] = {}
     statuses = []
@@ -251,9 +265,9 @@ def tiny_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mountpoint)], check=True)
 
 
-def test_disk_full_is_a_clear_refusal_and_nothing_unsynced_is_acked(tmp_path, clickhouse, tiny_disk):
+def test_disk_full_is_a_clear_refusal_and_nothing_unsynced_is_acked(tmp_path, processes, clickhouse, tiny_disk):
     db_url = f"{clickhouse.url}/full_{uuid.uuid4().hex[:6]}"
-    collector = _collector(tmp_path, "c", db_url, spool_dir=tiny_disk / "spool")
+    collector = _collector(processes, tmp_path, "c", db_url, spool_dir=tiny_disk / "spool")
     clickhouse.toggle_failures()  # nothing leaves the spool, so the disk fills
     acked: dict[str, int] = {}
     with httpx.Client(timeout=60) as client:
@@ -277,9 +291,9 @@ def test_disk_full_is_a_clear_refusal_and_nothing_unsynced_is_acked(tmp_path, cl
     store.close()
 
 
-def test_sigterm_drains_the_spool_into_clickhouse(tmp_path, clickhouse):
+def test_sigterm_drains_the_spool_into_clickhouse(tmp_path, processes, clickhouse):
     db_url = f"{clickhouse.url}/term_{uuid.uuid4().hex[:6]}"
-    collector = _collector(tmp_path, "c", db_url)
+    collector = _collector(processes, tmp_path, "c", db_url)
     load = Load([collector.otlp_http_url], "term", requests=60, clients=6).start()
     _wait_until(lambda: len(load.acked) >= 20, "20 requests are acked")
     collector.proc.send_signal(signal.SIGTERM)
@@ -291,16 +305,16 @@ def test_sigterm_drains_the_spool_into_clickhouse(tmp_path, clickhouse):
     store.close()
 
 
-def test_three_collectors_one_clickhouse_kill_9_one_and_restart(tmp_path, clickhouse):
+def test_three_collectors_one_clickhouse_kill_9_one_and_restart(tmp_path, processes, clickhouse):
     db_url = f"{clickhouse.url}/fleet_{uuid.uuid4().hex[:6]}"
-    collectors = [_collector(tmp_path, f"c{i}", db_url) for i in range(3)]
+    collectors = [_collector(processes, tmp_path, f"c{i}", db_url) for i in range(3)]
     try:
         load = Load([c.otlp_http_url for c in collectors], "fleet", requests=150, clients=9).start()
         _wait_until(lambda: len(load.acked) >= 45, "45 requests are acked")
         collectors[1].kill()  # one of three dies mid-load; its spool stays on its disk
         load.wait()
         assert 45 <= len(load.acked) < 150
-        collectors[1] = _collector(tmp_path, "c1", db_url)  # same data dir: replays its spool
+        collectors[1] = _collector(processes, tmp_path, "c1", db_url)  # same data dir: replays its spool
         for c in collectors:
             _wait_until(lambda: _spool_empty(c), "every spool is loaded")
     finally:
