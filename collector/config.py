@@ -36,7 +36,7 @@ class SpoolConfig:
 
     directory: Path | None = None
     max_bytes: int = 4 * 1024**3
-    segment_bytes: int = 16 * 1024 * 1024
+    segment_bytes: int = 64 * 1024 * 1024
     segment_max_age_s: float = 0.5
     loaders: int = 2
 

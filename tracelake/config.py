@@ -53,6 +53,6 @@ class Settings(BaseSettings):
         "after; commit: ack only after the INSERT holding it returned (for collectors without a persistent disk).")
     spool_dir: Path | None = Field(None, description="Spool directory, one per collector process (default <data_dir>/spool).")
     spool_max_bytes: int = Field(4 * 1024**3, gt=0, description="Spool size on disk past which requests get 503 / UNAVAILABLE.")
-    spool_segment_bytes: int = Field(16 * 1024 * 1024, gt=0, description="A spool segment is sealed and loaded once it holds this many bytes.")
+    spool_segment_bytes: int = Field(64 * 1024 * 1024, gt=0, description="A spool segment is sealed and loaded once it holds this many bytes.")
     spool_segment_ms: float = Field(500.0, gt=0, description="A spool segment is sealed and loaded this long after its first request at the latest "
                                     "(bounds how late acked spans become visible).")
