@@ -7,7 +7,8 @@ What it handles (what clickhouse-connect and ClickHouseStore send): GET/POST on 
 data after ``INSERT ... FORMAT <fmt>`` (Native, Arrow, ...) or after an ``input()`` INSERT ... SELECT
 (the data is spooled to a file and read with ``file()``); ``readonly`` through a read-only chdb
 connection; a few settings (format schema, limits) applied as a SETTINGS clause. ``--delay`` slows
-every INSERT down, ``/__fail`` toggles failing INSERTs: both for backpressure tests.
+every INSERT down, ``/__fail`` toggles failing INSERTs: both for backpressure tests. ``/__hold``
+makes INSERTs wait until ``/__release``, so a test can know requests are waiting on their commit.
 """
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ class Engine:
         self.spool = tempfile.mkdtemp(prefix="chhttp-")
         self.delay = delay
         self.fail_inserts = False
+        self.inserts_open = threading.Event()  # cleared by /__hold: INSERTs wait until /__release
+        self.inserts_open.set()
 
     def run(self, sql: str, settings: dict[str, str], params: dict[str, str], data: bytes | None,
             database: str | None) -> tuple[bytes, str]:
@@ -71,6 +74,8 @@ class Engine:
             is_insert = sql.lstrip().upper().startswith("INSERT")
             if is_insert and self.fail_inserts:
                 raise RuntimeError("injected INSERT failure")
+            if is_insert:
+                self.inserts_open.wait()
             if is_insert and self.delay:
                 time.sleep(self.delay)
             with self.lock:
@@ -117,6 +122,9 @@ def make_handler(engine: Engine) -> type[BaseHTTPRequestHandler]:
             if url.path == "/__fail":
                 engine.fail_inserts = not engine.fail_inserts
                 return self._send(200, str(engine.fail_inserts).encode())
+            if url.path in ("/__hold", "/__release"):
+                (engine.inserts_open.clear if url.path == "/__hold" else engine.inserts_open.set)()
+                return self._send(200, b"held" if url.path == "/__hold" else b"released")
             qs = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
             sql, data = qs.pop("query", ""), None
             if sql and body:
