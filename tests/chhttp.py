@@ -7,7 +7,8 @@ What it handles (what clickhouse-connect and ClickHouseStore send): GET/POST on 
 data after ``INSERT ... FORMAT <fmt>`` (Native, Arrow, ...) or after an ``input()`` INSERT ... SELECT
 (the data is spooled to a file and read with ``file()``); ``readonly`` through a read-only chdb
 connection; a few settings (format schema, limits) applied as a SETTINGS clause. ``--delay`` slows
-every INSERT down, ``/__fail`` toggles failing INSERTs: both for backpressure tests. ``/__hold``
+every INSERT down, ``/__fail`` toggles failing INSERTs and pings (the store is down, and stays down
+for the collector's probe until toggled back): both for backpressure tests. ``/__hold``
 makes INSERTs wait until ``/__release``, so a test can know requests are waiting on their commit.
 """
 from __future__ import annotations
@@ -118,7 +119,7 @@ def make_handler(engine: Engine) -> type[BaseHTTPRequestHandler]:
         def _handle(self, body: bytes) -> None:
             url = urlsplit(self.path)
             if url.path == "/ping":
-                return self._send(200, b"Ok.\n")
+                return self._send(503, b"down\n") if engine.fail_inserts else self._send(200, b"Ok.\n")
             if url.path == "/__fail":
                 engine.fail_inserts = not engine.fail_inserts
                 return self._send(200, str(engine.fail_inserts).encode())

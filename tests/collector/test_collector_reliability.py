@@ -80,7 +80,7 @@ def test_store_outage_gives_503_and_unavailable_then_recovers(tmp_path):
     with start_server(tmp_path / "c", command="collector", clickhouse_url=db_url) as collector:
         body, _ = _body("outage", 10)
         assert _post(collector.otlp_http_url, body).status_code == 200
-        endpoint.toggle_failures()  # INSERTs now fail as if ClickHouse were down
+        endpoint.toggle_failures()  # ClickHouse is down: INSERTs and pings fail until toggled back
         failed = _post(collector.otlp_http_url, _body("outage", 10)[0])
         assert failed.status_code == 503 and failed.headers["Retry-After"] == "1"
         channel = grpc.insecure_channel(collector.otlp_grpc_addr)
