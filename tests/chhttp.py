@@ -7,7 +7,9 @@ What it handles (what clickhouse-connect and ClickHouseStore send): GET/POST on 
 data after ``INSERT ... FORMAT <fmt>`` (Native, Arrow, ...) or after an ``input()`` INSERT ... SELECT
 (the data is spooled to a file and read with ``file()``); ``readonly`` through a read-only chdb
 connection; a few settings (format schema, limits) applied as a SETTINGS clause. ``--delay`` slows
-every INSERT down, ``/__fail`` toggles failing INSERTs: both for backpressure tests.
+every INSERT down, ``/__fail`` toggles failing INSERTs and pings (the store is down, and stays down
+for the collector's probe until toggled back): both for backpressure tests. ``/__hold``
+makes INSERTs wait until ``/__release``, so a test can know requests are waiting on their commit.
 """
 from __future__ import annotations
 
@@ -41,6 +43,8 @@ class Engine:
         self.spool = tempfile.mkdtemp(prefix="chhttp-")
         self.delay = delay
         self.fail_inserts = False
+        self.inserts_open = threading.Event()  # cleared by /__hold: INSERTs wait until /__release
+        self.inserts_open.set()
 
     def run(self, sql: str, settings: dict[str, str], params: dict[str, str], data: bytes | None,
             database: str | None) -> tuple[bytes, str]:
@@ -72,6 +76,8 @@ class Engine:
             is_insert = sql.lstrip().upper().startswith("INSERT")
             if is_insert and self.fail_inserts:
                 raise RuntimeError("injected INSERT failure")
+            if is_insert:
+                self.inserts_open.wait()
             if is_insert and self.delay:
                 time.sleep(self.delay)
             with self.lock:
@@ -114,10 +120,13 @@ def make_handler(engine: Engine) -> type[BaseHTTPRequestHandler]:
         def _handle(self, body: bytes) -> None:
             url = urlsplit(self.path)
             if url.path == "/ping":
-                return self._send(200, b"Ok.\n")
+                return self._send(503, b"down\n") if engine.fail_inserts else self._send(200, b"Ok.\n")
             if url.path == "/__fail":
                 engine.fail_inserts = not engine.fail_inserts
                 return self._send(200, str(engine.fail_inserts).encode())
+            if url.path in ("/__hold", "/__release"):
+                (engine.inserts_open.clear if url.path == "/__hold" else engine.inserts_open.set)()
+                return self._send(200, b"held" if url.path == "/__hold" else b"released")
             qs = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
             sql, data = qs.pop("query", ""), None
             if sql and body:

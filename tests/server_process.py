@@ -157,6 +157,13 @@ class ClickHouseEndpoint:
     def toggle_failures(self) -> None:
         httpx.post(f"{self.url}/__fail", timeout=10)
 
+    def hold_inserts(self) -> None:
+        """INSERTs wait (the collector's commits hang) until :meth:`release_inserts`."""
+        httpx.post(f"{self.url}/__hold", timeout=10).raise_for_status()
+
+    def release_inserts(self) -> None:
+        httpx.post(f"{self.url}/__release", timeout=10).raise_for_status()
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()

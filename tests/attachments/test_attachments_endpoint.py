@@ -61,9 +61,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while not srv.started and time.monotonic() < deadline:
         time.sleep(0.02)
+    assert srv.started, "uvicorn did not start within 60 s"
     ns = SimpleNamespace(port=port, store=store, image=_put(store, IMAGE, "image/png"),
                          audio=_put(store, AUDIO, "audio/wav"), svg=_put(store, SVG_WITH_SCRIPT, "image/svg+xml"),
                          html=_put(store, HTML, "text/html"), other=_put(store, b"\x00binary" * 10, "application/x-foo"))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -9,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from otlp_spans import new_trace_id, request, span
 from server_process import start_clickhouse_endpoint, start_server
 
@@ -80,7 +82,7 @@ def test_store_outage_gives_503_and_unavailable_then_recovers(tmp_path):
     with start_server(tmp_path / "c", command="collector", clickhouse_url=db_url, ack_mode="commit") as collector:
         body, _ = _body("outage", 10)
         assert _post(collector.otlp_http_url, body).status_code == 200
-        endpoint.toggle_failures()  # INSERTs now fail as if ClickHouse were down
+        endpoint.toggle_failures()  # ClickHouse is down: INSERTs and pings fail until toggled back
         failed = _post(collector.otlp_http_url, _body("outage", 10)[0])
         assert failed.status_code == 503 and failed.headers["Retry-After"] == "1"
         channel = grpc.insecure_channel(collector.otlp_grpc_addr)
@@ -121,25 +123,73 @@ def test_kill_9_after_acks_loses_nothing(tmp_path, ack_mode):
         assert again.sql("SELECT count(), uniqExact(TraceId) FROM otel_traces WHERE ServiceName = 'durable'") == [[1500, 15]]
 
 
+def _queued_spans(metrics_text: str) -> float:
+    """``tracelake_queue_spans``: spans accepted and not yet committed (so their requests are unanswered)."""
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name == "tracelake_queue_spans":
+            return family.samples[0].value
+    raise AssertionError(f"no tracelake_queue_spans in /metrics:\n{metrics_text}")
+
+
+def _wait_until(condition, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.02)
+
+
+def _listening(url: str) -> bool:
+    try:
+        socket.create_connection((httpx.URL(url).host, httpx.URL(url).port), timeout=5).close()
+    except ConnectionRefusedError:
+        return False
+    return True
+
+
 def test_sigterm_commits_what_was_accepted(tmp_path):
-    data = tmp_path / "data"
-    server = start_server(data, ack_mode="commit")
+    endpoint = start_clickhouse_endpoint(tmp_path / "ch")
+    db_url = f"{endpoint.url}/drain_{uuid.uuid4().hex[:6]}"
+    # No commit is slow enough to turn into a 503 here: the test decides when commits go through.
+    # Ack after commit: in spool mode acks do not wait for commits (test_spool_e2e drains a spool).
+    collector = start_server(tmp_path / "c", command="collector", clickhouse_url=db_url, ack_mode="commit",
+                             env={"TRACELAKE_ACK_TIMEOUT_S": "600"})
     bodies = [_body("drain", 200) for _ in range(16)]
+    # One client, built before anything is timed: building one per request costs CPU enough to
+    # keep a busy machine from connecting at all before the signal (issue 14).
+    client = httpx.Client(timeout=120)  # its pool (100) holds the 16 posts and the /metrics polls
 
     def send(item):
         try:
-            return item[1], _post(server.otlp_http_url, item[0]).status_code
-        except httpx.TransportError:
-            return item[1], 0
+            r = client.post(f"{collector.otlp_http_url}/v1/traces", content=item[0],
+                            headers={"Content-Type": "application/x-protobuf"})
+            return item[1], r.status_code, r.content[:200]
+        except httpx.TransportError as exc:
+            return item[1], 0, repr(exc)
 
-    with ThreadPoolExecutor(16) as pool:
+    pool = ThreadPoolExecutor(len(bodies))
+    try:
+        endpoint.hold_inserts()  # commits hang: an accepted request stays unanswered
         futures = [pool.submit(send, b) for b in bodies]
-        time.sleep(0.05)
-        server.proc.send_signal(signal.SIGTERM)
+        # Every request accepted and none can commit: all 16 are in flight when the signal comes.
+        metrics = f"{collector.otlp_http_url}/metrics"
+        _wait_until(lambda: _queued_spans(client.get(metrics).text) == len(bodies) * 200, "every request is queued")
+        collector.proc.send_signal(signal.SIGTERM)
+        # The server took the signal (its listener is closed) while the commits still hang...
+        _wait_until(lambda: not _listening(collector.otlp_http_url), "the listener closes after SIGTERM")
+        assert collector.proc.poll() is None, "".join(collector.output)
+        endpoint.release_inserts()  # ...then lets the commits through: the drain must answer them all
         results = [f.result() for f in futures]
-    assert server.proc.wait(60) == 0
-    acked = {trace for trace, status in results if status == 200}
-    assert acked, results
-    with start_server(data, ack_mode="commit") as again:
-        stored = {row[0] for row in again.sql("SELECT DISTINCT TraceId FROM otel_traces WHERE ServiceName = 'drain'")}
-    assert acked <= stored
+        assert collector.proc.wait(60) == 0, "".join(collector.output)
+        acked = {trace for trace, status, _ in results if status == 200}
+        assert acked == {trace for _, trace in bodies}, results
+        store = open_store(clickhouse_url=db_url, migrate=False)
+        rows = store.query_arrow("SELECT TraceId, count() AS spans FROM (SELECT TraceId, SpanId FROM otel_traces "
+                                 "WHERE ServiceName = 'drain' LIMIT 1 BY SpanId) GROUP BY TraceId").to_pylist()
+        store.close()
+        assert {r["TraceId"]: r["spans"] for r in rows} == {trace: 200 for trace in acked}
+    finally:  # on a failure, nothing may be left hanging on a held commit
+        collector.kill()
+        endpoint.release_inserts()
+        pool.shutdown()
+        client.close()
+        endpoint.stop()
