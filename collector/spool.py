@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracelake.collector.errors import Backpressure, NotStored
-from tracelake.store.otlp import _varint
+from tracelake.store.otlp import varint
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,14 @@ OPEN, SEALED = ".open", ".seg"
 _HARD_AGE = 4  # x segment_max_age_s: sealed then even when every loader is busy
 
 
+def record_parts(body: bytes) -> tuple[bytes, bytes, bytes]:
+    """One spool record as (length, request, trailer): a length-delimited request whose last field
+    is its own checksum. Written with one pwritev, so the request is never copied."""
+    return varint(len(body) + _TRAILER), body, _TRAILER_TAG + struct.pack("<I", zlib.crc32(body))
+
+
 def encode_record(body: bytes) -> bytes:
-    """One spool record: a length-delimited request whose last field is its own checksum."""
-    message = body + _TRAILER_TAG + struct.pack("<I", zlib.crc32(body))
-    return _varint(len(message)) + message
+    return b"".join(record_parts(body))
 
 
 @dataclass(frozen=True)
@@ -257,18 +261,19 @@ class Spool:
 
     def append(self, body: bytes, spans: int = 0) -> Future:
         """Write one request; the Future completes once it is durable. Raises Backpressure."""
-        record = encode_record(body)
+        parts = record_parts(body)
+        size = len(parts[0]) + len(body) + len(parts[2])
         with self._cond:
             if self._closing:
                 raise Backpressure("shutting down")
-            if self._bytes + len(record) > self.max_bytes:
+            if self._bytes + size > self.max_bytes:
                 self.stats.refused_full += 1
                 self._refusing = True  # not ready until loaders free some room
                 raise Backpressure("spool full")
             segment = self._current
             assert segment is not None, "spool not started"
             try:
-                _pwrite_all(segment.fd, record, segment.size)
+                _pwritev_all(segment.fd, parts, segment.size)
             except OSError as exc:
                 self.stats.write_errors += 1
                 try:  # nothing of a record that was not written whole may stay
@@ -277,12 +282,12 @@ class Spool:
                     log.exception("spool: cannot cut a partial record from %s", segment.path)
                 reason = "spool disk full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else f"spool write error: {exc}"
                 raise Backpressure(reason) from exc
-            segment.size += len(record)
+            segment.size += size
             segment.records += 1
             segment.spans += spans
             self._spans += spans
-            self._bytes += len(record)
-            self.stats.appended_bytes += len(record)
+            self._bytes += size
+            self.stats.appended_bytes += size
             self.stats.appended_records += 1
             self._generation_records += 1
             self._dirty = True
@@ -505,11 +510,15 @@ class Spool:
             os.close(fd)
 
 
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view, offset = view[written:], offset + written
+def _pwritev_all(fd: int, parts: tuple[bytes, ...], offset: int) -> None:
+    total = sum(map(len, parts))
+    written = os.pwritev(fd, parts, offset)
+    if written < total:  # a short write (rare): write the rest from a joined copy
+        rest = memoryview(b"".join(parts))[written:]
+        offset += written
+        while rest:
+            n = os.pwrite(fd, rest, offset)
+            rest, offset = rest[n:], offset + n
 
 
 def _created_from_name(path: Path) -> float | None:

@@ -31,7 +31,7 @@ class SpooledIngest:
                                on_idle=lambda: self.spool.wake())
         self.spool = Spool(config.directory, max_bytes=config.max_bytes, segment_bytes=config.segment_bytes,
                            segment_max_age_s=config.segment_max_age_s, on_sealed=self.loaders.enqueue,
-                           on_sync=on_sync, loader_idle=self.loaders.has_idle)
+                           on_sync=on_sync, loader_idle=self.loaders.all_idle)
 
     def _load(self, segment: Sealed) -> None:
         self._store.insert_otlp_file(self._table, str(segment.path), dedup_token=segment.token)

@@ -52,7 +52,8 @@ def proto_schema() -> str:
     return files("tracelake.store").joinpath("otlp_flat.proto").read_text()
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
+    """Protobuf's base-128 varint."""
     out = bytearray()
     while True:
         byte, n = n & 0x7F, n >> 7
@@ -63,7 +64,7 @@ def _varint(n: int) -> bytes:
 
 def length_delimited(bodies: list[bytes]) -> bytes:
     """The stream format ClickHouse's Protobuf input reads: varint length, then the message."""
-    return b"".join(_varint(len(b)) + b for b in bodies)
+    return b"".join(varint(len(b)) + b for b in bodies)
 
 
 def _leaf_json(x: str) -> str:
