@@ -45,7 +45,6 @@ class Collector:
         self.body_hook = body_hook
         # A hook may tell cheaply whether it will do I/O on a body (the extractor's media scan).
         self._hook_has_work: Callable[[bytes], bool] | None = getattr(body_hook, "has_run", None)
-        install_functions(store)  # idempotent; the INSERT's SELECT calls them
         self.metrics = CollectorMetrics()
         self.spooled: SpooledIngest | None = None
         self.batcher: Batcher | None = None
@@ -55,6 +54,7 @@ class Collector:
             self.metrics.watch_spool(self.spooled.spool, self.spooled.loaders)
             self._sink: Batcher | SpooledIngest = self.spooled
         else:  # ack after the INSERT holding the request returned
+            install_functions(store)  # idempotent; the INSERT's SELECT calls them
             batch = config.batch
             self.batcher = Batcher(
                 lambda stream: store.insert_otlp(SPAN_TABLE, stream),

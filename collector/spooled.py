@@ -15,6 +15,7 @@ from tracelake.collector.config import SpoolConfig
 from tracelake.collector.loader import Loaders
 from tracelake.collector.spool import Sealed, Spool
 from tracelake.store.base import Store
+from tracelake.store.otlp import install_functions
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ class SpooledIngest:
         self.config = config
         self._store = store
         self._table = table
+        self._functions_installed = False
         self.loaders = Loaders(self._load, self._loaded, workers=config.loaders, on_load=on_load,
                                on_idle=lambda: self.spool.wake())
         self.spool = Spool(config.directory, max_bytes=config.max_bytes, segment_bytes=config.segment_bytes,
@@ -34,6 +36,9 @@ class SpooledIngest:
                            on_sync=on_sync, loader_idle=self.loaders.all_idle)
 
     def _load(self, segment: Sealed) -> None:
+        if not self._functions_installed:  # here, not at start: the store may be unreachable then
+            install_functions(self._store)
+            self._functions_installed = True
         self._store.insert_otlp_file(self._table, str(segment.path), dedup_token=segment.token)
 
     def _loaded(self, segment: Sealed) -> None:

@@ -53,9 +53,29 @@ def _body_hook(settings: Settings, store: Any) -> Any:
     return build_body_hook(settings, store)
 
 
+def _open_store(settings: Settings, collector_only: bool) -> Any:
+    """The store; a spooling collector alone starts even while ClickHouse is unreachable (it acks into
+    its spool and connects, migrations included, once ClickHouse answers)."""
+    from tracelake.store import StoreUnavailable
+
+    def opener() -> Any:
+        return open_store(settings.data_dir, settings.clickhouse_url, settings.prices_file)
+
+    try:
+        return opener()
+    except StoreUnavailable as exc:
+        if not (collector_only and settings.clickhouse_url and settings.ack_mode == "spool"):
+            raise
+        from tracelake.store.deferred import DeferredStore
+
+        log.warning("%s; acking into the spool and loading once ClickHouse answers", exc)
+        return DeferredStore(opener, database="", description=f"ClickHouse at {settings.clickhouse_url} "
+                             "(unreachable at start)")
+
+
 def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: bool = True) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    store = open_store(settings.data_dir, settings.clickhouse_url, settings.prices_file)
+    store = _open_store(settings, collector_only=collector_enabled and not ui_enabled)
     collector = None
     http_servers: list[tuple[_Server, socket.socket]] = []
     grpc_server = None

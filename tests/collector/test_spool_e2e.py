@@ -324,3 +324,31 @@ def test_three_collectors_one_clickhouse_kill_9_one_and_restart(tmp_path, proces
     store = open_store(clickhouse_url=db_url, migrate=False)
     _exactly_once(store, "fleet", load.acked)
     store.close()
+
+
+def test_a_collector_starts_and_acks_while_clickhouse_is_unreachable(tmp_path, processes):
+    """A fleet restarted during a ClickHouse outage: collectors start, ack into their spools, and
+    connect (migrations included) once ClickHouse answers."""
+    from server_process import free_port
+
+    port = free_port()  # nothing listens here yet
+    db_url = f"http://127.0.0.1:{port}/late_{uuid.uuid4().hex[:6]}"
+    collector = _collector(processes, tmp_path, "c", db_url)
+    assert any("unreachable at start" in line for line in collector.output), collector.output
+    acked = {}
+    with httpx.Client(timeout=60) as client:
+        for _ in range(3):
+            body, trace = _body("late")
+            assert _post(client, collector.otlp_http_url, body).status_code == 200
+            acked[trace] = 50
+        assert client.get(f"{collector.otlp_http_url}/readyz").status_code == 200  # the spool has room
+        _wait_until(lambda: _metric(collector.otlp_http_url, "tracelake_store_up") == 0, "a load attempt failed")
+        endpoint = start_clickhouse_endpoint(tmp_path / "ch", port=port)  # ClickHouse comes up
+        try:
+            _wait_until(lambda: _spool_empty(collector), "the spool is loaded once ClickHouse answers")
+            collector.terminate()
+            store = open_store(clickhouse_url=db_url, migrate=False)
+            _exactly_once(store, "late", acked)
+            store.close()
+        finally:
+            endpoint.stop()
