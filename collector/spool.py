@@ -163,7 +163,6 @@ class Spool:
         self._rotate_not_before = 0.0
         self._refusing = False
         self._closing = False
-        self._stopped = False
         self._seq = 0
         self._epoch = time.time_ns()
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -383,7 +382,6 @@ class Spool:
         if closing:
             with self._cond:
                 if not self._dirty and not (self._current and self._current.records):
-                    self._stopped = True
                     self._cond.notify_all()
                     return True
         return False

@@ -1,7 +1,6 @@
 """The spool alone, in-process: record format, group fsync, sealing, restart repair, bounds."""
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 import uuid
