@@ -223,7 +223,7 @@ ORDER BY Sha256
 # A spool segment is inserted with its own insert_deduplication_token: repeating the INSERT after
 # a crash or a lost reply must leave the rows once, in the table and in the views' tables. Plain
 # MergeTree keeps the hashes of its last N blocks only when this window is set.
-DEDUP_WINDOW = tuple(f"ALTER TABLE {t} MODIFY SETTING non_replicated_deduplication_window = 1000"
+DEDUP_WINDOW = tuple(f"ALTER TABLE {t} MODIFY SETTING non_replicated_deduplication_window = 10000"
                      for t in ("otel_traces", "otel_traces_trace_id_ts", "trace_summary"))
 
 
