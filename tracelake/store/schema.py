@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tracelake.auth import schema as _auth
+
 
 def _first(*keys: str, attrs: str = "SpanAttributes") -> str:
     """The first non-empty attribute among ``keys``, or ''."""
@@ -237,6 +239,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "otel_traces with LLM columns, trace lookup and summary",
               (OTEL_TRACES, TRACE_ID_TS, TRACE_ID_TS_MV, TRACE_SUMMARY, TRACE_SUMMARY_MV)),
     Migration(10, "attachments", (ATTACHMENTS,)),
+    Migration(30, "access: api keys, audit log, session secret", (_auth.API_KEYS, _auth.AUDIT_LOG, _auth.AUTH_SECRETS)),
+    Migration(31, "access: Project from the caller's key wins", (_auth.stamped_project_column(PROJECT),)),
 )
 
 MIGRATIONS_TABLE = """
