@@ -55,7 +55,7 @@ def start(settings: Any, store: Store) -> tuple[KeyRegistry | None, list[str]]:
                           "ports reads every trace and writes spans"]
         return None, ["  auth        off (loopback only; --auth to require keys)"]
     registry = registry_for(store, settings.key_cache_ttl_s)
-    lines = ["  auth        on: keys required on OTLP, UI and API (docs/security.md)"]
+    lines = ["  auth        on: a key is required on every port (docs/security.md)"]
     env_key = settings.admin_key.get_secret_value() if settings.admin_key else ""
     if env_key:
         record = registry.register(env_key, ALL_PROJECTS, Role.ADMIN, "admin (TRACELAKE_ADMIN_KEY)", "bootstrap")
