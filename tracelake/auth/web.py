@@ -409,4 +409,19 @@ def install(app: Any) -> None:
 
     app.include_router(router)
     app.add_middleware(Guard, registry=registry, signer=signer, settings=settings)
+    _template_global(signer)
     app.state.auth_guarded = True
+
+
+def _template_global(signer: Signer) -> None:
+    """``csrf_token(request)`` for the UI's templates (the sign-out form, the htmx header)."""
+    try:
+        from tracelake.ui.render import templates
+    except ImportError:  # no UI in this install
+        return
+
+    def csrf_token(request: Any) -> str:
+        caller = (request.scope.get("state") or {}).get("caller")
+        return signer.csrf_token(caller.nonce) if caller is not None and caller.nonce else ""
+
+    templates.env.globals["csrf_token"] = csrf_token
