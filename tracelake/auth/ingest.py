@@ -33,6 +33,20 @@ log = logging.getLogger(__name__)
 UNAUTHENTICATED = 16
 PERMISSION_DENIED = 7
 OPEN_PATHS = ("/healthz", "/readyz")
+# uvicorn's httptools parser does not cap header size; past this many bytes of headers: 431.
+MAX_HEADER_BYTES = 32 * 1024
+
+
+def headers_too_large(scope: dict) -> bool:
+    return sum(len(k) + len(v) + 4 for k, v in scope.get("headers") or ()) > MAX_HEADER_BYTES
+
+
+async def refuse_headers(send: Any) -> None:
+    body = b"request headers too large\n"
+    await send({"type": "http.response.start", "status": 431,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
 SCOPE_KEY = "tracelake.auth.key"
 
 # The key of the gRPC call being handled (set by the interceptor's wrapper, in the handler thread).
@@ -70,6 +84,9 @@ class OtlpAuthMiddleware:
         self.registry = registry
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and headers_too_large(scope):
+            await refuse_headers(send)
+            return
         if scope["type"] != "http" or scope.get("path") in OPEN_PATHS:
             await self.app(scope, receive, send)
             return

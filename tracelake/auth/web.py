@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import orjson
 
 from tracelake.auth import audit
-from tracelake.auth.ingest import bearer
+from tracelake.auth.ingest import bearer, headers_too_large, refuse_headers
 from tracelake.auth.keys import KeyRecord, KeyRegistry, key_id
 from tracelake.auth.roles import ALL_PROJECTS, Perm, Role, has, parse_role, valid_project
 from tracelake.auth.scope import ScopedStore, scoped
@@ -193,6 +193,9 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if headers_too_large(scope):
+            await refuse_headers(send)
+            return
         path: str = scope.get("path", "")
         method: str = scope.get("method", "GET")
         if path == "/login":
@@ -241,9 +244,7 @@ class Guard:
 
     # -- CSRF -------------------------------------------------------------------------------------
     async def _csrf(self, scope: dict, headers: dict[bytes, bytes], receive: Any, caller: Caller) -> tuple[Any, bool]:
-        origin = headers.get(b"origin", b"").decode("latin-1")
-        host = headers.get(b"host", b"").decode("latin-1")
-        if origin and urlsplit(origin).netloc != host:
+        if _cross_origin(headers):
             return receive, False
         token = headers.get(b"x-csrf-token", b"").decode("latin-1")
         if token:
@@ -278,11 +279,9 @@ class Guard:
         presented = form.get("key", [""])[0].strip()
         token = form.get("csrf_token", [""])[0]
         cookie_token = _cookies(headers).get(LOGIN_COOKIE, "")
-        origin = headers.get(b"origin", b"").decode("latin-1")
-        host = headers.get(b"host", b"").decode("latin-1")
         import hmac as _hmac
 
-        if not token or not _hmac.compare_digest(token, cookie_token) or (origin and urlsplit(origin).netloc != host):
+        if not token or not _hmac.compare_digest(token, cookie_token) or _cross_origin(headers):
             await _send(send, 403, login_page(target, "", "The sign-in form expired; reload the page.").encode(),
                         b"text/html; charset=utf-8")
             return
@@ -302,6 +301,15 @@ class Guard:
         await _send(send, 303, b"", b"text/plain", [(b"location", target.encode()),
                                                     self._cookie_header(scope, COOKIE, cookie, self.settings.session_ttl_s),
                                                     self._cookie_header(scope, LOGIN_COOKIE, "", 0)])
+
+
+def _cross_origin(headers: dict[bytes, bytes]) -> bool:
+    """An Origin naming another site. ``null`` (what browsers send under our no-referrer policy)
+    and no Origin at all are left to the CSRF token, which a cross-site page cannot read."""
+    origin = headers.get(b"origin", b"").decode("latin-1").strip()
+    if not origin or origin == "null":
+        return False
+    return urlsplit(origin).netloc != headers.get(b"host", b"").decode("latin-1")
 
 
 def _safe_next(target: str) -> str:
