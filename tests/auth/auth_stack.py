@@ -14,6 +14,7 @@ import httpx
 from server_process import ServerProcess, start_server
 
 ADMIN_KEY = "tl-admin-" + "k3y" * 10  # an externally chosen admin key (TRACELAKE_ADMIN_KEY)
+CREATED: list[str] = []  # every key made in this test session (the log test looks for each)
 
 
 def cli(server: ServerProcess, *args: str, key: str = ADMIN_KEY) -> subprocess.CompletedProcess:
@@ -25,7 +26,9 @@ def cli(server: ServerProcess, *args: str, key: str = ADMIN_KEY) -> subprocess.C
 def create_key(server: ServerProcess, project: str, role: str, key: str = ADMIN_KEY) -> str:
     done = cli(server, "keys", "create", "--project", project, "--role", role, key=key)
     assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
+    key = done.stdout.strip().splitlines()[-1]
+    CREATED.append(key)
+    return key
 
 
 _EMIT = textwrap.dedent("""
@@ -66,11 +69,14 @@ def emit(server: ServerProcess, protocol: str, key: str | None, spans: list[dict
         env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = f"{server.otlp_http_url}/v1/traces"
     if key is not None:
         env["OTEL_EXPORTER_OTLP_HEADERS"] = f"authorization=Bearer {key}"
-    env["OTEL_EXPORTER_OTLP_TIMEOUT"] = "20"
+    env["OTEL_EXPORTER_OTLP_TIMEOUT"] = "60"
     done = subprocess.run([sys.executable, "-c", _EMIT, protocol, json.dumps({"spans": spans, "resource": resource or {}})],
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    if key is not None and "FAILURE" in results:  # say why (the exporter logs it on stderr)
+        print("exporter stderr:", done.stderr[-2000:], "server:", "".join(server.output[-20:]))
+    return results
 
 
 @dataclass
