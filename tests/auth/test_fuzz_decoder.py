@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from tracelake.auth.ingest import stamp_body
+from tracelake.auth.ingest import _stamp_slow, stamp_body
 from tracelake.collector.decode import BadRequest, decode_json, decode_protobuf
 
 text = st.text(max_size=40)
@@ -89,6 +89,22 @@ def test_structured_requests_decode_and_stamp(body):
     for rs in stamped.resource_spans:
         values = [kv.value.string_value for kv in rs.resource.attributes if kv.key == "tracelake.auth.project"]
         assert values == ["proj"]
+    # The wire-level rewrite means exactly what a full parse + rewrite means.
+    assert stamped == ExportTraceServiceRequest.FromString(_stamp_slow(decoded.body, "proj"))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(otlp_requests(), st.lists(st.tuples(text, text), max_size=3))
+def test_stamping_replaces_client_claims(body, claims):
+    req = ExportTraceServiceRequest.FromString(body)
+    for rs in req.resource_spans:
+        for k, v in claims:
+            rs.resource.attributes.add(key="tracelake.auth.project", value=AnyValue(string_value=v + k))
+    stamped = ExportTraceServiceRequest.FromString(stamp_body(req.SerializeToString(), "mine"))
+    assert len(stamped.resource_spans) == len(req.resource_spans)
+    for before, after in zip(req.resource_spans, stamped.resource_spans):
+        assert [kv.value.string_value for kv in after.resource.attributes if kv.key == "tracelake.auth.project"] == ["mine"]
+        assert after.scope_spans == before.scope_spans
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.floats(allow_nan=False) | text,
