@@ -42,7 +42,7 @@ def whoami(request: Request) -> Response:
     caller, _ = _ctx(request)
     signer = request.app.state.auth_signer
     doc = caller.as_json()
-    if caller.via == "session":
+    if caller.nonce:  # session and proxy callers: ambient credentials, changes need the token
         doc["csrf_token"] = signer.csrf_token(caller.nonce)
     return _json(doc)
 

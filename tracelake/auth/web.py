@@ -141,6 +141,7 @@ class Guard:
         self.registry = registry
         self.signer = signer
         self.settings = settings
+        self._proxy_seen: set[str] = set()
 
     # -- who --------------------------------------------------------------------------------------
     def _proxy_caller(self, scope: dict, headers: dict[bytes, bytes]) -> Caller | None:
@@ -163,7 +164,13 @@ class Guard:
             project = ALL_PROJECTS
         elif not valid_project(project):
             return None
-        return Caller(f"proxy:{user[:200]}", role, project, "proxy")
+        if user not in self._proxy_seen:  # first request of a proxy user in this process: audited as a sign-in
+            self._proxy_seen.add(user)
+            audit.record(self.app_state(scope).store, actor=f"proxy:{user[:200]}", role=role.value, action="signin",
+                         project=project, detail="proxy header", remote=remote_of(scope))
+        # The proxy's own sign-in is as ambient as a cookie: changes need a CSRF token too,
+        # one per user (nobody can compute another user's).
+        return Caller(f"proxy:{user[:200]}", role, project, "proxy", nonce=f"proxy:{user[:200]}")
 
     def _key_caller(self, record: KeyRecord | None, via: str, nonce: str = "") -> Caller | None:
         if record is None or record.revoked:
@@ -218,7 +225,7 @@ class Guard:
         if need is not None and not has(caller.role, need):
             await _json(send, 403, {"error": {"message": f"role {caller.role.value} may not do this ({need.value})"}})
             return
-        if method not in SAFE_METHODS and caller.via == "session":
+        if method not in SAFE_METHODS and caller.via in ("session", "proxy"):
             receive, ok = await self._csrf(scope, headers, receive, caller)
             if not ok:
                 await _json(send, 403, {"error": {"message": "missing or wrong CSRF token, or cross-site request"}})
