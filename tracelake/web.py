@@ -93,7 +93,9 @@ async def sql(request: Request) -> Response:
         return _json({"error": str(exc)}, 400)
     if not query.strip():
         return _json({"error": "missing q: the SQL to run"}, 400)
-    store: Store = request.app.state.store
+    from tracelake.auth.scope import untrusted_reader
+
+    store = untrusted_reader(request.app.state.store)  # one statement, no INTO OUTFILE (tracelake.auth.scope)
     try:
         table = await run_in_threadpool(store.query_readonly, query, params)
     except StoreError as exc:

@@ -47,7 +47,8 @@ SAFE_SYSTEM_TABLES = frozenset({"one", "numbers", "numbers_mt", "zeros", "zeros_
                                 "table_functions", "data_type_families", "formats", "time_zones",
                                 "build_options", "contributors", "settings", "aggregate_function_combinators",
                                 "table_engines", "collations"})
-SAFE_STATEMENTS = ("SelectWithUnionQuery", "DescribeQuery", "ShowTables", "ExplainQuery")
+SAFE_STATEMENTS = ("SelectWithUnionQuery", "DescribeQuery", "ShowTables")
+_OUTFILE = re.compile(r"\bINTO\s+OUTFILE\b", re.I)
 
 
 class Forbidden(StoreError):
@@ -91,14 +92,19 @@ def filters_setting(filters: dict[str, str]) -> str:
 _LINE = re.compile(r"^( *)(\S+)(?: (\S+))?")
 
 
-def check_sql(ast_text: str, database: str) -> None:
-    """Raise :class:`Forbidden` unless the parsed statement only reads what a scoped caller may."""
+def check_sql(ast_text: str, database: str, strict: bool = True) -> None:
+    """Raise :class:`Forbidden` unless the parsed statement only reads what the caller may.
+
+    Everyone: one SELECT / DESCRIBE / SHOW TABLES statement. ``strict`` (a caller limited to some
+    projects): also only safe table functions, our database and harmless system tables."""
     lines = [line for line in ast_text.splitlines() if line.strip()]
     if not lines:
         raise Forbidden("empty statement")
     top = _LINE.match(lines[0]).group(2)  # type: ignore[union-attr]
     if top not in SAFE_STATEMENTS:
         raise Forbidden(f"only SELECT, DESCRIBE and SHOW TABLES are allowed here, not {top}")
+    if not strict:
+        return
     table_expr_depth: int | None = None
     for line in lines:
         m = _LINE.match(line)
@@ -146,9 +152,22 @@ class ScopedStore:
         return self.inner.query_scoped(sql, params, self._filters, readonly=False)  # type: ignore[attr-defined]
 
     def query_readonly(self, sql: str, params: Params = None) -> pa.Table:
-        ast = self.inner.query_scoped("EXPLAIN AST " + sql, params, self._untrusted, readonly=True)  # type: ignore[attr-defined]
-        check_sql("\n".join(str(v) for v in ast.column(0).to_pylist()), self.database)
-        return self.inner.query_scoped(sql, params, self._untrusted, readonly=True)  # type: ignore[attr-defined]
+        """Untrusted SQL: ClickHouse formats it as one statement (refusing several: chdb would
+        run them all), the canonical text is checked, and that text is what runs."""
+        from tracelake.auth.binding import bind
+
+        run = self.inner.query_scoped  # type: ignore[attr-defined]
+        try:
+            formatted = run("SELECT formatQuerySingleLine({q:String}) AS q", bind(self.inner, {"q": sql}),
+                            self._untrusted, readonly=True)
+        except StoreError as exc:
+            raise StoreError(f"cannot parse the SQL as one statement: {exc}") from exc
+        canonical = str(formatted.column(0)[0].as_py()).strip()
+        if _OUTFILE.search(canonical):
+            raise Forbidden("INTO OUTFILE is not allowed here")  # chdb writes such files even with readonly=1
+        ast = run("EXPLAIN AST " + canonical, params, self._untrusted, readonly=True)
+        check_sql("\n".join(str(v) for v in ast.column(0).to_pylist()), self.database, strict=self.projects is not None)
+        return run(canonical, params, self._untrusted, readonly=True)
 
     # -- everything else is the store's -------------------------------------------------------------
     def execute(self, sql: str, params: Params = None) -> None:
@@ -184,3 +203,9 @@ def scoped(store: Store, projects: frozenset[str] | None) -> ScopedStore:
                 _SCOPED.clear()
             found = _SCOPED[key] = ScopedStore(store, projects)
         return found
+
+
+def untrusted_reader(store: Store) -> Store:
+    """What ``/api/sql`` runs on: the caller's ScopedStore under auth; without auth the whole
+    store, still through the one-statement / no-OUTFILE checks (a web page can POST to localhost)."""
+    return store if isinstance(store, ScopedStore) else scoped(store, None)
