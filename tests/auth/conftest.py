@@ -32,6 +32,7 @@ class Stack:
     keys: dict[str, str]  # "A:viewer" -> key
     traces: dict[str, str]  # project -> a trace id
     attachments: dict[str, str]  # project -> sha256
+    images: dict[str, bytes]  # project -> the image its trace carries
 
     def client(self, name: str) -> Client:
         return Client(self.server, self.keys[name])
@@ -43,9 +44,9 @@ def stack(tmp_path_factory):
     try:
         keys = {f"{p}:{r}": create_key(server, p, r) for p in ("A", "B") for r in ("ingest", "viewer", "engineer", "ops")}
         admin = Client(server, ADMIN_KEY)
-        shas = {}
+        shas, images = {}, {}
         for i, project in enumerate(("A", "B")):
-            image = _png(100 + i)
+            image = images[project] = _png(100 + i)
             shas[project] = hashlib.sha256(image).hexdigest()
             spans = [{"name": f"root-{project}", "attrs": {"session.id": f"sess-{project}", "user.id": f"user-{project}",
                                                            "gen_ai.request.model": f"model-{project}",
@@ -56,6 +57,6 @@ def stack(tmp_path_factory):
         assert rows[0][0] == 2
         traces = {r[0]: r[1] for r in admin.sql("SELECT Project, TraceId FROM otel_traces").json()["rows"]}
         assert set(traces) == {"A", "B"}
-        yield Stack(server, admin, keys, traces, shas)
+        yield Stack(server, admin, keys, traces, shas, images)
     finally:
         server.terminate()

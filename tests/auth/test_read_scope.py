@@ -110,6 +110,25 @@ def test_attachments_only_for_readers_of_a_trace_that_refers_to_them(stack):
     assert stack.admin.get(f"/api/attachments/{stack.attachments['B']}").status_code == 200
 
 
+def test_a_shared_attachment_is_readable_by_each_project_that_refers_to_it(stack):
+    import base64
+
+    from auth_stack import emit
+
+    shared = stack.images["A"]  # first seen in A's trace; now project C refers to it too
+    key = create_key(stack.server, "C", "ingest")
+    spans = [{"name": "root-C", "attrs": {"image": "data:image/png;base64," + base64.b64encode(shared).decode()}}]
+    viewer_c = create_key(stack.server, "C", "viewer")
+    from auth_stack import Client
+
+    before = Client(stack.server, viewer_c).get(f"/api/attachments/{stack.attachments['A']}")
+    assert before.status_code == 404
+    assert emit(stack.server, "http", key, spans) == ["SUCCESS"]
+    after = Client(stack.server, viewer_c).get(f"/api/attachments/{stack.attachments['A']}")
+    assert after.status_code == 200 and after.content == shared
+    assert Client(stack.server, viewer_c).get(f"/api/attachments/{stack.attachments['B']}").status_code == 404
+
+
 def test_ingest_keys_cannot_read(stack):
     ingest = stack.client("A:ingest")
     for path in ("/api/traces", f"/api/traces/{stack.traces['A']}", "/api/sessions", "/api/dashboard",

@@ -56,8 +56,12 @@ def test_changes_need_the_csrf_token_and_same_origin(stack):
     made = client.post("/api/keys", json={"project": "A", "role": "viewer"}, headers={"X-CSRF-Token": token})
     assert made.status_code == 201
     assert client.post("/logout", data={"csrf_token": "nope"}).status_code == 403
+    cookie = client.cookies.get("tl_session")
     out = client.post("/logout", data={"csrf_token": token})
     assert out.status_code == 303 and "tl_session=;" in out.headers["set-cookie"]
+    # A copy of the cookie kept from before sign-out does not work any more.
+    replay = httpx.get(stack.server.ui_url + "/api/traces", headers={"cookie": f"tl_session={cookie}"}, timeout=30)
+    assert replay.status_code == 401
 
 
 def test_revoking_the_key_ends_its_sessions(stack):

@@ -2,6 +2,7 @@
 
 * ``api_keys``: one row per key version (create, revoke); only the SHA-256 of the secret is kept.
 * ``audit_log``: who did what, when, from where.
+* ``auth_revoked_sessions``: sessions ended by sign-out before their expiry.
 * ``auth_secrets``: the server-wide secret that signs session cookies, shared by every UI process
   on the same ClickHouse (the earliest row wins, so processes racing at first start agree).
 * ``Project`` of ``otel_traces`` now prefers the project the collector stamped from the caller's
@@ -11,6 +12,17 @@
 from __future__ import annotations
 
 VERIFIED_PROJECT_ATTR = "tracelake.auth.project"
+
+# Sessions ended by sign-out before their expiry (the cookie itself is stateless); rows leave
+# with their expiry.
+REVOKED_SESSIONS = """
+CREATE TABLE IF NOT EXISTS auth_revoked_sessions (
+    Nonce String,
+    Expires DateTime
+) ENGINE = MergeTree
+ORDER BY Nonce
+TTL Expires
+"""
 
 API_KEYS = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -62,4 +74,4 @@ def stamped_project_column(claimed: str) -> str:
     return f"ALTER TABLE otel_traces MODIFY COLUMN Project LowCardinality(String) MATERIALIZED {verified}"
 
 # Tables holding nothing a viewer of one project may see; never readable through scoped reads.
-PRIVATE_TABLES = ("api_keys", "audit_log", "auth_secrets")
+PRIVATE_TABLES = ("api_keys", "audit_log", "auth_secrets", "auth_revoked_sessions")

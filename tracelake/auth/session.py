@@ -40,10 +40,12 @@ def _unb64(text: str) -> bytes:
 
 
 class Signer:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, ttl_s: float = 2.0) -> None:
         self.store = store
+        self.ttl_s = ttl_s
         self._secret: bytes | None = None
         self._lock = threading.Lock()
+        self._revoked: dict[str, float] = {}  # nonce -> when last checked (not revoked) / inf (revoked)
 
     @property
     def secret(self) -> bytes:
@@ -82,6 +84,25 @@ class Signer:
         except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
             return None
         return session if session.expires > time.time() else None
+
+    def end(self, session: Session) -> None:
+        """Sign-out: the session stops working here at once, in other processes within ttl_s."""
+        self.store.execute("INSERT INTO auth_revoked_sessions (Nonce, Expires) VALUES ({n:String}, "
+                           "toDateTime({e:Int64}))", bind(self.store, {"n": session.nonce, "e": session.expires}))
+        self._revoked[session.nonce] = float("inf")
+
+    def ended(self, session: Session) -> bool:
+        checked = self._revoked.get(session.nonce)
+        now = time.monotonic()
+        if checked is not None and (checked == float("inf") or now - checked < self.ttl_s):
+            return checked == float("inf")
+        rows = self.store.query_arrow("SELECT count() AS n FROM auth_revoked_sessions WHERE Nonce = {n:String}",
+                                      bind(self.store, {"n": session.nonce})).to_pylist()
+        ended = bool(rows and rows[0]["n"])
+        if len(self._revoked) > 100_000:
+            self._revoked.clear()
+        self._revoked[session.nonce] = float("inf") if ended else now
+        return ended
 
     def csrf_token(self, nonce: str) -> str:
         return self._mac("csrf:" + nonce)

@@ -187,7 +187,7 @@ class Guard:
         if proxied is not None:
             return proxied, ""
         session = self.signer.verify(_cookies(headers).get(COOKIE))
-        if session is None:
+        if session is None or self.signer.ended(session):
             return None, "sign in first"
         kind, _, ident = session.subject.partition(":")
         if kind == "key":
@@ -237,6 +237,9 @@ class Guard:
                 await _send(send, 404, b"attachment not found\n", b"text/plain")
                 return
         if path == "/logout" and method == "POST":
+            session = self.signer.verify(_cookies(headers).get(COOKIE))
+            if session is not None:
+                await _in_thread(self.signer.end, session)
             await _send(send, 303, b"", b"text/plain", [(b"location", b"/login"), self._cookie_header(scope, COOKIE, "", 0)])
             return
         state = _StateView(self.app_state(scope), store, caller)
@@ -359,8 +362,8 @@ async def _in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def attachment_readable(store: ScopedStore, sha256: str) -> bool:
-    """True when a span the caller can read (ClickHouse filters the spans) refers to the blob,
-    within the time the blob was seen (a day either side). Cached per project set briefly."""
+    """True when a span the caller can read (ClickHouse filters the spans) refers to the blob.
+    Cached per project set for a minute (blobs are immutable)."""
     import re
 
     if not re.fullmatch(r"[0-9a-f]{64}", sha256):
@@ -371,21 +374,33 @@ def attachment_readable(store: ScopedStore, sha256: str) -> bool:
         return True
     from tracelake.query.params import Params, query
 
+    # Fast path: the index names a trace that used the blob, and ClickHouse's filter on the
+    # attachments table keeps the row only when that trace is in the caller's projects.
     p = Params()
-    ref = p.s(f"/api/attachments/{sha256}")
-    sha = p.s(sha256)
-    rows = query(store, "SELECT count() AS n FROM (SELECT 1 FROM otel_traces WHERE Timestamp BETWEEN "
-                        f"(SELECT min(FirstSeen) - INTERVAL 1 DAY FROM attachments WHERE Sha256 = {sha}) AND "
-                        f"(SELECT max(LastSeen) + INTERVAL 1 DAY FROM attachments WHERE Sha256 = {sha}) AND "
-                        f"(arrayExists(v -> position(v, {ref}) > 0, mapValues(SpanAttributes)) OR "
-                        f"arrayExists(m -> arrayExists(v -> position(v, {ref}) > 0, mapValues(m)), Events.Attributes)) "
-                        "LIMIT 1)", p)
-    if rows and int(rows[0]["n"]) > 0:
+    rows = query(store, f"SELECT count() AS n FROM attachments WHERE Sha256 = {p.s(sha256)}", p)
+    allowed = bool(rows and int(rows[0]["n"]) > 0)
+    if not allowed:
+        # A shared blob: another trace, in the caller's projects, may refer to it. Look for a
+        # readable span holding the reference while the blob was being seen (a day either side;
+        # the index's times are read unfiltered, they are only the bounds of the search).
+        p = Params()
+        seen = query(store.inner, "SELECT toUnixTimestamp(min(FirstSeen)) AS lo, toUnixTimestamp(max(LastSeen)) AS hi, "
+                                  f"count() AS n FROM attachments WHERE Sha256 = {p.s(sha256)}", p)
+        if seen and int(seen[0]["n"]):
+            p = Params()
+            lo, hi = p.i(int(seen[0]["lo"]) - 86400), p.i(int(seen[0]["hi"]) + 86400)
+            ref = p.s(f"/api/attachments/{sha256}")
+            rows = query(store, "SELECT count() AS n FROM (SELECT 1 FROM otel_traces WHERE "
+                                f"Timestamp BETWEEN toDateTime64({lo}, 9) AND toDateTime64({hi}, 9) AND "
+                                f"(arrayExists(v -> position(v, {ref}) > 0, mapValues(SpanAttributes)) OR "
+                                f"arrayExists(m -> arrayExists(v -> position(v, {ref}) > 0, mapValues(m)), Events.Attributes)) "
+                                "LIMIT 1)", p)
+            allowed = bool(rows and int(rows[0]["n"]) > 0)
+    if allowed:
         if len(_ATTACHMENT_CACHE) > 10_000:
             _ATTACHMENT_CACHE.clear()
         _ATTACHMENT_CACHE[key] = time.monotonic()
-        return True
-    return False
+    return allowed
 
 
 _ATTACHMENT_CACHE: dict[tuple[Any, str], float] = {}
@@ -417,7 +432,7 @@ def install(app: Any) -> None:
     if not auth_enabled(settings):
         return
     registry = registry_for(app.state.store, settings.key_cache_ttl_s)
-    signer = Signer(app.state.store)
+    signer = Signer(app.state.store, settings.key_cache_ttl_s)
     app.state.auth_registry = registry
     app.state.auth_signer = signer
     from tracelake.auth.api import router

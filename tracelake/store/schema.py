@@ -239,7 +239,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "otel_traces with LLM columns, trace lookup and summary",
               (OTEL_TRACES, TRACE_ID_TS, TRACE_ID_TS_MV, TRACE_SUMMARY, TRACE_SUMMARY_MV)),
     Migration(10, "attachments", (ATTACHMENTS,)),
-    Migration(30, "access: api keys, audit log, session secret", (_auth.API_KEYS, _auth.AUDIT_LOG, _auth.AUTH_SECRETS)),
+    Migration(30, "access: api keys, audit log, session secret", (_auth.API_KEYS, _auth.AUDIT_LOG, _auth.AUTH_SECRETS,
+                                                                      _auth.REVOKED_SESSIONS)),
     Migration(31, "access: Project from the caller's key wins", (_auth.stamped_project_column(PROJECT),)),
 )
 
