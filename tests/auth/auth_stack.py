@@ -69,13 +69,13 @@ def emit(server: ServerProcess, protocol: str, key: str | None, spans: list[dict
         env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = f"{server.otlp_http_url}/v1/traces"
     if key is not None:
         env["OTEL_EXPORTER_OTLP_HEADERS"] = f"authorization=Bearer {key}"
-    env["OTEL_EXPORTER_OTLP_TIMEOUT"] = "60"
+    env["OTEL_EXPORTER_OTLP_TIMEOUT"] = "60000"  # milliseconds in current exporters (the spec unit)
     done = subprocess.run([sys.executable, "-c", _EMIT, protocol, json.dumps({"spans": spans, "resource": resource or {}})],
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout.strip().splitlines()[-1])
     if key is not None and "FAILURE" in results:  # say why (the exporter logs it on stderr)
-        print("exporter stderr:", done.stderr[-2000:], "server:", "".join(server.output[-20:]))
+        print("exporter stderr:", done.stderr[-4000:], "server:", "".join(server.output[-20:]))
     return results
 
 
