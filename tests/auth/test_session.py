@@ -91,3 +91,18 @@ def test_tampered_session_cookie_is_refused(stack):
     for forged in (payload + "." + ("A" if mac[0] != "A" else "B") + mac[1:], payload + "x." + mac, payload):
         response = httpx.get(stack.server.ui_url + "/api/traces", headers={"cookie": f"tl_session={forged}"}, timeout=30)
         assert response.status_code == 401
+
+
+def test_secure_cookie_behind_a_trusted_tls_proxy_and_no_store_pages(stack):
+    client = httpx.Client(base_url=stack.server.ui_url, timeout=30, follow_redirects=False,
+                          headers={"X-Forwarded-Proto": "https"})  # the test runs from 127.0.0.1, a trusted peer
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    assert "; Secure" in page.headers["set-cookie"]
+    client.cookies.clear()  # a Secure cookie is not sent back over http: send it as a browser on https would
+    done = client.post("/login", data={"key": stack.keys["A:viewer"], "csrf_token": token},
+                       headers={"cookie": f"tl_login={token}"})
+    cookie = [v for k, v in done.headers.multi_items() if k == "set-cookie" and v.startswith("tl_session=")][0]
+    assert "; Secure" in cookie
+    plain = _signed_in(stack, stack.keys["A:viewer"])
+    assert plain.get("/traces").headers["cache-control"] == "no-store"

@@ -245,7 +245,16 @@ class Guard:
         state = _StateView(self.app_state(scope), store, caller)
         scope = {**scope, "app": _AppView(scope["app"], state)}
         scope.setdefault("state", {})["caller"] = caller
-        await self.app(scope, receive, send)
+
+        async def no_store(message: dict) -> None:
+            # What a signed-in caller sees stays out of shared caches unless a route says otherwise.
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                if not any(k.lower() == b"cache-control" for k, _ in headers):
+                    message = {**message, "headers": headers + [(b"cache-control", b"no-store")]}
+            await send(message)
+
+        await self.app(scope, receive, no_store)
 
     @staticmethod
     def app_state(scope: dict) -> Any:
@@ -269,8 +278,15 @@ class Guard:
         return replay, self.signer.csrf_ok(caller.nonce, field)
 
     # -- sign-in ----------------------------------------------------------------------------------
+    def _https(self, scope: dict) -> bool:
+        """Served over TLS: by uvicorn itself, or by a trusted proxy that says so."""
+        if scope.get("scheme") == "https":
+            return True
+        proto = _headers(scope).get(b"x-forwarded-proto", b"").decode("latin-1").strip().lower()
+        return proto == "https" and remote_of(scope) in self.settings.auth_proxy_trusted
+
     def _cookie_header(self, scope: dict, name: str, value: str, max_age: int) -> tuple[bytes, bytes]:
-        secure = "; Secure" if scope.get("scheme") == "https" else ""
+        secure = "; Secure" if self._https(scope) else ""
         return (b"set-cookie", f"{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}".encode())
 
     async def _login(self, scope: dict, receive: Any, send: Any) -> None:
