@@ -96,10 +96,21 @@ def sql(query: Annotated[str, typer.Argument(help="A read-only SQL statement")],
     if json_output:
         typer.echo(response.text)
         return
-    table = Table(*doc["columns"])
+    table = Table(*(safe_cell(c) for c in doc["columns"]))
     for row in doc["rows"]:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*("" if v is None else safe_cell(v) for v in row))
     Console().print(table)
+
+
+def safe_cell(value: Any) -> str:
+    """Span data for the terminal: rich markup escaped, control characters (ANSI escapes, bells)
+    shown as \\xNN instead of acting on the terminal."""
+    import re
+
+    from rich.markup import escape
+
+    text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", lambda m: f"\\x{ord(m.group()):02x}", str(value))
+    return escape(text)
 
 
 def _auth_headers() -> dict[str, str]:

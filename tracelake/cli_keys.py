@@ -64,9 +64,11 @@ def list_keys(url: Url = "http://127.0.0.1:4380",
 
         typer.echo(json.dumps(doc["keys"], indent=1))
         return
+    from tracelake.cli import safe_cell
+
     table = Table("key id", "role", "project", "name", "created", "by", "revoked")
     for k in doc["keys"]:
-        table.add_row(k["key_id"], k["role"], k["project"], k["name"], k["created_at"], k["created_by"],
+        table.add_row(*(safe_cell(k[f]) for f in ("key_id", "role", "project", "name", "created_at", "created_by")),
                       "yes" if k["revoked"] else "")
     Console().print(table)
 

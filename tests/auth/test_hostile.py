@@ -128,3 +128,16 @@ def test_oversized_headers_and_bodies(stack):
     # Everything still answers.
     assert httpx.get(stack.server.ui_url + "/readyz", timeout=30).status_code == 200
     assert httpx.get(stack.server.otlp_http_url + "/readyz", timeout=30).status_code == 200
+
+
+def test_cli_prints_hostile_values_inert(stack, hostile):
+    """`tracelake sql` shows span data as text: no terminal escape sequences, no rich markup."""
+    from auth_stack import cli
+
+    done = cli(stack.server, "sql", "SELECT substring(k, position(k, char(27))) AS tail, substring(k, 1, 12) AS head "
+               "FROM otel_traces ARRAY JOIN mapKeys(SpanAttributes) AS k WHERE position(k, char(27)) > 0",
+               key=hostile["viewer"])
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stdout and "\x07" not in done.stdout
+    assert "\\x1b" in done.stdout  # shown, escaped
+    assert "<script>" in done.stdout  # the payload as text (rich may wrap it across lines)
