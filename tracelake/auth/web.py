@@ -4,7 +4,8 @@ and the store they see (filtered to their projects by ClickHouse, see :mod:`trac
 Installed as the outermost ASGI middleware of the UI/API app, so every route — including those
 other parts add later — is behind it:
 
-* public: ``/login``, ``/healthz``, ``/readyz``, ``/ui/static/*``; everything else needs a caller;
+* public: ``/login``, ``/healthz``, ``/readyz``, ``/favicon.ico``, ``/ui/static/*``; everything else
+  needs a caller;
 * what each path and method needs is :func:`required` (unknown changing routes need admin);
 * changes made with a session cookie need the CSRF token and a same-origin ``Origin``;
 * ``request.app.state.store`` is, for that request, a :class:`~tracelake.auth.scope.ScopedStore`
@@ -31,7 +32,8 @@ from tracelake.auth.session import COOKIE, LOGIN_COOKIE, Signer
 
 log = logging.getLogger(__name__)
 
-PUBLIC = ("/login", "/healthz", "/readyz", "/ui/static/", "/favicon.ico")
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/favicon.ico"})
+PUBLIC_PREFIX = "/ui/static/"  # the StaticFiles mount serves only files under its directory
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 MAX_FORM_BYTES = 64 * 1024
 
@@ -208,7 +210,7 @@ class Guard:
         if path == "/login":
             await self._login(scope, receive, send)
             return
-        if path.startswith(PUBLIC):
+        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIX):
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
