@@ -102,7 +102,7 @@ def check_sql(ast_text: str, database: str, strict: bool = True) -> None:
         raise Forbidden("empty statement")
     top = _LINE.match(lines[0]).group(2)  # type: ignore[union-attr]
     if top not in SAFE_STATEMENTS:
-        raise Forbidden(f"only SELECT, DESCRIBE and SHOW TABLES are allowed here, not {top}")
+        raise Forbidden(f"this SQL API is readonly: only SELECT, DESCRIBE and SHOW TABLES run here, not {top}")
     if not strict:
         return
     table_expr_depth: int | None = None
