@@ -108,7 +108,10 @@ def decode_json(body: bytes) -> Decoded:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"malformed JSON: {exc}") from exc
-    _ids_to_base64(doc)
+    try:
+        _ids_to_base64(doc)
+    except (TypeError, AttributeError) as exc:  # a list or object where another type belongs (found by fuzzing)
+        raise BadRequest(f"invalid OTLP/JSON structure: {exc}") from exc
     request = ExportTraceServiceRequest()
     try:
         json_format.ParseDict(doc, request, ignore_unknown_fields=True)

@@ -13,6 +13,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from tracelake.auth.ingest import stamp
 from tracelake.collector.decode import decode_protobuf
 from tracelake.collector.errors import IngestError, NotStored
 from tracelake.collector.service import Collector
@@ -39,7 +40,7 @@ def _handler(collector: Collector):
 
     def export(body: bytes, context: grpc.ServicerContext) -> bytes:
         try:
-            decoded = decode_protobuf(body)
+            decoded = stamp(decode_protobuf(body))
             accepted = collector.accept(decoded, "grpc")
             if accepted.future is not None:
                 try:
@@ -67,7 +68,8 @@ def _handler(collector: Collector):
     })
 
 
-def start_grpc(collector: Collector, host: str, port: int, workers: int = 256) -> tuple[grpc.Server, int]:
+def start_grpc(collector: Collector, host: str, port: int, workers: int = 256,
+               interceptors: tuple = ()) -> tuple[grpc.Server, int]:
     """Start the server; returns it and the bound port (useful when ``port`` is 0).
 
     Each call holds its worker thread until its spans are committed, so ``workers`` is how many
@@ -76,7 +78,7 @@ def start_grpc(collector: Collector, host: str, port: int, workers: int = 256) -
     """
     limit = collector.config.receiver.max_request_bytes
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otlp-grpc"),
-                         options=[("grpc.max_receive_message_length", limit)])
+                         options=[("grpc.max_receive_message_length", limit)], interceptors=interceptors)
     server.add_generic_rpc_handlers((_handler(collector),))
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:

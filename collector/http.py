@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from tracelake.auth.ingest import stamp
 from tracelake.collector.decode import BadRequest, decode_json, decode_protobuf
 from tracelake.collector.errors import IngestError, NotStored, TooLarge, UnsupportedEncoding, UnsupportedMediaType
 from tracelake.collector.service import Collector
@@ -92,7 +93,7 @@ def create_otlp_app(collector: Collector) -> Starlette:
                 raise UnsupportedMediaType(f"unsupported Content-Type {ctype!r}: use {PROTOBUF} or {JSON}")
             raw = await _read_capped(request, config.max_request_bytes)
             body = _decompress(raw, request.headers.get("content-encoding", ""), config.max_request_bytes)
-            decoded = decode_json(body) if as_json else decode_protobuf(body)
+            decoded = stamp(decode_json(body) if as_json else decode_protobuf(body), request)
             if collector.may_carry_media(decoded):  # extraction does I/O: keep it off the event loop
                 accepted = await asyncio.to_thread(collector.accept, decoded, "http")
             else:

@@ -45,6 +45,7 @@ class Engine:
         self.fail_inserts = False
         self.inserts_open = threading.Event()  # cleared by /__hold: INSERTs wait until /__release
         self.inserts_open.set()
+        self.scoped: dict = {}
 
     def run(self, sql: str, settings: dict[str, str], params: dict[str, str], data: bytes | None,
             database: str | None) -> tuple[bytes, str]:
@@ -80,8 +81,9 @@ class Engine:
                 self.inserts_open.wait()
             if is_insert and self.delay:
                 time.sleep(self.delay)
+            filters = settings.get("additional_table_filters")
             with self.lock:
-                conn = self.readonly if readonly else self.session
+                conn = self._scoped(filters, readonly) if filters else (self.readonly if readonly else self.session)
                 if database:
                     conn.query(f"USE {database}")
                 result = conn.query(sql, fmt, params=params)
@@ -89,6 +91,18 @@ class Engine:
         finally:
             for f in files:
                 os.unlink(f)
+
+    def _scoped(self, filters: str, readonly: bool):
+        """A connection with additional_table_filters set, then locked with readonly=1 (as a
+        server applies the URL's settings before the query's own)."""
+        key = (filters, readonly)
+        if key not in self.scoped:
+            conn = chdb.connect(self.path)
+            conn.query(f"SET additional_table_filters = {filters}")
+            if readonly:
+                conn.query("SET readonly = 1")
+            self.scoped[key] = conn
+        return self.scoped[key]
 
     def _spool(self, data: bytes, files: list[str], suffix: str = ".bin") -> str:
         fd, path = tempfile.mkstemp(dir=self.spool, suffix=suffix)

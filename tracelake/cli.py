@@ -20,6 +20,7 @@ AckMode = Annotated[Optional[str], typer.Option(help="spool (ack once fsynced to
 SpoolDir = Annotated[Optional[Path], typer.Option(help="Spool directory, one per collector process [env TRACELAKE_SPOOL_DIR, default <data-dir>/spool]")]
 SpoolMaxBytes = Annotated[Optional[int], typer.Option(help="Spool size on disk past which requests get 503 [env TRACELAKE_SPOOL_MAX_BYTES, default 4 GiB]")]
 ObjectStore = Annotated[Optional[str], typer.Option(help="Attachments store: file:///dir or s3://bucket/prefix [env TRACELAKE_OBJECT_STORE]")]
+Auth = Annotated[Optional[bool], typer.Option("--auth/--no-auth", help="Require keys (default: on unless --host is loopback) [env TRACELAKE_AUTH]")]
 
 
 def _settings(**flags: Any) -> Any:
@@ -37,14 +38,14 @@ def _settings(**flags: Any) -> Any:
 def server(data_dir: DataDir = None, host: Host = None, otlp_grpc_port: GrpcPort = None,
            otlp_http_port: HttpPort = None, ui_port: UiPort = None, clickhouse_url: ClickHouseUrl = None,
            prices_file: PricesFile = None, object_store: ObjectStore = None, ack_mode: AckMode = None,
-           spool_dir: SpoolDir = None, spool_max_bytes: SpoolMaxBytes = None) -> None:
+           spool_dir: SpoolDir = None, spool_max_bytes: SpoolMaxBytes = None, auth: Auth = None) -> None:
     """Collector and UI in one process, on the embedded store unless --clickhouse-url is given."""
     from tracelake.server import serve
 
     settings = _settings(data_dir=data_dir, host=host, otlp_grpc_port=otlp_grpc_port, otlp_http_port=otlp_http_port,
                          ui_port=ui_port, clickhouse_url=clickhouse_url, prices_file=prices_file,
                          object_store=object_store, ack_mode=ack_mode, spool_dir=spool_dir,
-                         spool_max_bytes=spool_max_bytes)
+                         spool_max_bytes=spool_max_bytes, auth=auth)
     raise typer.Exit(serve(settings))
 
 
@@ -52,25 +53,25 @@ def server(data_dir: DataDir = None, host: Host = None, otlp_grpc_port: GrpcPort
 def collector(clickhouse_url: ClickHouseUrl = None, host: Host = None, otlp_grpc_port: GrpcPort = None,
               otlp_http_port: HttpPort = None, data_dir: DataDir = None, prices_file: PricesFile = None,
               object_store: ObjectStore = None, ack_mode: AckMode = None, spool_dir: SpoolDir = None,
-              spool_max_bytes: SpoolMaxBytes = None) -> None:
+              spool_max_bytes: SpoolMaxBytes = None, auth: Auth = None) -> None:
     """The OTLP collector alone (run several against one ClickHouse server to scale out, each with its own spool)."""
     from tracelake.server import serve
 
     settings = _settings(clickhouse_url=clickhouse_url, host=host, otlp_grpc_port=otlp_grpc_port,
                          otlp_http_port=otlp_http_port, data_dir=data_dir, prices_file=prices_file,
                          object_store=object_store, ack_mode=ack_mode, spool_dir=spool_dir,
-                         spool_max_bytes=spool_max_bytes)
+                         spool_max_bytes=spool_max_bytes, auth=auth)
     raise typer.Exit(serve(settings, ui_enabled=False))
 
 
 @app.command()
 def ui(clickhouse_url: ClickHouseUrl = None, host: Host = None, ui_port: UiPort = None,
-       data_dir: DataDir = None, object_store: ObjectStore = None) -> None:
+       data_dir: DataDir = None, object_store: ObjectStore = None, auth: Auth = None) -> None:
     """The UI and /api/ alone, reading a ClickHouse server."""
     from tracelake.server import serve
 
     settings = _settings(clickhouse_url=clickhouse_url, host=host, ui_port=ui_port, data_dir=data_dir,
-                         object_store=object_store)
+                         object_store=object_store, auth=auth)
     raise typer.Exit(serve(settings, collector_enabled=False))
 
 
@@ -91,7 +92,7 @@ def sql(query: Annotated[str, typer.Argument(help="A read-only SQL statement")],
             raise typer.BadParameter(f"--param needs name=value, got {item!r}")
         params[f"param_{name}"] = value
     try:
-        response = httpx.post(f"{url.rstrip('/')}/api/sql", data=params, timeout=60)
+        response = httpx.post(f"{url.rstrip('/')}/api/sql", data=params, timeout=60, headers=_auth_headers())
     except httpx.HTTPError as exc:
         typer.echo(f"cannot reach tracelake at {url}: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -102,10 +103,34 @@ def sql(query: Annotated[str, typer.Argument(help="A read-only SQL statement")],
     if json_output:
         typer.echo(response.text)
         return
-    table = Table(*doc["columns"])
+    table = Table(*(safe_cell(c) for c in doc["columns"]))
     for row in doc["rows"]:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*("" if v is None else safe_cell(v) for v in row))
     Console().print(table)
+
+
+def safe_cell(value: Any) -> str:
+    """Span data for the terminal: rich markup escaped, control characters (ANSI escapes, bells)
+    shown as \\xNN instead of acting on the terminal."""
+    import re
+
+    from rich.markup import escape
+
+    text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", lambda m: f"\\x{ord(m.group()):02x}", str(value))
+    return escape(text)
+
+
+def _auth_headers() -> dict[str, str]:
+    import os
+
+    key = os.environ.get("TRACELAKE_KEY", "").strip()
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+# `tracelake keys ...`: talks to the running server like `tracelake sql` (the CLI never opens the store).
+from tracelake.cli_keys import keys_app  # noqa: E402
+
+app.add_typer(keys_app, name="keys")
 
 
 def main() -> None:

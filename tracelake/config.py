@@ -56,3 +56,17 @@ class Settings(BaseSettings):
     spool_segment_bytes: int = Field(64 * 1024 * 1024, gt=0, description="A spool segment is sealed and loaded once it holds this many bytes.")
     spool_segment_ms: float = Field(500.0, gt=0, description="A spool segment is sealed and loaded this long after its first request at the latest "
                                     "(bounds how late acked spans become visible).")
+    # Access (docs/security.md): keys, roles, sign-in, per-project reads.
+    auth: bool | None = Field(None, description="Require keys on every port. Default: on when host is not a "
+                              "loopback address, off on 127.0.0.1 / ::1 / localhost.")
+    admin_key: SecretStr | None = Field(None, description="The admin key to register at start (automation); "
+                                        "otherwise one is generated and printed once on first start.")
+    key_cache_ttl_s: float = Field(2.0, ge=0, le=60, description="How long a process trusts a resolved key; "
+                                   "the longest a revoke made in another process takes to apply here.")
+    session_ttl_s: int = Field(12 * 3600, ge=60, description="Lifetime of a UI sign-in (session cookie).")
+    auth_proxy_header: str | None = Field(None, description="Trust this header (e.g. X-Forwarded-User) for SSO "
+                                          "behind a proxy; off by default.")
+    auth_proxy_users: dict[str, str] = Field(default_factory=dict, description="Proxy user -> 'role:project' "
+                                             "(JSON in the environment), e.g. {\"ana\": \"viewer:shop\"}.")
+    auth_proxy_trusted: list[str] = Field(["127.0.0.1", "::1"], description="Peer addresses allowed to set the "
+                                          "proxy header (the proxy itself).")

@@ -81,6 +81,10 @@ def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: boo
     grpc_server = None
     lines = [f"tracelake {_version()}: store is {store.description}"]
     try:
+        from tracelake.auth import bootstrap, ingest
+
+        registry, auth_lines = bootstrap.start(settings, store)  # None: auth off (see docs/security.md)
+        lines += auth_lines
         if collector_enabled:
             from tracelake.collector.config import from_settings
             from tracelake.collector.grpc_server import start_grpc
@@ -89,9 +93,13 @@ def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: boo
 
             collector = Collector(store, from_settings(settings), body_hook=_body_hook(settings, store))
             collector.start()
-            grpc_server, grpc_port = start_grpc(collector, settings.host, settings.otlp_grpc_port)
+            grpc_server, grpc_port = start_grpc(collector, settings.host, settings.otlp_grpc_port,
+                                                interceptors=ingest.grpc_interceptors(registry))
             otlp_sock = _bind(settings.host, settings.otlp_http_port)
-            http_servers.append(_http_server(create_otlp_app(collector), otlp_sock))
+            otlp_app = create_otlp_app(collector)
+            if registry is not None:
+                otlp_app = ingest.OtlpAuthMiddleware(otlp_app, registry)
+            http_servers.append(_http_server(otlp_app, otlp_sock))
             lines.append(f"  OTLP/gRPC   {settings.host}:{grpc_port}")
             lines.append(f"  OTLP/HTTP   http://{settings.host}:{otlp_sock.getsockname()[1]}/v1/traces")
             spool_dir = collector.config.spool.directory
@@ -101,7 +109,10 @@ def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: boo
             from tracelake.web import create_app
 
             ui_sock = _bind(settings.host, settings.ui_port)
-            http_servers.append(_http_server(create_app(store, settings, collector), ui_sock))
+            ui_app = create_app(store, settings, collector)
+            if registry is not None and not getattr(ui_app.state, "auth_guarded", False):
+                raise RuntimeError("auth is on but the UI/API guard is not installed")  # never serve it open
+            http_servers.append(_http_server(ui_app, ui_sock))
             lines.append(f"  UI and API  http://{settings.host}:{ui_sock.getsockname()[1]}")
         if not settings.clickhouse_url:
             lines.append(f"  data        {settings.data_dir.resolve()}")

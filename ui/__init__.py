@@ -2,7 +2,7 @@
 
 ``install(app)`` adds the pages (``/traces``, ``/sessions``, ``/dashboard``), their JSON twins under
 ``/api/``, the static files and the security headers. Modules, one job each:
-``filters`` (filter language), ``queries`` (SQL), ``messages`` (span I/O normalization),
+``queries`` (page SQL, one module per page; the filter language and compiler are :mod:`tracelake.query`), ``views`` (one view per page), ``messages`` (span I/O normalization),
 ``render`` (Jinja environment and formatting), ``charts`` (SVG geometry), ``security`` (CSP),
 ``routes`` (HTML pages), ``api`` (JSON).
 """

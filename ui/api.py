@@ -10,10 +10,9 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
-from tracelake.ui import filters, queries, views
-from tracelake.ui.render import time_range
+from tracelake.query import filters
+from tracelake.ui import views
 
 router = APIRouter(prefix="/api", tags=["ui"])
 
@@ -77,14 +76,13 @@ async def api_span(request: Request, trace_id: str, span_id: str) -> Response:
 async def api_sessions(request: Request, q: str = Query("", description="Substring of the session id."),
                        range: str | None = Query(None, description=RANGE_DOC),
                        from_: str | None = Query(None, alias="from", description=FROM_DOC), to: str | None = None) -> Response:
-    tr = time_range(range, from_, to)
-    rows = await run_in_threadpool(queries.list_sessions, request.app.state.store, tr.lo_ns, tr.hi_ns, q.strip())
-    return _json({"sessions": rows, "range": {"from_ns": tr.lo_ns, "to_ns": tr.hi_ns}})
+    sv = await views.sessions_list(request.app.state.store, q, range, from_, to)
+    return _json({"sessions": sv.rows, "range": {"from_ns": sv.tr.lo_ns, "to_ns": sv.tr.hi_ns}})
 
 
 @router.get("/sessions/{session_id}", summary="One session: its traces (oldest first) as conversation turns")
 async def api_session(request: Request, session_id: str) -> Response:
-    traces, turns = await run_in_threadpool(views.conversation, request.app.state.store, session_id)
+    traces, turns = await views.session_view(request.app.state.store, session_id)
     if not traces:
         return _json({"error": {"message": "session not found"}}, 404)
     return _json({"session_id": session_id,
@@ -94,12 +92,11 @@ async def api_session(request: Request, session_id: str) -> Response:
 @router.get("/dashboard", summary="Requests, errors, latency, tokens and cost over time; by model and service")
 async def api_dashboard(request: Request, q: str = Query("", description=Q_DOC), range: str | None = Query(None, description=RANGE_DOC),
                         from_: str | None = Query(None, alias="from", description=FROM_DOC), to: str | None = None) -> Response:
-    tr = time_range(range, from_, to)
-    filt = filters.explain(q)
-    if filt.error is not None:
-        return _filter_error(q, filt.error)
-    data = await run_in_threadpool(queries.dashboard, request.app.state.store, tr.lo_ns, tr.hi_ns, filt.node)
-    return _json({**data, "range": {"from_ns": tr.lo_ns, "to_ns": tr.hi_ns}})
+    dv = await views.dashboard_view(request.app.state.store, q, range, from_, to)
+    if dv.error is not None:
+        return _filter_error(q, dv.error)
+    assert dv.data is not None
+    return _json({**dv.data, "range": {"from_ns": dv.tr.lo_ns, "to_ns": dv.tr.hi_ns}})
 
 
 @router.get("/filter/fields", summary="The filter language: fields, operators and units")

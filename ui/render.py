@@ -173,7 +173,7 @@ def make_env() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(time=fmt_time, iso=fmt_iso, dur=fmt_duration, ms=fmt_ms, int=fmt_int, cost=fmt_cost,
                        bytes=fmt_bytes, pretty=pretty_value)
-    from tracelake.ui.filters import add_term, attr_term
+    from tracelake.query.filters import add_term, attr_term
 
     env.globals.update(add_term=add_term, attr_term=attr_term, qs=qs, safe_href=safe_href, truncated=truncated, RANGES=RANGES, HTMX_VERSION=HTMX_VERSION,
                        TRUNCATE_CHARS=TRUNCATE_CHARS)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.concurrency import run_in_threadpool
 
-from tracelake.ui import charts, filters, queries, views
-from tracelake.ui.render import templates, time_range
+from tracelake.query import filters
+from tracelake.ui import charts, views
+from tracelake.ui.render import templates
 from tracelake.ui.security import is_htmx
 
 router = APIRouter(include_in_schema=False)
@@ -81,14 +81,13 @@ async def span_full_value(request: Request, trace_id: str, span_id: str, path: s
 @router.get("/sessions", response_class=HTMLResponse)
 async def sessions_page(request: Request, q: str = "", range: str | None = None,
                         from_: str | None = Query(None, alias="from"), to: str | None = None) -> Response:
-    tr = time_range(range, from_, to)
-    rows = await run_in_threadpool(queries.list_sessions, _store(request), tr.lo_ns, tr.hi_ns, q.strip())
-    return _page(request, "sessions.html", {"nav": "sessions", "rows": rows, "tr": tr, "q": q})
+    sv = await views.sessions_list(_store(request), q, range, from_, to)
+    return _page(request, "sessions.html", {"nav": "sessions", "rows": sv.rows, "tr": sv.tr, "q": sv.q})
 
 
 @router.get("/sessions/{session_id}", response_class=HTMLResponse)
 async def session_page(request: Request, session_id: str) -> Response:
-    traces, turns = await run_in_threadpool(views.conversation, _store(request), session_id)
+    traces, turns = await views.session_view(_store(request), session_id)
     if not traces:
         return _page(request, "notfound.html", {"nav": "sessions", "what": "session", "ident": session_id}, 404)
     return _page(request, "session.html", {"nav": "sessions", "sid": session_id, "traces": traces, "turns": turns})
@@ -97,10 +96,7 @@ async def session_page(request: Request, session_id: str) -> Response:
 @router.get("/dashboard", response_class=HTMLResponse)
 async def dashboard_page(request: Request, q: str = "", range: str | None = None,
                          from_: str | None = Query(None, alias="from"), to: str | None = None) -> Response:
-    tr = time_range(range, from_, to)
-    filt = filters.explain(q)
-    data = None
-    if filt.error is None:
-        data = await run_in_threadpool(queries.dashboard, _store(request), tr.lo_ns, tr.hi_ns, filt.node)
-    ch = charts.dashboard_charts(data) if data else []
-    return _page(request, "dashboard.html", {"nav": "dashboard", "tr": tr, "filt": filt, "q": q, "d": data, "charts": ch})
+    dv = await views.dashboard_view(_store(request), q, range, from_, to)
+    ch = charts.dashboard_charts(dv.data) if dv.data else []
+    return _page(request, "dashboard.html", {"nav": "dashboard", "tr": dv.tr, "filt": dv.filt, "q": dv.q, "d": dv.data,
+                                             "charts": ch})

@@ -7,9 +7,9 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from tracelake.query.filters import Explained, FilterError, explain
 from tracelake.store.base import Store
 from tracelake.ui import messages, queries
-from tracelake.ui.filters import Explained, FilterError, explain
 from tracelake.ui.render import TimeRange, time_range
 
 TRACE_ID_RE = re.compile(r"^[0-9a-fA-F]{1,32}$")
@@ -24,7 +24,7 @@ class ListView:
     tr: TimeRange
     limit: int
     cursor: str = ""
-    page: queries.TracePage | None = None
+    page: queries.trace_list.TracePage | None = None
     cursor_error: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -46,10 +46,10 @@ async def trace_list(store: Store, q: str, range_: str | None, frm: str | None, 
         return view
     cur = None
     if cursor:
-        cur = queries.decode_cursor(cursor)
+        cur = queries.trace_list.decode_cursor(cursor)
         if cur is None:
             view.cursor_error = "the page cursor is not valid; showing the first page"
-    view.page = await run_in_threadpool(queries.list_traces, store, view.filt.node, view.tr.lo_ns, view.tr.hi_ns,
+    view.page = await run_in_threadpool(queries.trace_list.list_traces, store, view.filt.node, view.tr.lo_ns, view.tr.hi_ns,
                                         cur, view.limit)
     return view
 
@@ -65,7 +65,7 @@ def valid_span_id(span_id: str) -> str | None:
 @dataclass
 class TraceView:
     trace_id: str
-    spans: list[queries.SpanRow]
+    spans: list[queries.trace.SpanRow]
     start_ns: int
     end_ns: int
     errors: int
@@ -78,7 +78,7 @@ class TraceView:
     def duration_ns(self) -> int:
         return max(1, self.end_ns - self.start_ns)
 
-    def bar(self, s: queries.SpanRow) -> tuple[float, float]:
+    def bar(self, s: queries.trace.SpanRow) -> tuple[float, float]:
         """(x, width) of the span's bar on a 0..1000 scale, at least 2 units wide to stay visible."""
         x = (s.start_ns - self.start_ns) / self.duration_ns * 1000
         w = max(2.0, s.duration_ns / self.duration_ns * 1000)
@@ -87,7 +87,7 @@ class TraceView:
 
 
 async def trace_view(store: Store, trace_id: str) -> TraceView | None:
-    spans = await run_in_threadpool(queries.get_trace, store, trace_id)
+    spans = await run_in_threadpool(queries.trace.get_trace, store, trace_id)
     if not spans:
         return None
     start = min(s.start_ns for s in spans)
@@ -99,7 +99,7 @@ async def trace_view(store: Store, trace_id: str) -> TraceView | None:
 
 @dataclass
 class SpanView:
-    detail: queries.SpanDetail
+    detail: queries.trace.SpanDetail
     io: messages.SpanIO
     attr_filter: str = ""
 
@@ -109,13 +109,13 @@ class SpanView:
 
 
 def _span_view(store: Store, trace_id: str, span_id: str) -> SpanView | None:
-    detail = queries.get_span(store, trace_id, span_id)
+    detail = queries.trace.get_span(store, trace_id, span_id)
     if detail is None:
         return None
     io = messages.normalize(detail.attributes)
     shas = [m.sha256 for m in io.attachments if m.sha256]
     if shas:
-        messages.apply_attachment_meta(io, queries.attachment_meta(store, shas))
+        messages.apply_attachment_meta(io, queries.attachments.attachment_meta(store, shas))
     return SpanView(detail, io)
 
 
@@ -155,10 +155,42 @@ def full_value(view: SpanView, path: str) -> str | None:
     return None
 
 
-def conversation(store: Store, session_id: str) -> tuple[list[queries.TraceRow], list[dict[str, Any]]]:
+@dataclass
+class SessionsView:
+    q: str
+    tr: TimeRange
+    rows: list[dict[str, Any]]
+
+
+async def sessions_list(store: Store, q: str, range_: str | None, frm: str | None, to: str | None) -> SessionsView:
+    tr = time_range(range_, frm, to)
+    rows = await run_in_threadpool(queries.sessions.list_sessions, store, tr.lo_ns, tr.hi_ns, (q or "").strip())
+    return SessionsView(q or "", tr, rows)
+
+
+@dataclass
+class DashboardView:
+    q: str
+    filt: Explained
+    tr: TimeRange
+    data: dict[str, Any] | None = None  # None when the filter has an error
+
+    @property
+    def error(self) -> FilterError | None:
+        return self.filt.error
+
+
+async def dashboard_view(store: Store, q: str, range_: str | None, frm: str | None, to: str | None) -> DashboardView:
+    view = DashboardView(q or "", explain(q or ""), time_range(range_, frm, to))
+    if view.error is None:
+        view.data = await run_in_threadpool(queries.dashboard.dashboard, store, view.tr.lo_ns, view.tr.hi_ns, view.filt.node)
+    return view
+
+
+def conversation(store: Store, session_id: str) -> tuple[list[queries.trace_list.TraceRow], list[dict[str, Any]]]:
     """The session's traces (oldest first) and one turn per trace: what the user said, what came back."""
-    traces = queries.session_traces(store, session_id)
-    spans = queries.conversation_spans(store, traces)
+    traces = queries.sessions.session_traces(store, session_id)
+    spans = queries.sessions.conversation_spans(store, traces)
     turns = []
     for t in traces:
         ss = spans.get(t.trace_id, [])
@@ -178,3 +210,7 @@ def conversation(store: Store, session_id: str) -> tuple[list[queries.TraceRow],
             assistant_text = messages.summary_text(io.output)
         turns.append({"trace": t, "user": user_text, "assistant": assistant_text})
     return traces, turns
+
+
+async def session_view(store: Store, session_id: str) -> tuple[list[queries.trace_list.TraceRow], list[dict[str, Any]]]:
+    return await run_in_threadpool(conversation, store, session_id)

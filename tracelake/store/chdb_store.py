@@ -41,6 +41,7 @@ class ChdbStore:
         self._insert_local = threading.local()
         self._insert_connections: list = []
         self._insert_lock = threading.Lock()
+        self._scoped: dict = {}  # (filters, readonly) -> (connection, lock): per-project reads
         self._session.query(f"CREATE DATABASE IF NOT EXISTS {database}")
         self._session.query(f"USE {database}")
 
@@ -93,6 +94,41 @@ class ChdbStore:
         # The file is read in place (a spool segment needs no copy).
         sql = insert_from_file_sql(f"{self.database}.{table}", str(path), str(self._schema_path), dedup_token)
         self._run(sql, "CSV", None, self._insert_connection())
+    def query_scoped(self, sql: str, params: Params, filters: dict[str, str], readonly: bool) -> pa.Table:
+        """Run on a connection where ``filters`` (additional_table_filters) are set, then locked by
+        readonly=1 when ``readonly`` (tracelake.auth.scope explains the mechanism)."""
+        connection, lock = self._scoped_connection(filters, readonly)
+        with lock:
+            self._run(f"USE {self.database}", "CSV", None, connection)  # a previous caller's USE never carries over
+            return self._run(sql, "ArrowTable", params, connection)
+
+    def _scoped_connection(self, filters: dict[str, str], readonly: bool):
+        from tracelake.auth.scope import filters_setting
+
+        key = (tuple(sorted(filters.items())), readonly)
+        with self._insert_lock:
+            cached = self._scoped.get(key)
+            if cached is not None:
+                return cached
+        import chdb
+
+        limits = READONLY_OPTIONS.replace("readonly=1&", "")
+        connection = chdb.connect(f"{self._db_path}?{limits}")
+        try:
+            if filters:
+                self._run(f"SET additional_table_filters = {filters_setting(filters)}", "CSV", None, connection)
+            if readonly:
+                self._run("SET readonly = 1", "CSV", None, connection)
+        except Exception:
+            connection.close()
+            raise
+        with self._insert_lock:
+            if len(self._scoped) >= 64:  # bounded: one connection per distinct project set in use
+                for old, _ in self._scoped.values():
+                    self._insert_connections.append(old)  # closed with the store
+                self._scoped.clear()
+            self._scoped[key] = (connection, threading.Lock())
+            return self._scoped[key]
 
     def ping(self) -> bool:
         try:
@@ -107,6 +143,9 @@ class ChdbStore:
                 for connection in self._insert_connections:
                     connection.close()
                 self._insert_connections.clear()
+                for connection, _ in self._scoped.values():
+                    connection.close()
+                self._scoped.clear()
             self._readonly.close()
         finally:
             self._session.close()

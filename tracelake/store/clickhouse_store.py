@@ -60,6 +60,19 @@ class ClickHouseStore:
         except Exception as exc:
             raise self._wrap(exc) from exc
 
+    def query_scoped(self, sql: str, params: Params, filters: dict[str, str], readonly: bool) -> pa.Table:
+        """Run with ``filters`` as additional_table_filters, locked by readonly=1 when ``readonly``
+        (both sent with the query, so the query's own SETTINGS cannot change them)."""
+        from tracelake.auth.scope import filters_setting
+
+        settings: dict = {**READONLY_SETTINGS, "readonly": 1} if readonly else {}
+        if filters:
+            settings["additional_table_filters"] = filters_setting(filters)
+        try:
+            return self._client.query_arrow(sql, parameters=params, settings=settings, use_strings=True)
+        except Exception as exc:
+            raise self._wrap(exc) from exc
+
     def insert_arrow(self, table: str, batch: pa.Table) -> None:
         try:
             self._client.insert_arrow(table, batch)

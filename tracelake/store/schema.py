@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tracelake.auth import schema as _auth
+
 
 def _first(*keys: str, attrs: str = "SpanAttributes") -> str:
     """The first non-empty attribute among ``keys``, or ''."""
@@ -245,6 +247,9 @@ MIGRATIONS: tuple[Migration, ...] = (
               (OTEL_TRACES, TRACE_ID_TS, TRACE_ID_TS_MV, TRACE_SUMMARY, TRACE_SUMMARY_MV)),
     Migration(10, "attachments", (ATTACHMENTS,)),
     Migration(3, "insert deduplication for spool segments", DEDUP_WINDOW),
+    Migration(30, "access: api keys, audit log, session secret", (_auth.API_KEYS, _auth.AUDIT_LOG, _auth.AUTH_SECRETS,
+                                                                      _auth.REVOKED_SESSIONS)),
+    Migration(31, "access: Project from the caller's key wins", (_auth.stamped_project_column(PROJECT),)),
 )
 
 MIGRATIONS_TABLE = """

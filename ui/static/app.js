@@ -4,6 +4,12 @@
 (function () {
   "use strict";
 
+  // Changes made by htmx carry the session's CSRF token (tracelake.auth; the meta tag is there when signed in).
+  document.addEventListener("htmx:configRequest", function (e) {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    if (meta && e.detail && e.detail.headers) e.detail.headers["X-CSRF-Token"] = meta.getAttribute("content");
+  });
+
   function $(sel, root) { return (root || document).querySelector(sel); }
   function $$(sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); }
   function typing(e) {

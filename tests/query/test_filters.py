@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracelake.ui.filters import (FIELDS, And, Cmp, FilterError, Not, Or, Text, add_term, attr_term, parse,
+from tracelake.query.filters import (FIELDS, And, Cmp, FilterError, Not, Or, Text, add_term, attr_term, parse,
                                   quote, tokenize)
 
 

@@ -11,8 +11,10 @@
 
 Every error is a :class:`FilterError` carrying the character offset where the problem starts, so
 the UI can point at it. The parser only builds the tree; turning it into SQL (with every user
-value bound as a query parameter) is :mod:`tracelake.ui.queries`' job, but field names, operators
+value bound as a query parameter) is :mod:`tracelake.query.compile`'s job, but field names, operators
 and value types are checked here so a bad filter is reported before any SQL exists.
+
+Shared by the UI (trace list, dashboard) and the archiver (a retention rule's ``match``).
 """
 from __future__ import annotations
 
@@ -382,7 +384,7 @@ def parse(text: str) -> Node | None:
     return _Parser(text).parse()
 
 
-# --- Helpers for the UI ------------------------------------------------------------------------
+# --- Helpers for building filter text (click-to-filter links) ---------------------------------
 _BARE_OK = re.compile(r'^[^\s"()\\]+$')
 
 

@@ -1,0 +1,264 @@
+"""Filter AST -> parameterized ClickHouse SQL over trace aggregates.
+
+Rules kept everywhere here:
+
+* every user value is a ``{pN:Type}`` query parameter; the only text that reaches SQL from a
+  filter is a fixed fragment chosen by the field's name (never the name itself);
+* trace-level terms are conditions on aggregates named by alias (:data:`AGGREGATES`); the caller
+  computes only the aliases in :attr:`Compiler.needs`;
+* span-level terms ("some span of the trace ...") become ``TraceId IN (SELECT TraceId FROM
+  otel_traces ...)`` bounded by a time window, so they read one window of span rows.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from tracelake.query.filters import And, Cmp, Node, Not, Or, Text
+from tracelake.query.params import Params
+
+ERROR_CODES = "('Error', 'STATUS_CODE_ERROR')"
+
+# Trace-level aggregates, by alias. Filters name the aliases they need; the list computes only those.
+AGGREGATES: dict[str, str] = {
+    "TS": "toUnixTimestamp64Nano(min(Start))",
+    "TE": "toUnixTimestamp64Nano(max(End))",
+    "Root": "if(max(RootName) != '', max(RootName), argMinMerge(FirstSpanName))",
+    "RootService": "max(RootService)",
+    "NSpans": "uniqMerge(SpanCount)",
+    "Errors": "length(groupUniqArrayArray(ErrorSpans))",
+    "Svcs": "groupUniqArrayArray(Services)",
+    "Mods": "groupUniqArrayArray(Models)",
+    "InTok": "arraySum(mapValues(maxMap(InputTokens)))",
+    "OutTok": "arraySum(mapValues(maxMap(OutputTokens)))",
+    "CostUsd": "arraySum(mapValues(maxMap(Cost)))",
+    "Sess": "max(SessionId)",
+    "Usr": "max(UserId)",
+    "Proj": "any(Project)",
+}
+ALL_AGGS = tuple(AGGREGATES)
+
+
+def aggs(names: Iterable[str]) -> str:
+    """``expr AS alias, ...`` for the named trace aggregates."""
+    return ", ".join(f"{AGGREGATES[n]} AS {n}" for n in names)
+
+
+def _like(value: str) -> str:
+    """A '*' wildcard value as a LIKE pattern (the user's % and _ stay literal)."""
+    esc = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return esc.replace("*", "%")
+
+
+def _num_op(op: str) -> str:
+    return {":": "=", "=": "=", "!=": "!=", ">": ">", ">=": ">=", "<": "<", "<=": "<="}[op]
+
+
+class Compiler:
+    """Filter AST -> SQL over trace aggregates, with span-level terms as ``TraceId IN (...)``.
+
+    ``lo_ns``/``hi_ns`` bound span-level subqueries: spans of a trace starting in the window."""
+
+    def __init__(self, params: Params, span_lo: str, span_hi: str, scope_ids: str = "") -> None:
+        self.p = params
+        self.span_lo = span_lo
+        self.span_hi = span_hi
+        # When set (the exact pass over a page's traces), span subqueries only look at these
+        # traces: the bloom index on TraceId makes that a few granules instead of a window scan.
+        self.scope_ids = scope_ids
+        self.needs: set[str] = set()
+        self.selective = False  # a bloom-indexed needle (session, user, trace id) narrows the scan
+
+    def compile(self, node: Node | None) -> str:
+        if node is None:
+            return "1"
+        return self._node(node)
+
+    def split(self, node: Node | None, row_lo: str | None, row_hi: str | None) -> tuple[str, str]:
+        """(WHERE prefilter, HAVING) for the windowed list query.
+
+        Top-level AND terms that select whole traces by a per-row property become
+        ``TraceId IN (...)`` conditions in WHERE, so the GROUP BY only sees candidate traces
+        (all of their rows: the subquery keeps traces, not rows). Span-level terms are exact
+        there and leave the HAVING; trace_summary row properties (a service, model, error,
+        session, user in some partial row) are necessary conditions, so the HAVING keeps them."""
+        if node is None:
+            return "1", "1"
+        items = list(node.items) if isinstance(node, And) else [node]
+        where: list[str] = []
+        having: list[str] = []
+        window = f"Start >= fromUnixTimestamp64Nano({row_lo}) AND Start < fromUnixTimestamp64Nano({row_hi})"
+        bounds: list[str] = []
+        for item in items:
+            if is_span_term(item):
+                if row_lo is not None:
+                    where.append(self._node(item))
+                continue
+            if row_lo is None:  # HAVING only (the exact pass)
+                having.append(self._node(item))
+                continue
+            row = self._row_condition(item)
+            if row:
+                where.append(f"TraceId IN (SELECT TraceId FROM trace_summary WHERE {window} AND {row})")
+            bound = self._bound(item)
+            if bound:
+                bounds.append(bound)
+            having.append(self._node(item))
+        if bounds:
+            # Cheap sums bound the exact (maxMap) totals: only traces within the bounds get the
+            # expensive aggregation. 4x faster for rare token/cost filters.
+            where.append(f"TraceId IN (SELECT TraceId FROM trace_summary WHERE {window} GROUP BY TraceId "
+                         f"HAVING {' AND '.join(bounds)})")
+        return " AND ".join(where) or "1", " AND ".join(having) or "1"
+
+    def _bound(self, n: Node) -> str:
+        """A necessary condition on cheap per-row sums for token/cost comparisons, or ''.
+
+        Each partial row's map counts a span once, and a retried span may sit in two rows: the sum
+        over rows is an upper bound of the trace total, the largest row a lower bound."""
+        if isinstance(n, Cmp) and n.field.name == "duration" and n.op in (">", ">=", ":", "="):
+            # Exact for the traces of the window (all their rows are in it), cheap min/max.
+            op = "=" if n.op == ":" else n.op
+            return f"toUnixTimestamp64Nano(max(End)) - toUnixTimestamp64Nano(min(Start)) {op} {self.p.i(int(n.value))}"
+        if not isinstance(n, Cmp) or n.field.name not in ("tokens", "input_tokens", "output_tokens", "cost"):
+            return ""
+        cols = {"tokens": ("InputTokens", "OutputTokens"), "input_tokens": ("InputTokens",),
+                "output_tokens": ("OutputTokens",), "cost": ("Cost",)}[n.field.name]
+        row = " + ".join(f"arraySum(mapValues({c}))" for c in cols)
+        value = self.p.f(float(n.value))
+        if n.op in (">", ">="):
+            return f"sum({row}) {n.op} {value}"
+        if n.op in (":", "="):
+            return f"sum({row}) >= {value} AND max({row}) <= {value}"
+        if n.op in ("<", "<="):
+            return f"max({row}) {n.op} {value}"
+        return ""
+
+    def _row_condition(self, n: Node) -> str:
+        """A per-row necessary condition on trace_summary for a positive trace-level term, or ''."""
+        if not isinstance(n, Cmp) or n.op == "!=" and n.field.name != "status":
+            return ""
+        name = n.field.name
+        if name in ("service", "model"):
+            col = "Services" if name == "service" else "Models"
+            if n.wildcard:
+                return f"arrayExists(x -> x LIKE {self.p.s(_like(str(n.value)))}, {col})"
+            return f"has({col}, {self.p.s(str(n.value))})"
+        if name == "status" and (n.value == "error") != (n.op == "!="):
+            return "notEmpty(ErrorSpans)"
+        if name in ("session", "user") and not n.wildcard:
+            self.selective = True
+            return f"{'SessionId' if name == 'session' else 'UserId'} = {self.p.s(str(n.value))}"
+        return ""
+
+    def _node(self, node: Node) -> str:
+        if isinstance(node, And):
+            return "(" + " AND ".join(self._node(n) for n in node.items) + ")"
+        if isinstance(node, Or):
+            return "(" + " OR ".join(self._node(n) for n in node.items) + ")"
+        if isinstance(node, Not):
+            return f"(NOT {self._node(node.item)})"
+        if isinstance(node, Text):
+            return self._spans(self._text(node.value))
+        return self._cmp(node)
+
+    def _text(self, value: str) -> str:
+        v = self.p.s(value)
+        return (f"(positionCaseInsensitive(SpanName, {v}) > 0 OR "
+                f"arrayExists(x -> positionCaseInsensitive(x, {v}) > 0, mapValues(SpanAttributes)))")
+
+    def _spans(self, cond: str) -> str:
+        scope = f"TraceId IN ({self.scope_ids}) AND " if self.scope_ids else ""
+        return (f"TraceId IN (SELECT TraceId FROM otel_traces WHERE {scope}Timestamp >= fromUnixTimestamp64Nano({self.span_lo}) "
+                f"AND Timestamp < fromUnixTimestamp64Nano({self.span_hi}) AND {cond})")
+
+    def _str_match(self, expr: str, c: Cmp, lower: bool = False) -> str:
+        value = str(c.value).lower() if lower else str(c.value)
+        if c.wildcard:
+            test = f"{expr} LIKE {self.p.s(_like(value))}"
+        else:
+            test = f"{expr} = {self.p.s(value)}"
+        return f"NOT ({test})" if c.op == "!=" else test
+
+    def _list_match(self, alias: str, c: Cmp) -> str:
+        self.needs.add(alias)
+        if c.wildcard:
+            test = f"arrayExists(x -> x LIKE {self.p.s(_like(str(c.value)))}, {alias})"
+        else:
+            test = f"has({alias}, {self.p.s(str(c.value))})"
+        return f"NOT {test}" if c.op == "!=" else test
+
+    def _cmp(self, c: Cmp) -> str:
+        name = c.field.name
+        if name == "service":
+            return self._list_match("Svcs", c)
+        if name == "model":
+            return self._list_match("Mods", c)
+        if name == "status":
+            self.needs.add("Errors")
+            want_error = (c.value == "error") != (c.op == "!=")
+            return "Errors > 0" if want_error else "Errors = 0"
+        if name in ("duration", "tokens", "input_tokens", "output_tokens", "cost", "spans"):
+            expr = {"duration": "(TE - TS)", "tokens": "(InTok + OutTok)", "input_tokens": "InTok",
+                    "output_tokens": "OutTok", "cost": "CostUsd", "spans": "NSpans"}[name]
+            self.needs.update({"duration": ("TS", "TE"), "tokens": ("InTok", "OutTok")}.get(name, (expr,)))
+            value = self.p.i(c.value) if name == "duration" else self.p.f(float(c.value))
+            return f"{expr} {_num_op(c.op)} {value}"
+        if name in ("session", "user", "name", "project"):
+            alias = {"session": "Sess", "user": "Usr", "name": "Root", "project": "Proj"}[name]
+            self.needs.add(alias)
+            return self._str_match(alias, c)
+        if name == "trace":
+            test = f"startsWith(TraceId, {self.p.s(str(c.value))})"
+            return f"NOT {test}" if c.op == "!=" else test
+        # span-level fields: "some span of the trace ..."; '!=' means no span of the trace matches.
+        if name == "span":
+            cond = self._str_match("SpanName", _positive(c))
+        elif name == "kind":
+            kind = str(c.value).lower()
+            cond = (f"(lower(SpanKind) = {self.p.s(kind)} OR lower(SpanKind) = {self.p.s('span_kind_' + kind)})"
+                    if not c.wildcard else self._str_match("lower(SpanKind)", _positive(c), lower=True))
+        elif name == "operation":
+            cond = self._str_match("LlmOperation", _positive(c), lower=True)
+        elif name == "provider":
+            cond = self._str_match("LlmProvider", _positive(c), lower=True)
+        elif name == "event":
+            cond = (f"arrayExists(x -> x LIKE {self.p.s(_like(str(c.value)))}, Events.Name)" if c.wildcard
+                    else f"has(Events.Name, {self.p.s(str(c.value))})")
+        elif name in ("attr.<key>", "resource.<key>"):
+            col = "SpanAttributes" if name == "attr.<key>" else "ResourceAttributes"
+            key = self.p.s(c.key)
+            if isinstance(c.value, float):  # ordered comparison: numeric
+                cond = f"toFloat64OrNull({col}[{key}]) {_num_op(c.op)} {self.p.f(c.value)}"
+                return self._spans(cond)
+            if c.value == "*":
+                cond = f"mapContains({col}, {key})"
+            else:
+                cond = self._str_match(f"{col}[{key}]", _positive(c))
+        else:  # pragma: no cover - the parser only makes the fields above
+            raise ValueError(name)
+        sub = self._spans(cond)
+        return f"NOT {sub}" if c.op == "!=" else sub
+
+
+def is_span_term(node: Node) -> bool:
+    """A positive term answered by span rows alone (free text, span-level fields)."""
+    if isinstance(node, Text):
+        return True
+    return isinstance(node, Cmp) and node.field.level == "span" and node.op != "!="
+
+
+def has_span_terms(node: Node | None) -> bool:
+    """Whether the filter reads span rows (free text, span-level fields)."""
+    if node is None:
+        return False
+    if isinstance(node, Text):
+        return True
+    if isinstance(node, Cmp):
+        return node.field.level == "span"
+    if isinstance(node, Not):
+        return has_span_terms(node.item)
+    return any(has_span_terms(n) for n in node.items)
+
+
+def _positive(c: Cmp) -> Cmp:
+    return Cmp(c.field, c.key, ":", c.value, c.raw, c.pos, c.wildcard)

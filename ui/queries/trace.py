@@ -1,0 +1,163 @@
+"""One trace: its spans in tree order, and one span with everything it carries.
+
+Span reads deduplicate (``LIMIT 1 BY SpanId``: otel_traces is a ReplacingMergeTree) and stay inside
+the trace's time window from the id -> time lookup table, so the primary key prunes parts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tracelake.query.params import Params, query
+from tracelake.store.base import Store
+
+MAX_TRACE_SPANS = 20_000
+
+
+@dataclass
+class SpanRow:
+    span_id: str
+    parent_id: str
+    name: str
+    kind: str
+    service: str
+    start_ns: int
+    duration_ns: int
+    status: str  # ok / error / unset
+    status_message: str
+    operation: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost: float
+    n_events: int
+    has_exception: bool
+    depth: int = 0
+    children: int = 0
+    orphan: bool = False
+
+    @property
+    def end_ns(self) -> int:
+        return self.start_ns + self.duration_ns
+
+    def as_json(self) -> dict[str, Any]:
+        return {"span_id": self.span_id, "parent_span_id": self.parent_id, "name": self.name, "kind": self.kind,
+                "service": self.service, "start_ns": self.start_ns, "duration_ms": self.duration_ns / 1e6,
+                "status": self.status, "status_message": self.status_message, "operation": self.operation,
+                "model": self.model, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+                "cost_usd": self.cost, "events": self.n_events, "depth": self.depth, "children": self.children}
+
+
+def _status(code: str) -> str:
+    c = code.lower()
+    if "error" in c:
+        return "error"
+    if c in ("ok", "status_code_ok"):
+        return "ok"
+    return "unset"
+
+
+def trace_window(store: Store, trace_id: str) -> tuple[int, int] | None:
+    """The trace's [start, end] in ns from the lookup table, widened by a second each side
+    (the table keeps whole seconds)."""
+    p = Params()
+    rows = query(store, "SELECT toUnixTimestamp(min(Start)) AS s, toUnixTimestamp(max(End)) AS e, count() AS n "
+                        f"FROM otel_traces_trace_id_ts WHERE TraceId = {p.s(trace_id)}", p)
+    if not rows or not rows[0]["n"]:
+        return None
+    return (int(rows[0]["s"]) - 1) * 10**9, (int(rows[0]["e"]) + 2) * 10**9
+
+
+SPAN_COLUMNS = ("SpanId, ParentSpanId, SpanName, SpanKind, ServiceName, toUnixTimestamp64Nano(Timestamp) AS TsNs, "
+                "Duration, StatusCode, StatusMessage, LlmOperation, LlmModel, InputTokens, OutputTokens, CostUsd, "
+                "length(Events.Name) AS NEvents, has(Events.Name, 'exception') AS HasExc")
+
+
+def _span_row(r: dict[str, Any]) -> SpanRow:
+    """A SpanRow from a result row holding SPAN_COLUMNS."""
+    return SpanRow(r["SpanId"], r["ParentSpanId"], r["SpanName"], r["SpanKind"], r["ServiceName"], int(r["TsNs"]),
+                   int(r["Duration"]), _status(r["StatusCode"]), r["StatusMessage"], r["LlmOperation"], r["LlmModel"],
+                   int(r["InputTokens"]), int(r["OutputTokens"]), float(r["CostUsd"]), int(r["NEvents"]),
+                   bool(r["HasExc"]))
+
+
+def _within(p: Params, window: tuple[int, int]) -> str:
+    """Spans inside a trace's time window (from trace_window), so the primary key prunes parts."""
+    return (f"Timestamp >= fromUnixTimestamp64Nano({p.i(window[0])}) "
+            f"AND Timestamp <= fromUnixTimestamp64Nano({p.i(window[1])})")
+
+
+def get_trace(store: Store, trace_id: str) -> list[SpanRow] | None:
+    """The trace's spans in tree (depth-first, start-ordered) order, or None if unknown."""
+    win = trace_window(store, trace_id)
+    if win is None:
+        return None
+    p = Params()
+    sql = (f"SELECT {SPAN_COLUMNS} FROM otel_traces WHERE TraceId = {p.s(trace_id)} "
+           f"AND {_within(p, win)} "
+           f"ORDER BY TsNs, SpanId LIMIT 1 BY SpanId LIMIT {MAX_TRACE_SPANS}")
+    spans = [_span_row(r) for r in query(store, sql, p)]
+    return tree_order(spans)
+
+
+def tree_order(spans: list[SpanRow]) -> list[SpanRow]:
+    """Depth-first order with depths; spans whose parent is missing become roots (marked orphan)."""
+    ids = {s.span_id for s in spans}
+    kids: dict[str, list[SpanRow]] = {}
+    roots: list[SpanRow] = []
+    for s in spans:
+        if s.parent_id and s.parent_id in ids and s.parent_id != s.span_id:
+            kids.setdefault(s.parent_id, []).append(s)
+        else:
+            s.orphan = bool(s.parent_id)
+            roots.append(s)
+    out: list[SpanRow] = []
+    seen: set[str] = set()
+    stack = [(r, 0) for r in reversed(roots)]
+    while stack:  # iterative: deep traces must not hit the recursion limit
+        s, depth = stack.pop()
+        if s.span_id in seen:
+            continue
+        seen.add(s.span_id)
+        s.depth = depth
+        ch = kids.get(s.span_id, [])
+        s.children = len(ch)
+        out.append(s)
+        stack.extend((c, depth + 1) for c in reversed(ch))
+    # Cycles (a span whose ancestors loop) leave spans unvisited: show them at the end, flat.
+    out.extend(s for s in spans if s.span_id not in seen)
+    return out
+
+
+@dataclass
+class SpanDetail:
+    row: SpanRow
+    trace_id: str
+    attributes: dict[str, str]
+    resource: dict[str, str]
+    scope: str
+    events: list[dict[str, Any]]
+    links: list[dict[str, str]]
+
+
+def get_span(store: Store, trace_id: str, span_id: str) -> SpanDetail | None:
+    win = trace_window(store, trace_id)
+    if win is None:
+        return None
+    p = Params()
+    sql = (f"SELECT {SPAN_COLUMNS}, SpanAttributes, ResourceAttributes, ScopeName, ScopeVersion, "
+           f"arrayMap(t -> toUnixTimestamp64Nano(t), Events.Timestamp) AS EvTs, Events.Name AS EvName, "
+           f"Events.Attributes AS EvAttrs, Links.TraceId AS LTrace, Links.SpanId AS LSpan "
+           f"FROM otel_traces WHERE TraceId = {p.s(trace_id)} AND SpanId = {p.s(span_id)} "
+           f"AND {_within(p, win)} "
+           f"LIMIT 1")
+    rows = query(store, sql, p)
+    if not rows:
+        return None
+    r = rows[0]
+    row = _span_row(r)
+    events = [{"time_ns": int(t), "name": n, "attributes": dict(a)}
+              for t, n, a in zip(r["EvTs"], r["EvName"], r["EvAttrs"])]
+    links = [{"trace_id": t, "span_id": s} for t, s in zip(r["LTrace"], r["LSpan"])]
+    scope = r["ScopeName"] + (f" {r['ScopeVersion']}" if r["ScopeVersion"] else "")
+    return SpanDetail(row, trace_id, dict(r["SpanAttributes"]), dict(r["ResourceAttributes"]), scope, events, links)
