@@ -92,6 +92,22 @@ class ServerProcess:
                 return rows
             time.sleep(0.1)
 
+    def wait_loaded(self, key: str | None = None, timeout: float = 60.0) -> None:
+        """Wait until every span this process acked is in ClickHouse (``tracelake_queue_spans`` is 0 on
+        its /metrics): in spool mode an ack means durable on disk, and loading follows a moment later."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        deadline = time.monotonic() + timeout
+        while True:
+            text = httpx.get(f"{self.otlp_http_url}/metrics", headers=headers, timeout=30).text
+            queued = next(f.samples[0].value for f in text_string_to_metric_families(text)
+                          if f.name == "tracelake_queue_spans")
+            if queued == 0:
+                return
+            assert time.monotonic() < deadline, f"{queued} acked spans still not loaded after {timeout} s"
+            time.sleep(0.05)
+
     def terminate(self, timeout: float = 60.0) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

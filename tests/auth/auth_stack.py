@@ -76,6 +76,8 @@ def emit(server: ServerProcess, protocol: str, key: str | None, spans: list[dict
     results = json.loads(done.stdout.strip().splitlines()[-1])
     if key is not None and "FAILURE" in results:  # say why (the exporter logs it on stderr)
         print("exporter stderr:", done.stderr[-4000:], "server:", "".join(server.output[-20:]))
+    if "SUCCESS" in results:  # acked means spooled: wait until it is loaded, so readers see it
+        server.wait_loaded(key)
     return results
 
 
