@@ -51,7 +51,7 @@ async def trace_page(request: Request, trace_id: str, span: str | None = None) -
     if tv is None:
         return _page(request, "notfound.html", {"nav": "traces", "what": "trace", "ident": trace_id}, 404)
     selected = views.valid_span_id(span or "") or tv.spans[0].span_id
-    sv = await views.span_view(_store(request), tv.trace_id, selected)
+    sv = await views.span_view(_store(request), tv.trace_id, selected, tv.location)
     return _page(request, "trace.html", {"nav": "traces", "t": tv, "sv": sv, "selected": selected})
 
 

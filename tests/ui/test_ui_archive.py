@@ -1,0 +1,166 @@
+"""Hot and archived traces behind the same list, filters, trace page, sessions and API (issue 9).
+
+The store holds the known traces twice: a recent set (hot) and the same shapes three days ago,
+moved to the archive as one run; one more old trace is caught between the archive's commit and the
+hot delete (its archive copy is the visible one, its hot copy not deleted yet).
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import archive_fixture
+import ui_traces
+
+DAY = 86400 * ui_traces.S
+
+
+@pytest.fixture(scope="module")
+def tiered(tmp_path_factory):
+    from fastapi.testclient import TestClient
+
+    from tracelake.config import Settings
+    from tracelake.store import open_store
+    from tracelake.web import create_app
+
+    store = open_store(data_dir=tmp_path_factory.mktemp("ui-archive-store"))
+    now = time.time_ns()
+    hot = ui_traces.known_traces(now)
+    old = ui_traces.known_traces(now - 3 * DAY, seed=7)
+    moving = ui_traces.known_traces(now - 2 * DAY, seed=8)
+    ui_traces.insert(store, hot.requests + old.requests + [moving.requests[0]])
+    app = create_app(store, Settings())
+    with TestClient(app) as client:
+        # Before anything is archived the archive objects do not exist: hot only, no error.
+        assert len(client.get("/api/traces", params={"range": "7d"}).json()["traces"]) == 11
+        archive_fixture.archive(store, [old.genai, old.openinference, old.openllmetry, old.error, old.xss], "run-1")
+        archive_fixture.archive(store, [moving.genai], "run-2", stop_at="committed")
+        yield client, hot, old, moving
+    store.close()
+
+
+def _list(client, **params) -> list[dict]:
+    r = client.get("/api/traces", params=params)
+    assert r.status_code == 200, r.text
+    return r.json()["traces"]
+
+
+def test_recent_range_reads_the_hot_tier_only(tiered):
+    client, hot, _, _ = tiered
+    rows = _list(client, range="1h")
+    assert {r["trace_id"] for r in rows} == {hot.genai, hot.openinference, hot.openllmetry, hot.error, hot.xss}
+    assert {r["tier"] for r in rows} == {"hot"}
+
+
+def test_wide_range_merges_both_tiers_newest_first(tiered):
+    client, hot, old, moving = tiered
+    rows = _list(client, range="7d")
+    tiers = {r["trace_id"]: r["tier"] for r in rows}
+    assert len(rows) == 11 and len(tiers) == 11  # the moving trace appears once
+    assert [r["start_ns"] for r in rows] == sorted((r["start_ns"] for r in rows), reverse=True)
+    assert {t for t, tier in tiers.items() if tier == "archive"} == {old.genai, old.openinference, old.openllmetry,
+                                                                      old.error, old.xss, moving.genai}
+    assert tiers[hot.genai] == "hot"
+
+
+def test_archived_row_has_the_same_figures_as_its_hot_twin(tiered):
+    client, hot, old, _ = tiered
+    rows = {r["trace_id"]: r for r in _list(client, range="7d")}
+    a, h = rows[old.genai], rows[hot.genai]
+    for key in ("name", "root_service", "status", "error_spans", "spans", "services", "models", "input_tokens",
+                "output_tokens", "session_id", "user_id", "project"):
+        assert a[key] == h[key], key
+    assert a["cost_usd"] == pytest.approx(h["cost_usd"]) and a["duration_ms"] == pytest.approx(h["duration_ms"])
+
+
+@pytest.mark.parametrize("q,names", [
+    ("model:gpt-4o", {"genai", "error"}),
+    ("status:error", {"error"}),
+    ("tokens>1000", {"genai"}),
+    ("session:sess-1 -status:error", {"genai"}),
+    ("service:oi-svc OR name:weather*", {"openinference", "openllmetry"}),
+    ('"refund"', {"error"}),  # free text: span payloads of both tiers
+    ("span:retrieve", {"openinference"}),
+    ("event:exception", {"error"}),
+    ("attr.gen_ai.tool.name:lookup_order", {"genai"}),
+    ("-span:retrieve model:*", {"genai", "openllmetry", "error", "xss"}),
+])
+def test_filters_cover_both_tiers(tiered, q, names):
+    client, hot, old, moving = tiered
+    got = {(r["trace_id"], r["tier"]) for r in _list(client, range="7d", q=q)}
+    want = {(getattr(k, n), tier) for k, tier in ((hot, "hot"), (old, "archive")) for n in names}
+    if "genai" in names:
+        want.add((moving.genai, "archive"))
+    assert got == want
+
+
+def test_cursor_pages_cover_both_tiers_once(tiered):
+    client, *_ = tiered
+    every = [r["trace_id"] for r in _list(client, range="7d")]
+    seen: list[str] = []
+    cursor = None
+    for _ in range(10):
+        params = {"range": "7d", "limit": 3, **({"cursor": cursor} if cursor else {})}
+        body = client.get("/api/traces", params=params).json()
+        seen += [r["trace_id"] for r in body["traces"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    assert seen == every
+
+
+def test_archived_trace_page_and_api(tiered):
+    client, hot, old, _ = tiered
+    a = client.get(f"/api/traces/{old.genai}").json()
+    h = client.get(f"/api/traces/{hot.genai}").json()
+    assert a["tier"] == "archive" and h["tier"] == "hot"
+    assert [(s["name"], s["depth"]) for s in a["spans"]] == [(s["name"], s["depth"]) for s in h["spans"]]
+    page = client.get(f"/traces/{old.genai}", params={"span": old.genai_chat})
+    assert page.status_code == 200 and 'class="badge tier tier-archive"' in page.text
+    assert "Your order 42 has shipped." in page.text  # the selected span's panel, read from the archive
+    span = client.get(f"/api/traces/{old.error}/spans/{old.error_span}").json()
+    assert span["tier"] == "archive" and span["events"][0]["name"] == "exception"
+    assert span["attributes"]["gen_ai.request.model"] == "gpt-4o"
+
+
+def test_moving_trace_is_read_from_the_archive(tiered):
+    client, _, _, moving = tiered
+    body = client.get(f"/api/traces/{moving.genai}").json()
+    assert body["tier"] == "archive" and len(body["spans"]) == 3
+
+
+def test_list_rows_show_their_tier(tiered):
+    client, hot, old, _ = tiered
+    html = client.get("/traces", params={"range": "7d"}).text
+    assert f'data-id="{old.genai}" data-tier="archive"' in html
+    assert f'data-id="{hot.genai}" data-tier="hot"' in html
+
+
+def test_sessions_cover_both_tiers(tiered):
+    client, hot, old, moving = tiered
+    sessions = {s["session_id"]: s for s in client.get("/api/sessions", params={"range": "7d"}).json()["sessions"]}
+    s1 = sessions["sess-1"]
+    assert s1["traces"] == 5 and s1["tiers"] == ["hot", "archive"]  # genai + error, each tier, + moving genai
+    recent = {s["session_id"]: s for s in client.get("/api/sessions", params={"range": "1h"}).json()["sessions"]}
+    assert recent["sess-1"]["traces"] == 2 and recent["sess-1"]["tiers"] == ["hot"]
+    body = client.get("/api/sessions/sess-1").json()
+    turns = body["turns"]
+    assert [t["trace"]["tier"] for t in turns] == ["archive", "archive", "archive", "hot", "hot"]
+    assert turns[0]["trace"]["trace_id"] == old.genai and turns[0]["user"]  # conversation from archived spans
+    assert "refund" in turns[1]["user"]
+    assert 'tier-archive' in client.get("/sessions/sess-1").text
+
+
+def test_sql_api_reads_the_archive_table(tiered):
+    client, _, old, _ = tiered
+    r = client.get("/api/sql", params={"q": "SELECT count() AS n FROM otel_traces_archive WHERE TraceId = {t:String}",
+                                       "param_t": old.genai})
+    assert r.status_code == 200, r.text
+    assert r.json()["rows"] == [[3]]
+
+
+def test_dashboard_stays_on_the_hot_tier(tiered):
+    client, *_ = tiered
+    d = client.get("/api/dashboard", params={"range": "7d"}).json()
+    assert d["totals"]["requests"] == 5  # the moving trace's hot copy is not counted
