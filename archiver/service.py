@@ -36,6 +36,10 @@ HOT_TABLES = (("otel_traces", "toDate(Timestamp)"), ("trace_summary", "toDate(St
 
 Progress = Callable[[str, int, int], None]
 
+# One pass at a time per process, whichever Archiver object asks (scheduled, or an API call with
+# another policy): the Delta table has a single writer.
+_RUN_LOCK = threading.Lock()
+
 
 def allow_local_reads(location: ArchiveLocation) -> None:
     """Embedded ClickHouse (chdb 4.4) reads ``deltaLakeLocal`` paths only inside the process's
@@ -86,7 +90,9 @@ class Archiver:
         self.chunk_spans = chunk_spans
         self.object_store = object_store
         self.attachment_grace = attachment_grace
-        self._lock = threading.Lock()
+        self._lock = _RUN_LOCK
+        self._last_gc: datetime | None = None
+        self.last_gc: Any = None
         self._ready = False
         self.last_result: RunResult | None = None
         self.last_error: str = ""
@@ -273,6 +279,8 @@ class Archiver:
             f"SELECT toString(Day) AS D, groupArray(TraceId) AS Ids, sum(SpanCount) AS S FROM archived_traces "
             f"WHERE {cond} GROUP BY D ORDER BY D", bound).to_pylist()
         if not expired:
+            if self._last_gc is None or run.now - self._last_gc >= self.attachment_grace:
+                self._collect_attachments(run)
             return
         counts = {r["D"]: r["N"] for r in self.store.query_arrow(
             "SELECT toString(Day) AS D, count() AS N FROM trace_summary_archive FINAL GROUP BY D").to_pylist()}
@@ -299,10 +307,16 @@ class Archiver:
         self.delta.vacuum()
         record(self.store, run, "hot_deleted", deleted_traces=run.deleted_traces + deleted_traces,
                deleted_spans=run.deleted_spans + deleted_spans)
-        if self.object_store is not None:
-            from tracelake.archiver.gc import collect_attachments
+        self._collect_attachments(run)
 
-            collect_attachments(self.store, self.object_store, self.attachment_grace, now=run.now)
+    def _collect_attachments(self, run: RunRecord) -> None:
+        """Blobs no trace references any more (deleted traces leave them behind)."""
+        if self.object_store is None:
+            return
+        from tracelake.archiver.gc import collect_attachments
+
+        self.last_gc = collect_attachments(self.store, self.object_store, self.attachment_grace, now=run.now)
+        self._last_gc = run.now
 
 
 def _date_literal(day: date) -> str:
@@ -313,3 +327,64 @@ def _hex(value: str) -> str:
     if not all(c in "0123456789abcdefABCDEF" for c in value):
         raise ValueError(f"unexpected trace id {value[:40]!r}")
     return value
+
+
+class Scheduler:
+    """Runs :meth:`Archiver.run_once` every ``every`` on a daemon thread (first run after one
+    interval, so a restart loop does not archive on every start); errors are logged and retried
+    at the next tick: an unfinished run resumes there."""
+
+    def __init__(self, archiver: Archiver, every: timedelta) -> None:
+        self.archiver = archiver
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="tracelake-archiver", daemon=True)
+        self.next_run: datetime | None = None
+
+    def start(self) -> "Scheduler":
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while True:
+            self.next_run = datetime.now(timezone.utc) + self.every
+            if self._stop.wait(self.every.total_seconds()):
+                return
+            try:
+                result = self.archiver.run_once()
+                for run in result.runs:
+                    log.info("archive run %s: %s, %d traces / %d spans archived, %d traces deleted",
+                             run.run_id, run.state, run.traces, run.spans, run.deleted_traces)
+            except Exception as exc:  # noqa: BLE001 - keep the schedule alive; the run resumes next time
+                log.error("archive run failed (it resumes at the next run): %s", exc)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+
+def archiver_from_settings(store: Store, settings: Any, policy: RetentionPolicy) -> Archiver:
+    from tracelake.archiver.policy import parse_duration
+    from tracelake.objectstore import from_settings
+
+    try:
+        object_store = from_settings(settings)
+    except Exception as exc:  # noqa: BLE001 - GC is skipped, archiving still works
+        log.warning("attachment GC disabled: %s", exc)
+        object_store = None
+    return Archiver(store, policy, ArchiveLocation.from_settings(settings), chunk_spans=settings.archive_chunk_spans,
+                    object_store=object_store,
+                    attachment_grace=parse_duration(settings.attachment_gc_grace, allow_forever=False))
+
+
+def start_for_server(store: Store, settings: Any, policy: RetentionPolicy | None) -> tuple[Archiver | None, Scheduler | None]:
+    """In ``tracelake server``: the archive view always (readers query it), and with a policy the
+    Archiver and its schedule."""
+    from tracelake.archiver.policy import parse_duration
+
+    ensure_archive_view(store, ArchiveLocation.from_settings(settings))
+    if policy is None:
+        return None, None
+    archiver = archiver_from_settings(store, settings, policy)
+    scheduler = Scheduler(archiver, parse_duration(settings.archive_every, allow_forever=False)).start()
+    return archiver, scheduler
