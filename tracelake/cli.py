@@ -17,6 +17,8 @@ UiPort = Annotated[Optional[int], typer.Option(help="UI and /api/ port, 0 = any 
 ClickHouseUrl = Annotated[Optional[str], typer.Option(help="ClickHouse server, e.g. http://user:pass@host:8123/tracelake [env TRACELAKE_CLICKHOUSE_URL]")]
 PricesFile = Annotated[Optional[Path], typer.Option(help="JSON of model -> [input, output] USD per million tokens [env TRACELAKE_PRICES_FILE]")]
 ObjectStore = Annotated[Optional[str], typer.Option(help="Attachments store: file:///dir or s3://bucket/prefix [env TRACELAKE_OBJECT_STORE]")]
+Retention = Annotated[Optional[Path], typer.Option(help="Retention rules (YAML): run the archiver on a schedule [env TRACELAKE_RETENTION_FILE]")]
+ArchiveEvery = Annotated[Optional[str], typer.Option(help="How often the archiver runs, e.g. 30m, 1h [env TRACELAKE_ARCHIVE_EVERY, default 1h]")]
 
 
 def _settings(**flags: Any) -> Any:
@@ -33,13 +35,14 @@ def _settings(**flags: Any) -> Any:
 @app.command()
 def server(data_dir: DataDir = None, host: Host = None, otlp_grpc_port: GrpcPort = None,
            otlp_http_port: HttpPort = None, ui_port: UiPort = None, clickhouse_url: ClickHouseUrl = None,
-           prices_file: PricesFile = None, object_store: ObjectStore = None) -> None:
+           prices_file: PricesFile = None, object_store: ObjectStore = None, retention: Retention = None,
+           archive_every: ArchiveEvery = None) -> None:
     """Collector and UI in one process, on the embedded store unless --clickhouse-url is given."""
     from tracelake.server import serve
 
     settings = _settings(data_dir=data_dir, host=host, otlp_grpc_port=otlp_grpc_port, otlp_http_port=otlp_http_port,
                          ui_port=ui_port, clickhouse_url=clickhouse_url, prices_file=prices_file,
-                         object_store=object_store)
+                         object_store=object_store, retention_file=retention, archive_every=archive_every)
     raise typer.Exit(serve(settings))
 
 
@@ -99,6 +102,15 @@ def sql(query: Annotated[str, typer.Argument(help="A read-only SQL statement")],
     for row in doc["rows"]:
         table.add_row(*("" if v is None else str(v) for v in row))
     Console().print(table)
+
+
+def _archiver_commands() -> None:
+    from tracelake.archiver.cli import app as archiver_app
+
+    app.add_typer(archiver_app, name="archiver")
+
+
+_archiver_commands()
 
 
 def main() -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -45,3 +45,18 @@ class Settings(BaseSettings):
                                       description="Larger media is not stored; a marker with its type and size stays.")
     max_request_media_bytes: int = Field(15 * 1024 * 1024, gt=0,
                                          description="Media per OTLP request past which the request is refused (413).")
+
+    # Archive tier (docs/archive.md): retention rules, Delta Lake archive in the object store.
+    retention_file: Path | None = Field(None, description="Retention rules (YAML); enables the archiver in "
+                                        "`tracelake server`. Validated at start.")
+    archive_every: str = Field("1h", description="How often `tracelake server` runs the archiver (30m, 1h, 1d ...).")
+    archive_chunk_spans: int = Field(200_000, gt=0, description="Spans read from ClickHouse per chunk while archiving.")
+    attachment_gc_grace: str = Field("24h", description="Unreferenced attachment blobs are deleted after this long.")
+
+    @field_validator("archive_every", "attachment_gc_grace")
+    @classmethod
+    def _archive_duration(cls, value: str) -> str:
+        from tracelake.archiver.policy import parse_duration
+
+        parse_duration(value, allow_forever=False)  # ValueError names the bad value
+        return value

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tracelake.store import archive_schema
+
 
 def _first(*keys: str, attrs: str = "SpanAttributes") -> str:
     """The first non-empty attribute among ``keys``, or ''."""
@@ -237,6 +239,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "otel_traces with LLM columns, trace lookup and summary",
               (OTEL_TRACES, TRACE_ID_TS, TRACE_ID_TS_MV, TRACE_SUMMARY, TRACE_SUMMARY_MV)),
     Migration(10, "attachments", (ATTACHMENTS,)),
+    Migration(20, "archive tier: trace index, runs, visibility views", archive_schema.STATEMENTS),
 )
 
 MIGRATIONS_TABLE = """
