@@ -99,6 +99,12 @@ async def api_dashboard(request: Request, q: str = Query("", description=Q_DOC),
     return _json({**dv.data, "range": {"from_ns": dv.tr.lo_ns, "to_ns": dv.tr.hi_ns}})
 
 
+@router.get("/retention", summary="Retention: rules, the next run's plan, past runs, spans and bytes per tier and day")
+async def api_retention(request: Request) -> Response:
+    rv = await views.retention_view(request.app.state.store, getattr(request.app.state, "archiver", None))
+    return _json(rv.as_json())
+
+
 @router.get("/filter/fields", summary="The filter language: fields, operators and units")
 def api_filter_fields() -> Response:
     return _json({"fields": [{"name": f.name, "aliases": list(f.aliases), "kind": f.kind, "level": f.level,

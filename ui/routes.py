@@ -93,6 +93,12 @@ async def session_page(request: Request, session_id: str) -> Response:
     return _page(request, "session.html", {"nav": "sessions", "sid": session_id, "traces": traces, "turns": turns})
 
 
+@router.get("/retention", response_class=HTMLResponse)
+async def retention_page(request: Request) -> Response:
+    rv = await views.retention_view(_store(request), getattr(request.app.state, "archiver", None))
+    return _page(request, "retention.html", {"nav": "retention", "r": rv, "charts": charts.tier_charts(rv.tiers)})
+
+
 @router.get("/dashboard", response_class=HTMLResponse)
 async def dashboard_page(request: Request, q: str = "", range: str | None = None,
                          from_: str | None = Query(None, alias="from"), to: str | None = None) -> Response:

@@ -220,5 +220,10 @@ def conversation(store: Store, session_id: str) -> tuple[list[queries.trace_list
     return traces, turns
 
 
+async def retention_view(store: Store, archiver: Any) -> queries.retention.Retention:
+    """The Retention page: ``archiver`` is ``app.state.archiver`` (None without a retention policy)."""
+    return await run_in_threadpool(queries.retention.retention, store, archiver)
+
+
 async def session_view(store: Store, session_id: str) -> tuple[list[queries.trace_list.TraceRow], list[dict[str, Any]]]:
     return await run_in_threadpool(conversation, store, session_id)
