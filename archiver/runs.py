@@ -13,7 +13,9 @@ recognised by the Delta app transaction version; deletes are repeated harmlessly
 state, a span is visible in exactly one tier (views in :mod:`tracelake.store.archive_schema`).
 
 Failure injection for tests: ``TRACELAKE_ARCHIVER_FAIL_AT=<point>[:kill|:error]`` stops the run at
-a named point (see :data:`FAIL_POINTS`) by SIGKILL or by raising :class:`InjectedFailure`.
+a named point (see :data:`FAIL_POINTS`) by SIGKILL or by raising :class:`InjectedFailure`;
+``:pause`` waits there (marker files in ``TRACELAKE_ARCHIVER_PAUSE_DIR``) while a test takes a
+dependency down.
 """
 from __future__ import annotations
 
@@ -52,6 +54,14 @@ def fail_point(name: str) -> None:
         return
     if how == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
+    if how == "pause":
+        # The test takes something down while we wait here, then lets us go on into it.
+        directory = os.environ["TRACELAKE_ARCHIVER_PAUSE_DIR"]
+        open(os.path.join(directory, f"{name}.paused"), "w").close()
+        go = os.path.join(directory, f"{name}.go")
+        while not os.path.exists(go):
+            time.sleep(0.05)
+        return
     raise InjectedFailure(f"injected failure at {name}")
 
 
