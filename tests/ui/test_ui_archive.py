@@ -204,3 +204,34 @@ def test_retention_page(tiered):
     assert 'id="rules"' in html and 'id="plan"' in html and 'id="runs"' in html
     assert html.count("<svg") >= 2 and "Spans per day" in html and "Bytes per day" in html
     assert "not-configured" not in html
+
+
+def test_hot_read_is_redone_with_the_exclusion_when_a_run_changes_state_meanwhile(tiered):
+    from datetime import datetime, timezone
+
+    from tracelake.archiver import runs
+    from tracelake.ui.queries import tiers
+
+    client, *_ = tiered
+    store = client.app.state.store
+    seen: list[str] = []
+
+    def read(visible: str) -> int:
+        seen.append(visible)
+        if len(seen) == 1:  # an archiver writes a state while this read runs
+            runs.record(store, runs.new_run(10_000, datetime.now(timezone.utc)), "failed", error="test")
+        return len(seen)
+
+    # run-2 of the fixture is still 'committed': the clause is there from the start.
+    assert tiers.read_hot(store, read) == 1 and seen == [tiers.HOT_VISIBLE]
+    committed = [r for r in runs.list_runs(store) if r.state == "committed"]
+    for r in committed:  # let it look finished, then restore it
+        runs.record(store, r, "done")
+    try:
+        seen.clear()
+        assert tiers.read_hot(store, read) == 2 and seen == ["1", tiers.HOT_VISIBLE]
+        seen.clear()
+        assert tiers.read_hot(store, lambda v: seen.append(v) or 0) == 0 and seen == ["1"]  # nothing changed
+    finally:
+        for r in committed:
+            runs.record(store, r, "committed")

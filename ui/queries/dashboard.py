@@ -29,13 +29,12 @@ _TRACE_METRICS = ("count() AS Requests, countIf(Errors > 0) AS Failed, "
                   "sum(InTok) AS InTok, sum(OutTok) AS OutTok, sum(CostUsd) AS Cost")
 
 
-def dashboard(store: Store, lo_ns: int, hi_ns: int, node: Node | None = None) -> dict[str, Any]:
-    """Time series of requests, errors, latency, tokens and cost; totals by model and by service."""
-    step = bucket_seconds(lo_ns, hi_ns)
+def _read(store: Store, lo_ns: int, hi_ns: int, node: Node | None, step: int,
+          visible: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The dashboard's three queries over hot traces (``visible``: the hot readers' clause)."""
     p = Params()
     comp = Compiler(p, p.i(lo_ns), p.i(hi_ns + SPAN_SLACK_NS))
     having = comp.compile(node)
-    visible = tiers.hot_visible(store)
     inner = (f"SELECT TraceId, {aggs(('TS', 'TE', 'Errors', 'InTok', 'OutTok', 'CostUsd', 'Svcs', 'Mods', 'Root', 'Sess', 'Usr', 'Proj', 'NSpans'))} "
              f"FROM trace_summary WHERE Start >= fromUnixTimestamp64Nano({p.i(lo_ns)}) "
              f"AND Start < fromUnixTimestamp64Nano({p.i(hi_ns)}) AND {visible} GROUP BY TraceId "
@@ -55,6 +54,13 @@ def dashboard(store: Store, lo_ns: int, hi_ns: int, node: Node | None = None) ->
                     f"WHERE Timestamp >= fromUnixTimestamp64Nano({p2.i(lo_ns)}) AND Timestamp < fromUnixTimestamp64Nano({p2.i(hi_ns)}) "
                     f"AND LlmModel != '' AND {visible} LIMIT 1 BY TraceId, SpanId) GROUP BY K ORDER BY Calls DESC LIMIT 20")
     by_model = query(store, by_model_sql, p2)
+    return series, by_service, by_model
+
+
+def dashboard(store: Store, lo_ns: int, hi_ns: int, node: Node | None = None) -> dict[str, Any]:
+    """Time series of requests, errors, latency, tokens and cost; totals by model and by service."""
+    step = bucket_seconds(lo_ns, hi_ns)
+    series, by_service, by_model = tiers.read_hot(store, lambda visible: _read(store, lo_ns, hi_ns, node, step, visible))
     start_b = (lo_ns // 10**9) // step * step
     end_b = (hi_ns // 10**9) // step * step
     have = {int(r["B"]): r for r in series}

@@ -20,48 +20,56 @@ _SESSION_COLUMNS = "SessionId, Traces, TS, TE, Usr, Mods, InTok, OutTok, CostUsd
 
 def list_sessions(store: Store, lo_ns: int, hi_ns: int, text: str = "", limit: int = 50) -> list[dict[str, Any]]:
     """Sessions with a trace starting in the range, most recent activity first."""
-    p = Params()
-    lo, hi = p.i(lo_ns), p.i(hi_ns)
-    cond = f"AND positionCaseInsensitive(SessionId, {p.s(text)}) > 0" if text else ""
-    where = (f"Start >= fromUnixTimestamp64Nano({lo}) AND Start < fromUnixTimestamp64Nano({hi}) "
-             f"AND SessionId != '' {cond}")
-    hot = (f"SELECT SessionId, uniqExact(TraceId) AS Traces, toUnixTimestamp64Nano(min(Start)) AS TS, "
-           f"toUnixTimestamp64Nano(max(End)) AS TE, max(UserId) AS Usr, groupUniqArrayArray(Models) AS Mods, "
-           f"arraySum(mapValues(maxMap(InputTokens))) AS InTok, arraySum(mapValues(maxMap(OutputTokens))) AS OutTok, "
-           f"arraySum(mapValues(maxMap(Cost))) AS CostUsd, length(groupUniqArrayArray(ErrorSpans)) AS Errors, "
-           f"'hot' AS Tier FROM trace_summary WHERE {where} AND {tiers.hot_visible(store)} GROUP BY SessionId")
-    if tiers.archive_reaches(store, lo_ns):
-        archive = (f"SELECT SessionId, uniqExact(TraceId) AS Traces, toUnixTimestamp64Nano(min(Start)) AS TS, "
-                   f"toUnixTimestamp64Nano(max(End)) AS TE, max(UserId) AS Usr, groupUniqArrayArray(Models) AS Mods, "
-                   f"sum(InputTokens) AS InTok, sum(OutputTokens) AS OutTok, sum(CostUsd) AS CostUsd, "
-                   f"sum(ErrorCount) AS Errors, 'archive' AS Tier FROM archived_traces "
-                   f"WHERE Day >= toDate(fromUnixTimestamp64Nano({lo})) AND {where} GROUP BY SessionId")
-        sql = (f"SELECT SessionId, sum(Traces) AS Traces, min(TS) AS TS, max(TE) AS TE, max(Usr) AS Usr, "
-               f"arrayDistinct(arrayFlatten(groupArray(Mods))) AS Mods, sum(InTok) AS InTok, sum(OutTok) AS OutTok, "
-               f"sum(CostUsd) AS CostUsd, sum(Errors) AS Errors, groupUniqArray(Tier) AS Tiers "
-               f"FROM ({hot} UNION ALL {archive}) GROUP BY SessionId ORDER BY TE DESC LIMIT {int(limit)}")
-    else:
-        sql = f"SELECT *, [Tier] AS Tiers FROM ({hot}) ORDER BY TE DESC LIMIT {int(limit)}"
+    with_archive = tiers.archive_reaches(store, lo_ns)
+
+    def read(visible: str) -> list[dict[str, Any]]:
+        p = Params()
+        lo, hi = p.i(lo_ns), p.i(hi_ns)
+        cond = f"AND positionCaseInsensitive(SessionId, {p.s(text)}) > 0" if text else ""
+        where = (f"Start >= fromUnixTimestamp64Nano({lo}) AND Start < fromUnixTimestamp64Nano({hi}) "
+                 f"AND SessionId != '' {cond}")
+        hot = (f"SELECT SessionId, uniqExact(TraceId) AS Traces, toUnixTimestamp64Nano(min(Start)) AS TS, "
+               f"toUnixTimestamp64Nano(max(End)) AS TE, max(UserId) AS Usr, groupUniqArrayArray(Models) AS Mods, "
+               f"arraySum(mapValues(maxMap(InputTokens))) AS InTok, arraySum(mapValues(maxMap(OutputTokens))) AS OutTok, "
+               f"arraySum(mapValues(maxMap(Cost))) AS CostUsd, length(groupUniqArrayArray(ErrorSpans)) AS Errors, "
+               f"'hot' AS Tier FROM trace_summary WHERE {where} AND {visible} GROUP BY SessionId")
+        if with_archive:
+            archive = (f"SELECT SessionId, uniqExact(TraceId) AS Traces, toUnixTimestamp64Nano(min(Start)) AS TS, "
+                       f"toUnixTimestamp64Nano(max(End)) AS TE, max(UserId) AS Usr, groupUniqArrayArray(Models) AS Mods, "
+                       f"sum(InputTokens) AS InTok, sum(OutputTokens) AS OutTok, sum(CostUsd) AS CostUsd, "
+                       f"sum(ErrorCount) AS Errors, 'archive' AS Tier FROM archived_traces "
+                       f"WHERE Day >= toDate(fromUnixTimestamp64Nano({lo})) AND {where} GROUP BY SessionId")
+            sql = (f"SELECT SessionId, sum(Traces) AS Traces, min(TS) AS TS, max(TE) AS TE, max(Usr) AS Usr, "
+                   f"arrayDistinct(arrayFlatten(groupArray(Mods))) AS Mods, sum(InTok) AS InTok, sum(OutTok) AS OutTok, "
+                   f"sum(CostUsd) AS CostUsd, sum(Errors) AS Errors, groupUniqArray(Tier) AS Tiers "
+                   f"FROM ({hot} UNION ALL {archive}) GROUP BY SessionId ORDER BY TE DESC LIMIT {int(limit)}")
+        else:
+            sql = f"SELECT *, [Tier] AS Tiers FROM ({hot}) ORDER BY TE DESC LIMIT {int(limit)}"
+        return query(store, sql, p)
+
     return [{"session_id": r["SessionId"], "traces": int(r["Traces"]), "start_ns": int(r["TS"]), "end_ns": int(r["TE"]),
              "user_id": r["Usr"], "models": sorted(r["Mods"]), "input_tokens": int(r["InTok"]),
              "output_tokens": int(r["OutTok"]), "cost_usd": float(r["CostUsd"]), "error_spans": int(r["Errors"]),
              "tiers": sorted(r["Tiers"], key=("hot", "archive").index)}
-            for r in query(store, sql, p)]
+            for r in tiers.read_hot(store, read)]
 
 
 def session_traces(store: Store, session_id: str, limit: int = 200) -> list[TraceRow]:
     """The session's traces from both tiers, oldest first."""
-    p = Params()
-    sid = p.s(session_id)
-    sql = (f"SELECT TraceId, {aggs(ALL_AGGS)} FROM trace_summary WHERE TraceId IN "
-           f"(SELECT TraceId FROM trace_summary WHERE SessionId = {sid}) AND {tiers.hot_visible(store)} "
-           f"GROUP BY TraceId ORDER BY TS ASC LIMIT {int(limit)}")
-    rows = [trace_row(r) for r in query(store, sql, p)]
+
+    def read_hot(visible: str) -> list[TraceRow]:
+        p = Params()
+        sql = (f"SELECT TraceId, {aggs(ALL_AGGS)} FROM trace_summary WHERE TraceId IN "
+               f"(SELECT TraceId FROM trace_summary WHERE SessionId = {p.s(session_id)}) AND {visible} "
+               f"GROUP BY TraceId ORDER BY TS ASC LIMIT {int(limit)}")
+        return [trace_row(r) for r in query(store, sql, p)]
+
+    rows = tiers.read_hot(store, read_hot)
     if tiers.archive_present(store):
-        p2 = Params()
+        p = Params()
         sql = (f"SELECT TraceId, {aggs(ALL_AGGS, ARCHIVE)} FROM archived_traces "
-               f"WHERE SessionId = {p2.s(session_id)} ORDER BY TS ASC LIMIT {int(limit)}")
-        rows += [trace_row(r, "archive") for r in query(store, sql, p2)]
+               f"WHERE SessionId = {p.s(session_id)} ORDER BY TS ASC LIMIT {int(limit)}")
+        rows += [trace_row(r, "archive") for r in query(store, sql, p)]
     rows.sort(key=lambda r: (r.start_ns, r.trace_id))
     seen: set[str] = set()
     return [r for r in rows if not (r.trace_id in seen or seen.add(r.trace_id))][:limit]  # type: ignore[func-returns-value]

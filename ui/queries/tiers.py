@@ -5,7 +5,10 @@ archiver: ``archived_traces`` (the trace index of committed runs), ``archive_mov
 archive copy is visible while the hot copy is not deleted yet) and ``otel_traces_archive`` (the
 spans). A store without them (an older database, or no archiver ever ran) is hot only.
 
-* Hot readers add :data:`HOT_VISIBLE`: a trace being moved is read from the archive alone.
+* Hot readers add :data:`HOT_VISIBLE`: a trace being moved is read from the archive alone. The
+  clause costs a scan of the archive index, and runs are in state ``committed`` only for the few
+  seconds before their hot copy is deleted, so :func:`read_hot` adds it only when a run is in that
+  state, and reads again with it when a run changed state while it read.
 * Archive readers read only ``archived_traces`` and the span view restricted to its traces.
 * The archive is consulted only when a range reaches back before the newest archived start: a
   ``max(Start)`` over the index, remembered until ``archive_runs`` changes.
@@ -14,11 +17,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 from tracelake.query.params import query
 from tracelake.store.base import Store
 
 HOT_VISIBLE = "TraceId NOT IN (SELECT TraceId FROM archive_moving)"
+T = TypeVar("T")
 ARCHIVE_OBJECTS = ("archived_traces", "archive_moving", "archive_runs", "otel_traces_archive")
 
 
@@ -49,9 +54,29 @@ def archive_present(store: Store) -> bool:
     return k.present
 
 
-def hot_visible(store: Store) -> str:
-    """The hot readers' clause: excludes traces whose archive copy is already the visible one."""
-    return HOT_VISIBLE if archive_present(store) else "1"
+def _run_states(store: Store) -> tuple:
+    """(runs now 'committed', a stamp that changes with every run state change)."""
+    rows = query(store, "SELECT (SELECT count() FROM archive_run_state WHERE State = 'committed') AS c, "
+                        "max(UpdatedAt) AS u, count() AS n FROM archive_runs")
+    r = rows[0]
+    return int(r["c"]), (r["u"], int(r["n"]))
+
+
+def read_hot(store: Store, read: Callable[[str], T]) -> T:
+    """``read(visible)``: a hot read given the clause that keeps moving traces out of it.
+
+    Exact without scanning the archive index on every read: with no run in state 'committed' no
+    trace is moving, so the read goes without the clause; if any run changed state meanwhile (it
+    may have been 'committed' while we read), the read is done again with the clause."""
+    if not archive_present(store):
+        return read("1")
+    committed, stamp = _run_states(store)
+    if committed:
+        return read(HOT_VISIBLE)
+    out = read("1")
+    if _run_states(store)[1] != stamp:
+        out = read(HOT_VISIBLE)
+    return out
 
 
 def newest_archived_ns(store: Store) -> int | None:

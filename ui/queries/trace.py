@@ -78,9 +78,12 @@ def trace_window(store: Store, trace_id: str) -> tuple[int, int] | None:
     """The hot trace's [start, end] in ns from the lookup table, widened by a second each side
     (the table keeps whole seconds); None when it is not hot or is being moved to the archive."""
     p = Params()
+    tid = p.s(trace_id)
+    # One trace: the moving check is a lookup by id in the archive index (bloom-indexed), not a scan.
+    moving = (f"AND TraceId NOT IN (SELECT TraceId FROM archive_moving WHERE TraceId = {tid})"
+              if tiers.archive_present(store) else "")
     rows = query(store, "SELECT toUnixTimestamp(min(Start)) AS s, toUnixTimestamp(max(End)) AS e, count() AS n "
-                        f"FROM otel_traces_trace_id_ts WHERE TraceId = {p.s(trace_id)} "
-                        f"AND {tiers.hot_visible(store)}", p)
+                        f"FROM otel_traces_trace_id_ts WHERE TraceId = {tid} {moving}", p)
     if not rows or not rows[0]["n"]:
         return None
     return (int(rows[0]["s"]) - 1) * 10**9, (int(rows[0]["e"]) + 2) * 10**9

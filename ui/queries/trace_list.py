@@ -122,7 +122,7 @@ def list_traces(store: Store, node: Node | None, lo_ns: int, hi_ns: int, cursor:
     """Newest-first page of traces, hot and archived, that started in [lo_ns, hi_ns) and match ``node``."""
     from tracelake.ui.queries import archive_list
 
-    hot = list_hot(store, node, lo_ns, hi_ns, cursor, limit)
+    hot = tiers.read_hot(store, lambda visible: list_hot(store, node, lo_ns, hi_ns, cursor, limit, visible))
     if not tiers.archive_reaches(store, lo_ns):
         return hot
     arch_lo = lo_ns
@@ -145,8 +145,9 @@ def list_traces(store: Store, node: Node | None, lo_ns: int, hi_ns: int, cursor:
 
 
 def list_hot(store: Store, node: Node | None, lo_ns: int, hi_ns: int, cursor: tuple[int, str] | None = None,
-             limit: int = 50) -> TracePage:
-    """Newest-first page of hot traces that started in [lo_ns, hi_ns) and match ``node``."""
+             limit: int = 50, visible: str = "1") -> TracePage:
+    """Newest-first page of hot traces that started in [lo_ns, hi_ns) and match ``node``;
+    ``visible`` is the hot readers' clause (:func:`tiers.read_hot`)."""
     rows: list[TraceRow] = []
     upper_ts, upper_id = (cursor if cursor else (hi_ns, ""))
     window = SPAN_FILTER_FIRST_WINDOW_NS if has_span_terms(node) else FIRST_WINDOW_NS
@@ -162,7 +163,6 @@ def list_hot(store: Store, node: Node | None, lo_ns: int, hi_ns: int, cursor: tu
     if not upper_id:
         upper_ts = min(upper_ts, newest_ts)
     scanned = 0
-    visible = tiers.hot_visible(store)
     while len(rows) <= limit and upper_ts > lo_ns:
         w_lo = max(lo_ns, upper_ts - window)
         want = limit + 1 - len(rows)
