@@ -270,6 +270,8 @@ def archive_main(args) -> int:
         ("list 30d: session", "/traces?range=30d&q=session:sess-00042"),
         ("list 30d: attr.gen_ai.tool.name (span-level)", "/traces?range=30d&q=attr.gen_ai.tool.name:run_sql"),
         ("list 30d: free text \"refund\" (span payloads)", "/traces?range=30d&q=%22refund%22"),
+        ("list 30d: free text \"word\" (span payloads, frequent)", "/traces?range=30d&q=%22word%22"),
+        ("list 30d: kind:client service:ops-agent (span-level)", "/traces?range=30d&q=kind:client+service:ops-agent"),
         ("list 30d: next page (cursor)", None),
     ]
     first = client.get("/api/traces?range=30d").json()

@@ -235,3 +235,24 @@ def test_hot_read_is_redone_with_the_exclusion_when_a_run_changes_state_meanwhil
     finally:
         for r in committed:
             runs.record(store, r, "committed")
+
+
+@pytest.mark.parametrize("q", ['"refund"', "span:retrieve", "-span:retrieve model:*", "event:exception OR tokens>1000"])
+def test_span_filters_give_the_same_rows_past_the_candidate_steps(tiered, monkeypatch, q):
+    """Span terms over the archive: first on the newest candidate traces, then day by day below
+    them; with tiny candidate steps the day scan does most of the work and the answer is the same."""
+    from tracelake.ui.queries import archive_list
+
+    client, *_ = tiered
+    want = [(r["trace_id"], r["tier"]) for r in _list(client, range="7d", q=q)]
+    monkeypatch.setattr(archive_list, "CANDIDATE_STEPS", (1, 2))
+    assert [(r["trace_id"], r["tier"]) for r in _list(client, range="7d", q=q)] == want
+    paged: list[tuple[str, str]] = []
+    cursor = None
+    for _ in range(12):
+        body = client.get("/api/traces", params={"range": "7d", "q": q, "limit": 1, **({"cursor": cursor} if cursor else {})}).json()
+        paged += [(r["trace_id"], r["tier"]) for r in body["traces"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    assert paged == want
