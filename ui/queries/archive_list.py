@@ -7,8 +7,8 @@ Span-level terms read ``otel_traces_archive``, whose files are sorted by TraceId
 span payloads costs ~1.5 s per million spans, while checking a few hundred given traces reads
 only the row groups holding them. So span terms are first checked on the newest candidate traces
 of the index (those passing the filter's trace-level terms), 64 then 512 then 4096 of them, which
-fills a page whenever the term is not rare; below the last candidate, the rest of the range is
-scanned day by day, newest first (1 day, then 4x more days each step), each step bounded to its
+fills a page whenever the term is not rare; once the match rate says the next steps cannot fill
+the page (a rare term), the rest of the range below the last candidate is scanned day by day, newest first (1 day, then 4x more days each step), each step bounded to its
 ``Day`` partitions.
 """
 from __future__ import annotations
@@ -91,15 +91,19 @@ def list_archived(store: Store, node: Node | None, lo_ns: int, hi_ns: int, curso
         return TracePage(_dedupe(rows)[:limit], None, 1)
     rows: list[TraceRow] = []
     scanned = 0
-    for k in CANDIDATE_STEPS:
+    for i, k in enumerate(CANDIDATE_STEPS):
         cands = _candidates(store, node, lo_ns, hi_ns, upper, k)
         if not cands:
             return TracePage(_dedupe(rows)[:limit], None, scanned)
-        rows.extend(_rows(store, node, lo_ns, hi_ns, upper, limit + 1 - len(rows), [t for _, t in cands]))
+        found = _rows(store, node, lo_ns, hi_ns, upper, limit + 1 - len(rows), [t for _, t in cands])
+        rows.extend(found)
         scanned += 1
         upper = cands[-1]  # everything above it is decided
         if len(rows) > limit or len(cands) < k:
             return TracePage(_dedupe(rows)[:limit], None, scanned)
+        # At this match rate the remaining steps cannot fill the page: a rare term, scan instead.
+        if len(found) * sum(CANDIDATE_STEPS[i + 1:]) < (limit + 1 - len(rows)) * len(cands):
+            break
     days = _days(store, lo_ns, min(hi_ns, upper[0] + 1))
     step, i = 1, 0
     while i < len(days) and len(rows) <= limit:
