@@ -54,12 +54,14 @@ def archive_present(store: Store) -> bool:
     return k.present
 
 
-def _run_states(store: Store) -> tuple:
-    """(runs now 'committed', a stamp that changes with every run state change)."""
-    rows = query(store, "SELECT (SELECT count() FROM archive_run_state WHERE State = 'committed') AS c, "
-                        "max(UpdatedAt) AS u, count() AS n FROM archive_runs")
+def _run_states(store: Store) -> tuple[int, tuple[int, int]]:
+    """(runs now 'committed', a stamp that changes with every run state change). Every change is
+    a row with the run's next Version, so the sum of the runs' last versions grows with each one;
+    merges of archive_runs (which drop superseded rows) leave it as it is."""
+    rows = query(store, "SELECT countIf(S = 'committed') AS c, sum(V) AS v, count() AS n FROM "
+                        "(SELECT argMax(State, Version) AS S, max(Version) AS V FROM archive_runs GROUP BY RunId)")
     r = rows[0]
-    return int(r["c"]), (r["u"], int(r["n"]))
+    return int(r["c"]), (int(r["v"]), int(r["n"]))
 
 
 def read_hot(store: Store, read: Callable[[str], T]) -> T:
@@ -84,9 +86,8 @@ def newest_archived_ns(store: Store) -> int | None:
     if not archive_present(store):
         return None
     k = _known(store)
-    # archive_runs changes with every run state (visibility flips, expiry): a tiny table.
-    fp = query(store, "SELECT count() AS n, max(Version) AS v, max(UpdatedAt) AS u FROM archive_runs")
-    fingerprint = tuple(fp[0].values()) if fp else ()
+    # Visibility (and expiry) changes only with a run's state: archive_runs is a tiny table.
+    fingerprint = _run_states(store)[1]
     if fingerprint != k.fingerprint:
         rows = query(store, "SELECT toUnixTimestamp64Nano(max(Start)) AS m, count() AS n FROM archived_traces")
         k.newest_ns = int(rows[0]["m"]) if rows and rows[0]["n"] else None
