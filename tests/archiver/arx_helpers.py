@@ -83,8 +83,13 @@ def make_dataset(now_ns: int | None = None) -> Dataset:
 def send(server, bodies: list[bytes]) -> None:
     with httpx.Client(timeout=30) as client:
         for body in bodies:
-            r = client.post(f"{server.otlp_http_url}/v1/traces", content=body,
-                            headers={"Content-Type": "application/x-protobuf"})
+            deadline = time.monotonic() + 60
+            while True:  # 503 + Retry-After means "later", as for any OTLP exporter
+                r = client.post(f"{server.otlp_http_url}/v1/traces", content=body,
+                                headers={"Content-Type": "application/x-protobuf"})
+                if r.status_code != 503 or time.monotonic() > deadline:
+                    break
+                time.sleep(float(r.headers.get("Retry-After", "1")))
             r.raise_for_status()
 
 

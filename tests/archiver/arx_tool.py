@@ -48,28 +48,33 @@ def snapshot(data_dir: str, sample: list[str]) -> dict[str, Any]:
     store = open_store(data_dir)
     try:
         ensure_archive_view(store, ArchiveLocation.for_url(default_url(data_dir)))
-        out: dict[str, Any] = {
-            "hot": _ids(store, "SELECT DISTINCT TraceId, SpanId FROM otel_traces"),
-            "hot_visible": _ids(store, "SELECT DISTINCT TraceId, SpanId FROM otel_traces "
-                                       "WHERE TraceId NOT IN (SELECT TraceId FROM archive_moving)"),
-            "archive_visible": _ids(store, "SELECT TraceId, SpanId FROM otel_traces_archive"),
-            "archive_rows": store.query_arrow("SELECT count() AS n FROM otel_traces_archive").to_pylist()[0]["n"],
-            "summary_traces": store.query_arrow("SELECT uniqExact(TraceId) AS n FROM trace_summary").to_pylist()[0]["n"],
-            "trace_id_ts": store.query_arrow("SELECT uniqExact(TraceId) AS n FROM otel_traces_trace_id_ts").to_pylist()[0]["n"],
-            "archived_traces": sorted(store.query_arrow("SELECT TraceId FROM archived_traces").column("TraceId").to_pylist()),
-            "index_rows": store.query_arrow("SELECT count() AS n FROM trace_summary_archive").to_pylist()[0]["n"],
-            "runs": store.query_arrow("SELECT RunId, State FROM archive_run_state ORDER BY RunId").to_pylist(),
-            "hot_partitions": sorted(store.query_arrow(
-                "SELECT DISTINCT toString(partition) AS p FROM system.parts WHERE database = currentDatabase() "
-                "AND table = 'otel_traces' AND active").column("p").to_pylist()),
-            "attachments": sorted(store.query_arrow("SELECT DISTINCT Sha256 FROM attachments").column("Sha256").to_pylist()),
-        }
-        for tier, table in (("hot_rows", "otel_traces"), ("archive_rows_sample", "otel_traces_archive")):
-            rows = store.query_arrow(ROW_SQL.format(table=table), {"ids": ",".join(sample)}).to_pylist() if sample else []
-            out[tier] = [{k: _norm(v) for k, v in r.items()} for r in rows]
-        return out
+        return snapshot_store(store, sample)
     finally:
         store.close()
+
+
+def snapshot_store(store, sample: list[str] = ()) -> dict[str, Any]:
+    """The same, from an open store (a ClickHouse server's, in-process)."""
+    out: dict[str, Any] = {
+        "hot": _ids(store, "SELECT DISTINCT TraceId, SpanId FROM otel_traces"),
+        "hot_visible": _ids(store, "SELECT DISTINCT TraceId, SpanId FROM otel_traces "
+                                   "WHERE TraceId NOT IN (SELECT TraceId FROM archive_moving)"),
+        "archive_visible": _ids(store, "SELECT TraceId, SpanId FROM otel_traces_archive"),
+        "archive_rows": store.query_arrow("SELECT count() AS n FROM otel_traces_archive").to_pylist()[0]["n"],
+        "summary_traces": store.query_arrow("SELECT uniqExact(TraceId) AS n FROM trace_summary").to_pylist()[0]["n"],
+        "trace_id_ts": store.query_arrow("SELECT uniqExact(TraceId) AS n FROM otel_traces_trace_id_ts").to_pylist()[0]["n"],
+        "archived_traces": sorted(store.query_arrow("SELECT TraceId FROM archived_traces").column("TraceId").to_pylist()),
+        "index_rows": store.query_arrow("SELECT count() AS n FROM trace_summary_archive").to_pylist()[0]["n"],
+        "runs": store.query_arrow("SELECT RunId, State FROM archive_run_state ORDER BY RunId").to_pylist(),
+        "hot_partitions": sorted(store.query_arrow(
+            "SELECT DISTINCT toString(partition) AS p FROM system.parts WHERE database = currentDatabase() "
+            "AND table = 'otel_traces' AND active").column("p").to_pylist()),
+        "attachments": sorted(store.query_arrow("SELECT DISTINCT Sha256 FROM attachments").column("Sha256").to_pylist()),
+    }
+    for tier, table in (("hot_rows", "otel_traces"), ("archive_rows_sample", "otel_traces_archive")):
+        rows = store.query_arrow(ROW_SQL.format(table=table), {"ids": ",".join(sample)}).to_pylist() if sample else []
+        out[tier] = [{k: _norm(v) for k, v in r.items()} for r in rows]
+    return out
 
 
 def main() -> None:
