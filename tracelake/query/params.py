@@ -6,24 +6,27 @@ the same SQL and values give the same answer on both.
 """
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from tracelake.store.base import Store
 
-_ESCAPE_NEEDED: dict[int, bool] = {}
+# Per store object (not per id(): a closed store's id can be reused by the next one).
+_ESCAPE_NEEDED: "weakref.WeakKeyDictionary[Store, bool]" = weakref.WeakKeyDictionary()
 
 
 def escape_needed(store: Store) -> bool:
     """Whether this store passes string parameters raw to ClickHouse, which reads them in escaped
     text form (chdb does; clickhouse-connect escapes itself). Probed once per store."""
-    key = id(store)
-    if key not in _ESCAPE_NEEDED:
+    known = _ESCAPE_NEEDED.get(store)
+    if known is None:
         try:
             got = store.query_arrow("SELECT {p:String} AS v", {"p": "a\\\\b"}).column("v")[0].as_py()
-            _ESCAPE_NEEDED[key] = got == "a\\b"
+            known = got == "a\\b"
         except Exception:  # noqa: BLE001 - a store that chokes on backslashes needs escaping
-            _ESCAPE_NEEDED[key] = True
-    return _ESCAPE_NEEDED[key]
+            known = True
+        _ESCAPE_NEEDED[store] = known
+    return known
 
 
 def escape(value: str) -> str:

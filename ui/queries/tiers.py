@@ -16,6 +16,7 @@ spans). A store without them (an older database, or no archiver ever ran) is hot
 from __future__ import annotations
 
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
@@ -34,13 +35,17 @@ class _Known:
     newest_ns: int | None = None
 
 
-_KNOWN: dict[int, _Known] = {}
+# Per store object (not per id(): a closed store's id can be reused by the next one).
+_KNOWN: "weakref.WeakKeyDictionary[Store, _Known]" = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
 def _known(store: Store) -> _Known:
     with _LOCK:
-        return _KNOWN.setdefault(id(store), _Known())
+        k = _KNOWN.get(store)
+        if k is None:
+            k = _KNOWN[store] = _Known()
+        return k
 
 
 def archive_present(store: Store) -> bool:
