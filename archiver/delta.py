@@ -90,7 +90,7 @@ class ArchiveLocation:
 
     uri: str  # /abs/path or s3://bucket/prefix/archive/otel_traces
     storage_options: dict[str, str] = field(default_factory=dict)
-    clickhouse_source: str = ""  # deltaLakeLocal(...) / deltaLake(...)
+    clickhouse_source: str = ""  # table engine: DeltaLakeLocal(...) / DeltaLake(...)
     is_local: bool = True
 
     @classmethod
@@ -101,7 +101,7 @@ class ArchiveLocation:
         if parts.scheme in ("", "file"):
             root = Path(unquote(parts.path) if parts.scheme else url).expanduser().resolve()
             path = root / "archive" / TABLE_NAME
-            return cls(str(path), {}, f"deltaLakeLocal({_sql_string(str(path))})", True)
+            return cls(str(path), {}, f"DeltaLakeLocal({_sql_string(str(path))})", True)
         if parts.scheme != "s3":
             raise ValueError(f"unsupported archive location {url!r}: use file:///dir or s3://bucket/prefix")
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
@@ -122,7 +122,7 @@ class ArchiveLocation:
         http = (f"{endpoint.rstrip('/')}/{bucket}/{path}/" if endpoint
                 else f"https://{bucket}.s3.{region or 'us-east-1'}.amazonaws.com/{path}/")
         args = [_sql_string(http)] + ([_sql_string(key), _sql_string(secret)] if key and secret else [])
-        return cls(f"s3://{bucket}/{path}", options, f"deltaLake({', '.join(args)})", False)
+        return cls(f"s3://{bucket}/{path}", options, f"DeltaLake({', '.join(args)})", False)
 
     @classmethod
     def from_settings(cls, settings: Any) -> "ArchiveLocation":

@@ -21,7 +21,7 @@ from tracelake.archiver.policy import RetentionPolicy
 from tracelake.archiver.runs import RunRecord, fail_point, record
 from tracelake.archiver.spans import ReadStats, read_run
 from tracelake.query.params import Params
-from tracelake.store.archive_schema import archive_view_sql, empty_archive_view_sql
+from tracelake.store.archive_schema import archive_table_sql, archive_view_sql, empty_archive_view_sql
 from tracelake.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,8 @@ def ensure_archive_view(store: Store, location: ArchiveLocation) -> bool:
     try:
         DeltaArchive(location).ensure()
         allow_local_reads(location)
-        store.execute(archive_view_sql(location.clickhouse_source))
+        store.execute(archive_table_sql(location.clickhouse_source))
+        store.execute(archive_view_sql())
         return True
     except Exception as exc:  # noqa: BLE001 - the server must start even when the archive is down
         log.warning("archive at %s not reachable (%s); otel_traces_archive is empty for now", location.uri, exc)
@@ -83,7 +84,9 @@ class Archiver:
     def __init__(self, store: Store, policy: RetentionPolicy, archive_location: ArchiveLocation, *,
                  chunk_spans: int = 200_000, object_store: Any = None,
                  attachment_grace: timedelta = timedelta(hours=24)) -> None:
-        self.store = store
+        from tracelake.archiver.connection import own_connection
+
+        self.store = own_connection(store)
         self.policy = policy
         self.location = archive_location
         self.delta = DeltaArchive(archive_location)
@@ -97,12 +100,19 @@ class Archiver:
         self.last_result: RunResult | None = None
         self.last_error: str = ""
 
+    def release(self) -> None:
+        """Close the archiver's own connection (not the store it was made from)."""
+        release = getattr(self.store, "release", None)
+        if release is not None:
+            release()
+
     # --- setup ---------------------------------------------------------------------------------
     def setup(self) -> None:
         if not self._ready:
             self.delta.ensure()
             allow_local_reads(self.location)
-            self.store.execute(archive_view_sql(self.location.clickhouse_source))
+            self.store.execute(archive_table_sql(self.location.clickhouse_source))
+            self.store.execute(archive_view_sql())
             self._ready = True
 
     # --- plan ----------------------------------------------------------------------------------
@@ -358,9 +368,13 @@ class Scheduler:
             except Exception as exc:  # noqa: BLE001 - keep the schedule alive; the run resumes next time
                 log.error("archive run failed (it resumes at the next run): %s", exc)
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop the schedule; a run in progress finishes its current statement's step first (a
+        run cut short resumes at the next start anyway)."""
         self._stop.set()
         self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.archiver.release()
 
 
 def archiver_from_settings(store: Store, settings: Any, policy: RetentionPolicy) -> Archiver:
