@@ -241,38 +241,35 @@ class Archiver:
 
     # --- committed -> hot_deleted ------------------------------------------------------------------
     def _delete_hot(self, run: RunRecord, progress: Progress | None) -> None:
+        """Remove the run's traces from every hot table: a day partition whose traces have all
+        left is dropped whole (cheap); otherwise a lightweight DELETE of the moved traces."""
         moved = "(SELECT TraceId FROM trace_summary_archive WHERE RunId = {r:String})"
         t = self.store.query_arrow(
             "SELECT toDate(min(Start)) AS Lo, toDate(max(End)) AS Hi FROM trace_summary_archive WHERE RunId = {r:String}",
             {"r": run.run_id}).to_pylist()[0]
         dropped = 0
         if run.traces and t["Lo"] is not None:
-            days = [t["Lo"] + timedelta(days=i) for i in range((t["Hi"] - t["Lo"]).days + 1)]
-            total = len(days) * len(HOT_TABLES)
-            step = 0
+            work = []
             for table, day_expr in HOT_TABLES:
-                present = {str(r["D"]) for r in self.store.query_arrow(
-                    f"SELECT DISTINCT toString({day_expr}) AS D FROM {table} WHERE {day_expr} >= {{lo:Date}} "
-                    f"AND {day_expr} <= {{hi:Date}}", {"lo": t["Lo"], "hi": t["Hi"]}).to_pylist()}
-                for day in days:
-                    step += 1
-                    if str(day) not in present:
-                        continue
-                    params = {"r": run.run_id, "d": day}
-                    left = self.store.query_arrow(
-                        f"SELECT count() AS N FROM {table} WHERE {day_expr} = {{d:Date}} AND TraceId NOT IN {moved}",
-                        params).to_pylist()[0]["N"]
-                    if left == 0:
-                        # Every trace of this day has left: drop the whole partition (cheap).
-                        self.store.execute(f"ALTER TABLE {table} DROP PARTITION {_date_literal(day)}")
-                        dropped += 1
-                    else:
-                        self.store.execute(f"DELETE FROM {table} WHERE {day_expr} = {{d:Date}} AND TraceId IN {moved}",
-                                           params)
-                    if step == 1:
-                        fail_point("mid_hot_delete")
-                    if progress is not None:
-                        progress("delete hot", step, total)
+                # One pass per table: rows per day that belong to traces staying hot.
+                for r in self.store.query_arrow(
+                        f"SELECT {day_expr} AS D, countIf(TraceId NOT IN {moved}) AS Left, "
+                        f"countIf(TraceId IN {moved}) AS Moving FROM {table} "
+                        f"WHERE {day_expr} >= {{lo:Date}} AND {day_expr} <= {{hi:Date}} GROUP BY D ORDER BY D",
+                        {"r": run.run_id, "lo": t["Lo"], "hi": t["Hi"]}).to_pylist():
+                    if r["Moving"]:
+                        work.append((table, day_expr, r["D"], r["Left"]))
+            for step, (table, day_expr, day, left) in enumerate(work, 1):
+                if left == 0:
+                    self.store.execute(f"ALTER TABLE {table} DROP PARTITION {_date_literal(day)}")
+                    dropped += 1
+                else:
+                    self.store.execute(f"DELETE FROM {table} WHERE {day_expr} = {{d:Date}} AND TraceId IN {moved}",
+                                       {"r": run.run_id, "d": day})
+                if step == 1:
+                    fail_point("mid_hot_delete")
+                if progress is not None:
+                    progress("delete hot", step, len(work))
         fail_point("after_hot_delete")
         record(self.store, run, "hot_deleted", dropped_partitions=dropped)
         fail_point("after_hot_deleted")
