@@ -147,8 +147,11 @@ class Archiver:
 
     def _cleanup_orphans(self) -> None:
         """Index rows of runs that never reached 'planned' (killed between insert and state)."""
-        self.store.execute("DELETE FROM trace_summary_archive WHERE RunId NOT IN (SELECT RunId FROM archive_runs)")
-        self.store.execute("DELETE FROM archive_attachments WHERE RunId NOT IN (SELECT RunId FROM archive_runs)")
+        for table in ("trace_summary_archive", "archive_attachments"):
+            orphan = "RunId NOT IN (SELECT RunId FROM archive_runs)"
+            # Count first: a DELETE is a mutation even when nothing matches.
+            if self.store.query_arrow(f"SELECT count() AS n FROM {table} WHERE {orphan}").to_pylist()[0]["n"]:
+                self.store.execute(f"DELETE FROM {table} WHERE {orphan}")
 
     def _select(self, run: RunRecord) -> None:
         """Fix the run's traces: index rows tagged with its RunId, then state 'planned'."""
