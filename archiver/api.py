@@ -53,6 +53,12 @@ async def _archiver(request: Request) -> Archiver:
     return archiver
 
 
+def _done_with(request: Request, archiver: Archiver) -> None:
+    """Release the connection of an Archiver made for one request (not the server's own)."""
+    if archiver is not getattr(request.app.state, "archiver", None):
+        archiver.release()
+
+
 _NO_POLICY = {"error": "no retention policy: start the server with --retention FILE, or send one with --retention"}
 
 
@@ -68,6 +74,8 @@ async def plan(request: Request) -> Response:
         result = await run_in_threadpool(archiver.plan)
     except Exception as exc:  # noqa: BLE001 - reported to the caller
         return _json({"error": f"{type(exc).__name__}: {exc}"}, 500)
+    finally:
+        _done_with(request, archiver)
     return _json(result.to_dict())
 
 
@@ -90,6 +98,7 @@ async def run(request: Request) -> Response:
         except Exception as exc:  # noqa: BLE001 - reported in the stream
             events.put({"event": "error", "error": f"{type(exc).__name__}: {exc}"})
         finally:
+            _done_with(request, archiver)
             events.put(None)
 
     threading.Thread(target=work, name="tracelake-archiver-api", daemon=True).start()

@@ -147,10 +147,10 @@ def plan(retention: RetentionOpt = None, url: UrlOpt = "http://127.0.0.1:4380", 
             archiver.store.close()
     else:
         client, response = _remote(url, "plan", retention)
-        with client:
-            if response.status_code != 200:
-                _fail(response.json().get("error", response.text))
-            doc = response.json()
+        client.close()
+        if response.status_code != 200:
+            _fail(response.json().get("error", response.text))
+        doc = response.json()
     if json_output:
         typer.echo(json.dumps(doc, indent=2))
     else:

@@ -6,8 +6,9 @@ on S3 that is what makes ``AWS_S3_ALLOW_UNSAFE_RENAME`` safe, see docs/archive.m
 small row groups, so a lookup by trace id reads one row group of one file.
 
 Columns are named for any Delta reader (Spark, DuckDB, Polars, Trino, ClickHouse): events and links
-are lists of structs, exact nanosecond times are Int64 ``*UnixNano`` beside a microsecond
-``Timestamp`` (Delta timestamps are microseconds). The ClickHouse view
+are lists of structs, times are Int64 ``*UnixNano`` as in OTLP (Delta timestamps are
+microseconds: a timestamp column would lose the nanoseconds, and a second one costs ~4 % of the
+bytes for what any engine computes from the nanoseconds). The ClickHouse view
 (:func:`tracelake.store.archive_schema.archive_view_sql`) maps them back to otel_traces' names.
 """
 from __future__ import annotations
@@ -30,7 +31,6 @@ EVENT = pa.struct([("TimeUnixNano", pa.int64()), ("Name", pa.string()), ("Attrib
 LINK = pa.struct([("TraceId", pa.string()), ("SpanId", pa.string()), ("TraceState", pa.string()),
                   ("Attributes", _MAP)])
 SCHEMA = pa.schema([
-    ("Timestamp", pa.timestamp("us", "UTC")),
     ("StartTimeUnixNano", pa.int64()),
     ("TraceId", pa.string()),
     ("SpanId", pa.string()),
@@ -65,7 +65,7 @@ SCHEMA = pa.schema([
 # Measured on LLM-agent spans (benchmarks/archive.py): random ids and times gain nothing from
 # dictionaries, and ZSTD 6 over TraceId-then-time order brings the archive below the hot tier's
 # bytes per span; level 9 saves ~5 % more for ~30 % more CPU.
-NO_DICTIONARY = ("SpanId", "ParentSpanId", "StartTimeUnixNano", "Timestamp")
+NO_DICTIONARY = ("SpanId", "ParentSpanId", "StartTimeUnixNano")
 ZSTD_LEVEL = 6
 
 
@@ -90,7 +90,7 @@ class ArchiveLocation:
 
     uri: str  # /abs/path or s3://bucket/prefix/archive/otel_traces
     storage_options: dict[str, str] = field(default_factory=dict)
-    clickhouse_source: str = ""  # deltaLakeLocal(...) / deltaLake(...)
+    clickhouse_source: str = ""  # table engine: DeltaLakeLocal(...) / DeltaLake(...)
     is_local: bool = True
 
     @classmethod
@@ -101,7 +101,7 @@ class ArchiveLocation:
         if parts.scheme in ("", "file"):
             root = Path(unquote(parts.path) if parts.scheme else url).expanduser().resolve()
             path = root / "archive" / TABLE_NAME
-            return cls(str(path), {}, f"deltaLakeLocal({_sql_string(str(path))})", True)
+            return cls(str(path), {}, f"DeltaLakeLocal({_sql_string(str(path))})", True)
         if parts.scheme != "s3":
             raise ValueError(f"unsupported archive location {url!r}: use file:///dir or s3://bucket/prefix")
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
@@ -122,7 +122,7 @@ class ArchiveLocation:
         http = (f"{endpoint.rstrip('/')}/{bucket}/{path}/" if endpoint
                 else f"https://{bucket}.s3.{region or 'us-east-1'}.amazonaws.com/{path}/")
         args = [_sql_string(http)] + ([_sql_string(key), _sql_string(secret)] if key and secret else [])
-        return cls(f"s3://{bucket}/{path}", options, f"deltaLake({', '.join(args)})", False)
+        return cls(f"s3://{bucket}/{path}", options, f"DeltaLake({', '.join(args)})", False)
 
     @classmethod
     def from_settings(cls, settings: Any) -> "ArchiveLocation":

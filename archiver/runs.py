@@ -161,8 +161,9 @@ def _record(r: dict[str, Any]) -> RunRecord:
 
 def list_runs(store: Store, limit: int = 50) -> list[RunRecord]:
     """The newest runs first: when, state, what moved, bytes, duration, error."""
-    rows = store.query_arrow(f"SELECT * FROM ({_SELECT_RUNS}) ORDER BY Seq DESC, StartedAt DESC LIMIT {{n:UInt32}}",
-                             {"n": int(limit)}).to_pylist()
+    # No query parameter: this runs on the server's shared connection (see archiver.connection).
+    rows = store.query_arrow(f"SELECT * FROM ({_SELECT_RUNS}) ORDER BY Seq DESC, StartedAt DESC "
+                             f"LIMIT {max(1, int(limit))}").to_pylist()
     return [_record(r) for r in rows]
 
 

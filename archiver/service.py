@@ -21,7 +21,7 @@ from tracelake.archiver.policy import RetentionPolicy
 from tracelake.archiver.runs import RunRecord, fail_point, record
 from tracelake.archiver.spans import ReadStats, read_run
 from tracelake.query.params import Params
-from tracelake.store.archive_schema import archive_view_sql, empty_archive_view_sql
+from tracelake.store.archive_schema import archive_table_sql, archive_view_sql, empty_archive_view_sql
 from tracelake.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,8 @@ def ensure_archive_view(store: Store, location: ArchiveLocation) -> bool:
     try:
         DeltaArchive(location).ensure()
         allow_local_reads(location)
-        store.execute(archive_view_sql(location.clickhouse_source))
+        store.execute(archive_table_sql(location.clickhouse_source))
+        store.execute(archive_view_sql())
         return True
     except Exception as exc:  # noqa: BLE001 - the server must start even when the archive is down
         log.warning("archive at %s not reachable (%s); otel_traces_archive is empty for now", location.uri, exc)
@@ -83,7 +84,9 @@ class Archiver:
     def __init__(self, store: Store, policy: RetentionPolicy, archive_location: ArchiveLocation, *,
                  chunk_spans: int = 200_000, object_store: Any = None,
                  attachment_grace: timedelta = timedelta(hours=24)) -> None:
-        self.store = store
+        from tracelake.archiver.connection import own_connection
+
+        self.store = own_connection(store)
         self.policy = policy
         self.location = archive_location
         self.delta = DeltaArchive(archive_location)
@@ -97,12 +100,19 @@ class Archiver:
         self.last_result: RunResult | None = None
         self.last_error: str = ""
 
+    def release(self) -> None:
+        """Close the archiver's own connection (not the store it was made from)."""
+        release = getattr(self.store, "release", None)
+        if release is not None:
+            release()
+
     # --- setup ---------------------------------------------------------------------------------
     def setup(self) -> None:
         if not self._ready:
             self.delta.ensure()
             allow_local_reads(self.location)
-            self.store.execute(archive_view_sql(self.location.clickhouse_source))
+            self.store.execute(archive_table_sql(self.location.clickhouse_source))
+            self.store.execute(archive_view_sql())
             self._ready = True
 
     # --- plan ----------------------------------------------------------------------------------
@@ -137,8 +147,11 @@ class Archiver:
 
     def _cleanup_orphans(self) -> None:
         """Index rows of runs that never reached 'planned' (killed between insert and state)."""
-        self.store.execute("DELETE FROM trace_summary_archive WHERE RunId NOT IN (SELECT RunId FROM archive_runs)")
-        self.store.execute("DELETE FROM archive_attachments WHERE RunId NOT IN (SELECT RunId FROM archive_runs)")
+        for table in ("trace_summary_archive", "archive_attachments"):
+            orphan = "RunId NOT IN (SELECT RunId FROM archive_runs)"
+            # Count first: a DELETE is a mutation even when nothing matches.
+            if self.store.query_arrow(f"SELECT count() AS n FROM {table} WHERE {orphan}").to_pylist()[0]["n"]:
+                self.store.execute(f"DELETE FROM {table} WHERE {orphan}")
 
     def _select(self, run: RunRecord) -> None:
         """Fix the run's traces: index rows tagged with its RunId, then state 'planned'."""
@@ -231,38 +244,35 @@ class Archiver:
 
     # --- committed -> hot_deleted ------------------------------------------------------------------
     def _delete_hot(self, run: RunRecord, progress: Progress | None) -> None:
+        """Remove the run's traces from every hot table: a day partition whose traces have all
+        left is dropped whole (cheap); otherwise a lightweight DELETE of the moved traces."""
         moved = "(SELECT TraceId FROM trace_summary_archive WHERE RunId = {r:String})"
         t = self.store.query_arrow(
             "SELECT toDate(min(Start)) AS Lo, toDate(max(End)) AS Hi FROM trace_summary_archive WHERE RunId = {r:String}",
             {"r": run.run_id}).to_pylist()[0]
         dropped = 0
         if run.traces and t["Lo"] is not None:
-            days = [t["Lo"] + timedelta(days=i) for i in range((t["Hi"] - t["Lo"]).days + 1)]
-            total = len(days) * len(HOT_TABLES)
-            step = 0
+            work = []
             for table, day_expr in HOT_TABLES:
-                present = {str(r["D"]) for r in self.store.query_arrow(
-                    f"SELECT DISTINCT toString({day_expr}) AS D FROM {table} WHERE {day_expr} >= {{lo:Date}} "
-                    f"AND {day_expr} <= {{hi:Date}}", {"lo": t["Lo"], "hi": t["Hi"]}).to_pylist()}
-                for day in days:
-                    step += 1
-                    if str(day) not in present:
-                        continue
-                    params = {"r": run.run_id, "d": day}
-                    left = self.store.query_arrow(
-                        f"SELECT count() AS N FROM {table} WHERE {day_expr} = {{d:Date}} AND TraceId NOT IN {moved}",
-                        params).to_pylist()[0]["N"]
-                    if left == 0:
-                        # Every trace of this day has left: drop the whole partition (cheap).
-                        self.store.execute(f"ALTER TABLE {table} DROP PARTITION {_date_literal(day)}")
-                        dropped += 1
-                    else:
-                        self.store.execute(f"DELETE FROM {table} WHERE {day_expr} = {{d:Date}} AND TraceId IN {moved}",
-                                           params)
-                    if step == 1:
-                        fail_point("mid_hot_delete")
-                    if progress is not None:
-                        progress("delete hot", step, total)
+                # One pass per table: rows per day that belong to traces staying hot.
+                for r in self.store.query_arrow(
+                        f"SELECT {day_expr} AS D, countIf(TraceId NOT IN {moved}) AS Left, "
+                        f"countIf(TraceId IN {moved}) AS Moving FROM {table} "
+                        f"WHERE {day_expr} >= {{lo:Date}} AND {day_expr} <= {{hi:Date}} GROUP BY D ORDER BY D",
+                        {"r": run.run_id, "lo": t["Lo"], "hi": t["Hi"]}).to_pylist():
+                    if r["Moving"]:
+                        work.append((table, day_expr, r["D"], r["Left"]))
+            for step, (table, day_expr, day, left) in enumerate(work, 1):
+                if left == 0:
+                    self.store.execute(f"ALTER TABLE {table} DROP PARTITION {_date_literal(day)}")
+                    dropped += 1
+                else:
+                    self.store.execute(f"DELETE FROM {table} WHERE {day_expr} = {{d:Date}} AND TraceId IN {moved}",
+                                       {"r": run.run_id, "d": day})
+                if step == 1:
+                    fail_point("mid_hot_delete")
+                if progress is not None:
+                    progress("delete hot", step, len(work))
         fail_point("after_hot_delete")
         record(self.store, run, "hot_deleted", dropped_partitions=dropped)
         fail_point("after_hot_deleted")
@@ -358,9 +368,13 @@ class Scheduler:
             except Exception as exc:  # noqa: BLE001 - keep the schedule alive; the run resumes next time
                 log.error("archive run failed (it resumes at the next run): %s", exc)
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop the schedule; a run in progress finishes its current statement's step first (a
+        run cut short resumes at the next start anyway)."""
         self._stop.set()
         self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.archiver.release()
 
 
 def archiver_from_settings(store: Store, settings: Any, policy: RetentionPolicy) -> Archiver:

@@ -108,9 +108,9 @@ def copy_store(template: Path, target: Path) -> Path:
     return target
 
 
-def snapshot(data_dir: Path, sample: list[str] = ()) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, str(HERE / "arx_tool.py"), "snapshot", str(data_dir),
-                          "--sample", *sample], capture_output=True, text=True, timeout=180)
+def snapshot(data_dir: Path, sample: list[str] = (), command: str = "snapshot") -> dict[str, Any]:
+    out = subprocess.run([sys.executable, str(HERE / "arx_tool.py"), command, str(data_dir),
+                          "--sample", *sample], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout)
 

@@ -77,13 +77,45 @@ def snapshot_store(store, sample: list[str] = ()) -> dict[str, Any]:
     return out
 
 
+DIGEST = "SELECT count() AS n, sum(cityHash64(TraceId, SpanId)) AS h FROM ({})"
+
+
+def digest(data_dir: str, sample: list[str]) -> dict[str, Any]:
+    """Counts and an order-independent hash of (TraceId, SpanId) per tier, for big stores."""
+    from tracelake.archiver.delta import ArchiveLocation
+    from tracelake.archiver.service import ensure_archive_view
+    from tracelake.objectstore import default_url
+    from tracelake.store import open_store
+
+    store = open_store(data_dir)
+    try:
+        ensure_archive_view(store, ArchiveLocation.for_url(default_url(data_dir)))
+        parts = {
+            "hot": "SELECT DISTINCT TraceId, SpanId FROM otel_traces",
+            "hot_visible": "SELECT DISTINCT TraceId, SpanId FROM otel_traces "
+                           "WHERE TraceId NOT IN (SELECT TraceId FROM archive_moving)",
+            "archive": "SELECT TraceId, SpanId FROM otel_traces_archive",
+        }
+        out: dict[str, Any] = {k: {kk: str(vv) for kk, vv in store.query_arrow(DIGEST.format(sql)).to_pylist()[0].items()}
+                               for k, sql in parts.items()}
+        out["traces_hot"] = store.query_arrow("SELECT uniqExact(TraceId) AS n FROM trace_summary").to_pylist()[0]["n"]
+        out["traces_archived"] = store.query_arrow("SELECT count() AS n FROM archived_traces").to_pylist()[0]["n"]
+        for tier, table in (("hot_rows", "otel_traces"), ("archive_rows_sample", "otel_traces_archive")):
+            rows = store.query_arrow(ROW_SQL.format(table=table), {"ids": ",".join(sample)}).to_pylist() if sample else []
+            out[tier] = [{k: _norm(v) for k, v in r.items()} for r in rows]
+        return out
+    finally:
+        store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("command", choices=["snapshot"])
+    parser.add_argument("command", choices=["snapshot", "digest"])
     parser.add_argument("data_dir")
     parser.add_argument("--sample", nargs="*", default=[])
     args = parser.parse_args()
-    json.dump(snapshot(args.data_dir, args.sample), sys.stdout, default=str)
+    fn = snapshot if args.command == "snapshot" else digest
+    json.dump(fn(args.data_dir, args.sample), sys.stdout, default=str)
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ class World:
 
     def snapshot(self) -> dict[str, Any]:
         from tracelake.archiver.delta import ArchiveLocation
-        from tracelake.store.archive_schema import archive_view_sql, empty_archive_view_sql
+        from tracelake.store.archive_schema import archive_table_sql, archive_view_sql, empty_archive_view_sql
 
         # No delta-rs in this process: moto serves S3 from a thread here, and delta-rs holds the
         # GIL while it waits for S3. The view only needs ClickHouse (the archiver made the table).
@@ -70,7 +70,11 @@ class World:
         try:
             source = ArchiveLocation.for_url(f"s3://{self.bucket}/tl", endpoint_url=self.s3).clickhouse_source
             ran = store.query_arrow("SELECT count() AS n FROM archive_runs").to_pylist()[0]["n"]
-            store.execute(archive_view_sql(source) if ran else empty_archive_view_sql())
+            if ran:
+                store.execute(archive_table_sql(source))
+                store.execute(archive_view_sql())
+            else:
+                store.execute(empty_archive_view_sql())
             return snapshot_store(store)
         finally:
             store.close()

@@ -14,8 +14,10 @@ Static DDL (migration 20, registered in :mod:`tracelake.store.schema`):
   their hot copy is not deleted yet: hot readers exclude these).
 
 Dynamic DDL (depends on where the archive lives, so the archiver creates it at start):
-``otel_traces_archive``, a VIEW over the Delta table with otel_traces' exact column names and
-types, showing only rows of committed runs.
+``otel_traces_archive_delta``, a table with the DeltaLakeLocal / DeltaLake engine (a table, not a
+table function, so read-only connections — ``readonly=1``, as /api/sql uses — may read it; it
+re-reads the Delta log on every query), and ``otel_traces_archive``, a VIEW over it with
+otel_traces' exact column names and types, showing only rows of committed runs.
 """
 from __future__ import annotations
 
@@ -148,13 +150,18 @@ VIEW_COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def archive_view_sql(source: str) -> str:
-    """``CREATE OR REPLACE VIEW otel_traces_archive`` over ``source`` (a deltaLake* table function
-    call built by the archiver from configuration, never from user input)."""
+def archive_table_sql(engine: str) -> str:
+    """The Delta table as a ClickHouse table; ``engine`` (DeltaLakeLocal(...) / DeltaLake(...)) is
+    built by the archiver from configuration, never from user input."""
+    return f"CREATE OR REPLACE TABLE otel_traces_archive_delta ENGINE = {engine}"
+
+
+def archive_view_sql() -> str:
+    """``CREATE OR REPLACE VIEW otel_traces_archive`` over ``otel_traces_archive_delta``."""
     cols = ",\n    ".join(f"CAST(assumeNotNull({expr}), '{ch_type}') AS `{name}`" if "Array" not in ch_type
                           else f"CAST({expr}, '{ch_type}') AS `{name}`"
                           for name, ch_type, expr in VIEW_COLUMNS)
-    return (f"CREATE OR REPLACE VIEW otel_traces_archive AS\nSELECT\n    {cols}\nFROM {source}\n"
+    return (f"CREATE OR REPLACE VIEW otel_traces_archive AS\nSELECT\n    {cols}\nFROM otel_traces_archive_delta\n"
             f"WHERE RunId IN (SELECT RunId FROM archive_run_state WHERE State IN ({_VISIBLE}))")
 
 
