@@ -166,9 +166,6 @@ def test_sessions_cover_both_tiers(tiered):
     assert 'tier-archive' in client.get("/sessions/sess-1").text
 
 
-@pytest.mark.xfail(strict=True, reason="otel_traces_archive is a VIEW over the deltaLake*() table function, which "
-                   "ClickHouse refuses under readonly=1 (the /api/sql connection); a view over a DeltaLakeLocal/"
-                   "DeltaLake table ENGINE reads fine there (checked with chdb 4.4): archiver's archive_view_sql")
 def test_sql_api_reads_the_archive_table(tiered):
     client, _, old, _ = tiered
     r = client.get("/api/sql", params={"q": "SELECT count() AS n FROM otel_traces_archive WHERE TraceId = {t:String}",
