@@ -11,6 +11,17 @@ figures include SQL, normalization and template rendering, not the network) and 
     python benchmarks/ui.py --data-dir /tmp/tl-bench --no-seed   # re-measure an existing store
 
 Targets (issue 5): first page and filtered searches under 150 ms p95; a 500-span trace under 300 ms.
+
+Archive section (issue 9), ``--archive``: seeds ``--archive-spans`` spans three days old (default
+10M), measures trace-by-id on a 500-span and an 8-span trace while they are hot, runs the archiver
+(rule: hot 1 day, archived forever; the Delta table under the data dir), measures the same traces
+again from the archive, then the trace list over the archive with filters (range 30 days).
+
+    python benchmarks/ui.py --archive --archive-spans 10000000 --data-dir /tmp/tl-arch --keep
+    python benchmarks/ui.py --archive --data-dir /tmp/tl-arch --no-seed   # re-measure the archive side
+
+Targets (issue 9): trace by id from the archive, median <= 2x the same trace hot; trace list over
+the archive with a filter, p95 < 1 s.
 """
 from __future__ import annotations
 
@@ -42,8 +53,8 @@ def _generator():
     return lambda n, seed, base: ui_traces.synthetic_requests(n, seed, base)
 
 
-def seed(store, spans: int) -> tuple[int, float]:
-    """Insert ``spans`` spans in ~16k-span inserts; returns (spans, seconds)."""
+def seed(store, spans: int, age_ns: int = 0) -> tuple[int, float]:
+    """Insert ``spans`` spans in ~16k-span inserts, the newest ``age_ns`` ago; returns (spans, seconds)."""
     from tracelake.collector.batcher import length_delimited
 
     from tracelake.collector import transform
@@ -55,7 +66,7 @@ def seed(store, spans: int) -> tuple[int, float]:
     chunk = 64_000  # spans generated per call: bounded memory, then split into inserts
     per_trace_ms = 20.0
     n_traces = spans // 8 + 1
-    base0 = (time.time_ns() // 10**9 - 60) * 10**9 - int(n_traces * per_trace_ms * MS)
+    base0 = (time.time_ns() // 10**9 - 60) * 10**9 - int(n_traces * per_trace_ms * MS) - age_ns
     t0 = time.perf_counter()
     done, i = 0, 0
     while done < spans:
@@ -94,9 +105,13 @@ def seed_big_trace(store, spans: int = 500) -> str:
     return trace_id
 
 
-def timed(client, url: str, runs: int) -> list[float]:
-    out = []
+def timed(client, url: str, runs: int, budget_s: float | None = None) -> list[float]:
+    """``runs`` timed GETs (fewer, at least 5, once ``budget_s`` seconds have gone by)."""
+    out: list[float] = []
+    start = time.perf_counter()
     for _ in range(runs):
+        if budget_s is not None and len(out) >= 5 and time.perf_counter() - start > budget_s:
+            break
         t = time.perf_counter()
         r = client.get(url)
         out.append((time.perf_counter() - t) * 1000)
@@ -117,7 +132,13 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the temp data dir")
     ap.add_argument("--no-seed", action="store_true", help="measure an already seeded --data-dir")
     ap.add_argument("--runs", type=int, default=30, help="timed requests per case")
+    ap.add_argument("--archive", action="store_true", help="the archive section (issue 9) instead")
+    ap.add_argument("--archive-spans", type=int, default=10_000_000, help="spans to archive (default 10M)")
+    ap.add_argument("--skip-scans", action="store_true",
+                    help="archive section: leave out span filters that match nothing (each reads every span)")
     args = ap.parse_args()
+    if args.archive:
+        sys.exit(archive_main(args))
 
     from fastapi.testclient import TestClient
 
@@ -168,6 +189,107 @@ def main() -> None:
     if not args.data_dir and not args.keep:
         shutil.rmtree(data_dir, ignore_errors=True)
     sys.exit(1 if failed else 0)
+
+
+# --- archive section (issue 9) ----------------------------------------------------------------------
+DAY_NS = 86400 * 10**9
+ARCHIVE_POLICY = "rules:\n  - name: default\n    hot: 1d\n    archive: forever\n"
+
+
+def _report(name: str, xs: list[float], target: float | None = None, extra: str = "") -> bool:
+    p95 = pct(xs, 95)
+    ok = target is None or p95 <= target
+    tgt = f"{target:8.0f}" if target is not None else f"{'':8s}"
+    verdict = "" if target is None else ("ok" if ok else "SLOW")
+    print(f"{name:52s} {statistics.median(xs):8.1f} {p95:8.1f} {tgt} {verdict} {extra}".rstrip())
+    return ok
+
+
+def archive_main(args) -> int:
+    """Trace by id hot vs archive (same traces), and the archive's trace list with filters."""
+    import json
+    import subprocess
+
+    from fastapi.testclient import TestClient
+
+    from tracelake.archiver.delta import ArchiveLocation
+    from tracelake.archiver.policy import parse_policy
+    from tracelake.archiver.service import Archiver
+    from tracelake.config import Settings
+    from tracelake.store import open_store
+    from tracelake.web import create_app
+
+    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="tl-ui-arch-bench-")).resolve()
+    store = open_store(data_dir=data_dir)
+    client = TestClient(create_app(store, Settings(data_dir=data_dir)))
+    archiver = Archiver(store, parse_policy(ARCHIVE_POLICY), ArchiveLocation.for_url((data_dir / "objects").as_uri()))
+    saved = data_dir / "ui-bench-archive.json"
+    print(f"load: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
+    if not args.no_seed:
+        n, secs = seed(store, args.archive_spans, age_ns=3 * DAY_NS)
+        print(f"seeded {n:,} spans (3 days old) in {secs:.1f} s ({n / secs:,.0f} spans/s)")
+        big = seed_big_trace(store)
+        small = store.query_arrow("SELECT TraceId FROM trace_summary GROUP BY TraceId HAVING uniqMerge(SpanCount) = 8 "
+                                  "ORDER BY TraceId LIMIT 1").column("TraceId")[0].as_py()
+        urls = {"500 spans, api": f"/api/traces/{big}", "500 spans, page": f"/traces/{big}",
+                "8 spans, api": f"/api/traces/{small}", "8 spans, page": f"/traces/{small}"}
+        hot: dict[str, list[float]] = {}
+        for name, url in urls.items():
+            timed(client, url, 2)
+            hot[name] = timed(client, url, args.runs)
+        t0 = time.perf_counter()
+        result = archiver.run_once()
+        secs = time.perf_counter() - t0
+        run = result.runs[-1]
+        print(f"archived {run.traces:,} traces / {run.spans:,} spans in {secs:.1f} s "
+              f"({run.spans / secs:,.0f} spans/s), Delta {run.archive_bytes / 2**20:,.1f} MiB, state {run.state}")
+        saved.write_text(json.dumps({"urls": urls, "hot": hot}))
+    else:
+        archiver.setup()  # the archive view over this data dir's Delta table
+    state = json.loads(saved.read_text())
+    urls, hot = state["urls"], state["hot"]
+    counts = store.query_arrow("SELECT count() AS t, sum(SpanCount) AS s FROM archived_traces").to_pylist()[0]
+    hot_spans = store.query_arrow("SELECT count() AS n FROM otel_traces").column("n")[0].as_py()
+    print(f"archive: {counts['t']:,} traces, {counts['s']:,} spans; hot: {hot_spans:,} spans")
+    print(f"\n{'case':52s} {'p50 ms':>8s} {'p95 ms':>8s} {'target':>8s}")
+    failed = False
+    for name, url in urls.items():
+        timed(client, url, 2)
+        xs = timed(client, url, args.runs)
+        body = client.get(url.replace("/traces/", "/api/traces/") if "/api/" not in url else url).json()
+        assert body.get("tier") == "archive", body.get("tier")
+        ratio = statistics.median(xs) / statistics.median(hot[name])
+        _report(f"trace by id, hot: {name}", hot[name])
+        ok = ratio <= 2.0
+        failed |= not ok
+        _report(f"trace by id, archive: {name}", xs, extra=f"{ratio:.2f}x hot (target <= 2x) {'ok' if ok else 'SLOW'}")
+    cases = [
+        ("list 30d: first page (no filter)", "/api/traces?range=30d"),
+        ("list 30d: first page (page)", "/traces?range=30d"),
+        ("list 30d: service + status:error", "/traces?range=30d&q=service:support-agent+status:error"),
+        ("list 30d: model + tokens>3000", "/traces?range=30d&q=model:gpt-4o-2024-08-06+tokens>3000"),
+        ("list 30d: duration>10s cost>0.01 (rare)", "/traces?range=30d&q=duration>10s+cost>0.01"),
+        ("list 30d: session", "/traces?range=30d&q=session:sess-00042"),
+        ("list 30d: attr.gen_ai.tool.name (span-level, no match)", "/traces?range=30d&q=attr.gen_ai.tool.name:run_sql"),
+        ("list 30d: free text \"refund\" (span payloads, no match)", "/traces?range=30d&q=%22refund%22"),
+        ("list 30d: free text \"word\" (span payloads, frequent)", "/traces?range=30d&q=%22word%22"),
+        ("list 30d: kind:client service:ops-agent (span-level, no match)", "/traces?range=30d&q=kind:client+service:ops-agent"),
+        ("list 30d: next page (cursor)", None),
+    ]
+    first = client.get("/api/traces?range=30d").json()
+    cases[-1] = (cases[-1][0], f"/traces?range=30d&cursor={first['next_cursor']}")
+    for name, url in cases:
+        if args.skip_scans and "no match" in name:
+            continue
+        timed(client, url, 1)
+        xs = timed(client, url, args.runs, budget_s=60)
+        ok = _report(name, xs, 1000, extra="" if len(xs) == args.runs else f"({len(xs)} runs)")
+        failed |= not ok
+    print(f"load: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
+    store.close()
+    if not args.data_dir and not args.keep:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

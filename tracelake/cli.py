@@ -21,6 +21,8 @@ SpoolDir = Annotated[Optional[Path], typer.Option(help="Spool directory, one per
 SpoolMaxBytes = Annotated[Optional[int], typer.Option(help="Spool size on disk past which requests get 503 [env TRACELAKE_SPOOL_MAX_BYTES, default 4 GiB]")]
 ObjectStore = Annotated[Optional[str], typer.Option(help="Attachments store: file:///dir or s3://bucket/prefix [env TRACELAKE_OBJECT_STORE]")]
 Auth = Annotated[Optional[bool], typer.Option("--auth/--no-auth", help="Require keys (default: on unless --host is loopback) [env TRACELAKE_AUTH]")]
+Retention = Annotated[Optional[Path], typer.Option(help="Retention rules (YAML): run the archiver on a schedule [env TRACELAKE_RETENTION_FILE]")]
+ArchiveEvery = Annotated[Optional[str], typer.Option(help="How often the archiver runs, e.g. 30m, 1h [env TRACELAKE_ARCHIVE_EVERY, default 1h]")]
 
 
 def _settings(**flags: Any) -> Any:
@@ -38,14 +40,16 @@ def _settings(**flags: Any) -> Any:
 def server(data_dir: DataDir = None, host: Host = None, otlp_grpc_port: GrpcPort = None,
            otlp_http_port: HttpPort = None, ui_port: UiPort = None, clickhouse_url: ClickHouseUrl = None,
            prices_file: PricesFile = None, object_store: ObjectStore = None, ack_mode: AckMode = None,
-           spool_dir: SpoolDir = None, spool_max_bytes: SpoolMaxBytes = None, auth: Auth = None) -> None:
+           spool_dir: SpoolDir = None, spool_max_bytes: SpoolMaxBytes = None, auth: Auth = None,
+           retention: Retention = None, archive_every: ArchiveEvery = None) -> None:
     """Collector and UI in one process, on the embedded store unless --clickhouse-url is given."""
     from tracelake.server import serve
 
     settings = _settings(data_dir=data_dir, host=host, otlp_grpc_port=otlp_grpc_port, otlp_http_port=otlp_http_port,
                          ui_port=ui_port, clickhouse_url=clickhouse_url, prices_file=prices_file,
                          object_store=object_store, ack_mode=ack_mode, spool_dir=spool_dir,
-                         spool_max_bytes=spool_max_bytes, auth=auth)
+                         spool_max_bytes=spool_max_bytes, auth=auth, retention_file=retention,
+                         archive_every=archive_every)
     raise typer.Exit(serve(settings))
 
 
@@ -131,6 +135,15 @@ def _auth_headers() -> dict[str, str]:
 from tracelake.cli_keys import keys_app  # noqa: E402
 
 app.add_typer(keys_app, name="keys")
+
+
+def _archiver_commands() -> None:
+    from tracelake.archiver.cli import app as archiver_app
+
+    app.add_typer(archiver_app, name="archiver")
+
+
+_archiver_commands()
 
 
 def main() -> None:

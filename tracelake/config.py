@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -70,3 +70,17 @@ class Settings(BaseSettings):
                                              "(JSON in the environment), e.g. {\"ana\": \"viewer:shop\"}.")
     auth_proxy_trusted: list[str] = Field(["127.0.0.1", "::1"], description="Peer addresses allowed to set the "
                                           "proxy header (the proxy itself).")
+    # Archive tier (docs/archive.md): retention rules, Delta Lake archive in the object store.
+    retention_file: Path | None = Field(None, description="Retention rules (YAML); enables the archiver in "
+                                        "`tracelake server`. Validated at start.")
+    archive_every: str = Field("1h", description="How often `tracelake server` runs the archiver (30m, 1h, 1d ...).")
+    archive_chunk_spans: int = Field(200_000, gt=0, description="Spans read from ClickHouse per chunk while archiving.")
+    attachment_gc_grace: str = Field("24h", description="Unreferenced attachment blobs are deleted after this long.")
+
+    @field_validator("archive_every", "attachment_gc_grace")
+    @classmethod
+    def _archive_duration(cls, value: str) -> str:
+        from tracelake.archiver.policy import parse_duration
+
+        parse_duration(value, allow_forever=False)  # ValueError names the bad value
+        return value

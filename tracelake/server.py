@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -75,7 +76,12 @@ def _open_store(settings: Settings, collector_only: bool) -> Any:
 
 def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: bool = True) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    policy = _retention_policy(settings)  # a bad retention file stops us before anything starts
+    if policy is False:
+        return 2
+    settings = _absolute_paths(settings)
     store = _open_store(settings, collector_only=collector_enabled and not ui_enabled)
+    archiver, scheduler = None, None
     collector = None
     http_servers: list[tuple[_Server, socket.socket]] = []
     grpc_server = None
@@ -105,11 +111,18 @@ def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: boo
             spool_dir = collector.config.spool.directory
             lines.append(f"  acks        after fsync to the spool at {spool_dir}" if spool_dir is not None
                          else "  acks        after the INSERT commits (no spool)")
+        if ui_enabled or policy is not None:
+            from tracelake.archiver.service import start_for_server
+
+            archiver, scheduler = start_for_server(store, settings, policy)
+            if archiver is not None:
+                lines.append(f"  archive     {archiver.location.uri} (every {settings.archive_every})")
         if ui_enabled:
             from tracelake.web import create_app
 
             ui_sock = _bind(settings.host, settings.ui_port)
             ui_app = create_app(store, settings, collector)
+            ui_app.state.archiver = archiver
             if registry is not None and not getattr(ui_app.state, "auth_guarded", False):
                 raise RuntimeError("auth is on but the UI/API guard is not installed")  # never serve it open
             http_servers.append(_http_server(ui_app, ui_sock))
@@ -119,6 +132,8 @@ def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: boo
         print("\n".join(lines), flush=True)
         asyncio.run(_run(http_servers))
     finally:
+        if scheduler is not None:
+            scheduler.stop()
         if grpc_server is not None:
             grpc_server.stop(grace=30).wait()
         drained = collector.stop() if collector is not None else True
@@ -144,6 +159,31 @@ async def _run(servers: list[tuple[_Server, socket.socket]]) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop)
     await asyncio.gather(*(server.serve(sockets=[sock]) for server, sock in servers))
+
+
+def _absolute_paths(settings: Settings) -> Settings:
+    """Paths made absolute once: the archiver may move the process to / (see archiver.service)."""
+    update: dict[str, Any] = {"data_dir": settings.data_dir.resolve()}
+    for name in ("spool_dir", "prices_file", "retention_file"):
+        if getattr(settings, name) is not None:
+            update[name] = getattr(settings, name).expanduser().resolve()
+    store_url = settings.object_store
+    if store_url and "://" not in store_url:
+        update["object_store"] = str(Path(store_url).expanduser().resolve())
+    return settings.model_copy(update=update)
+
+
+def _retention_policy(settings: Settings) -> Any:
+    """The validated retention policy, None without one, False (message printed) when it is bad."""
+    if settings.retention_file is None:
+        return None
+    from tracelake.archiver.policy import PolicyError, load_policy
+
+    try:
+        return load_policy(settings.retention_file)
+    except PolicyError as exc:
+        print(f"tracelake: retention file refused: {exc}", file=sys.stderr, flush=True)
+        return False
 
 
 def _version() -> str:

@@ -54,7 +54,7 @@ async def api_trace(request: Request, trace_id: str) -> Response:
     tv = await views.trace_view(request.app.state.store, tid) if tid else None
     if tv is None:
         return _json({"error": {"message": "trace not found"}}, 404)
-    return _json({"trace_id": tv.trace_id, "start_ns": tv.start_ns, "end_ns": tv.end_ns,
+    return _json({"trace_id": tv.trace_id, "tier": tv.tier, "start_ns": tv.start_ns, "end_ns": tv.end_ns,
                   "duration_ms": tv.duration_ns / 1e6, "error_spans": tv.errors, "services": tv.services,
                   "input_tokens": tv.input_tokens, "output_tokens": tv.output_tokens, "cost_usd": tv.cost,
                   "spans": [s.as_json() for s in tv.spans]})
@@ -68,7 +68,7 @@ async def api_span(request: Request, trace_id: str, span_id: str) -> Response:
     if sv is None:
         return _json({"error": {"message": "span not found"}}, 404)
     d = sv.detail
-    return _json({"trace_id": d.trace_id, "span": d.row.as_json(), "attributes": d.attributes, "resource": d.resource,
+    return _json({"trace_id": d.trace_id, "tier": d.tier, "span": d.row.as_json(), "attributes": d.attributes, "resource": d.resource,
                   "scope": d.scope, "events": d.events, "links": d.links, "io": sv.io.as_json()})
 
 
@@ -97,6 +97,12 @@ async def api_dashboard(request: Request, q: str = Query("", description=Q_DOC),
         return _filter_error(q, dv.error)
     assert dv.data is not None
     return _json({**dv.data, "range": {"from_ns": dv.tr.lo_ns, "to_ns": dv.tr.hi_ns}})
+
+
+@router.get("/retention", summary="Retention: rules, the next run's plan, past runs, spans and bytes per tier and day")
+async def api_retention(request: Request) -> Response:
+    rv = await views.retention_view(request.app.state.store, getattr(request.app.state, "archiver", None))
+    return _json(rv.as_json())
 
 
 @router.get("/filter/fields", summary="The filter language: fields, operators and units")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from tracelake.ui.render import fmt_cost, fmt_int, fmt_ms
+from tracelake.ui.render import fmt_bytes, fmt_cost, fmt_int, fmt_ms
 
 W, H = 600, 160
 PAD_L, PAD_B, PAD_T = 58, 18, 8
@@ -50,6 +50,8 @@ def _nice_max(v: float) -> float:
 
 def _label_time(t: int, step: int) -> str:
     dt = datetime.fromtimestamp(t, tz=timezone.utc)
+    if step >= 86400:
+        return dt.strftime("%m-%d")
     return dt.strftime("%m-%d %H:%M") if step >= 3600 else dt.strftime("%H:%M")
 
 
@@ -102,4 +104,25 @@ def dashboard_charts(d: dict[str, Any]) -> list[Chart]:
         chart("Tokens", b, step, [("input_tokens", "input", "s1", "bar"), ("output_tokens", "output", "s2", "bar")],
               fmt_int, f"{fmt_int(t['input_tokens'])} in / {fmt_int(t['output_tokens'])} out"),
         chart("Cost", b, step, [("cost_usd", "cost", "s1", "line")], lambda v: fmt_cost(v) or "$0", fmt_cost(t["cost_usd"]) or "$0"),
+    ]
+
+
+def tier_charts(sizes: list[dict[str, Any]]) -> list[Chart]:
+    """Spans and bytes per day, hot and archive side by side (days that hold data, oldest first)."""
+    days: dict[str, dict[str, Any]] = {}
+    for s in sizes:
+        try:
+            t = int(datetime.strptime(s["day"], "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp())
+        except ValueError:  # not a day partition: nothing to place on the axis
+            continue
+        b = days.setdefault(s["day"], {"t": t, "hot_spans": 0, "archive_spans": 0, "hot_bytes": 0, "archive_bytes": 0})
+        b[f"{s['tier']}_spans"] += s["spans"]
+        b[f"{s['tier']}_bytes"] += s["bytes"]
+    buckets = [days[d] for d in sorted(days)][-90:]
+    total = {k: sum(b[k] for b in buckets) for k in ("hot_spans", "archive_spans", "hot_bytes", "archive_bytes")}
+    return [
+        chart("Spans per day", buckets, 86400, [("hot_spans", "hot", "s1", "bar"), ("archive_spans", "archive", "s2", "bar")],
+              fmt_int, f"{fmt_int(total['hot_spans'])} hot / {fmt_int(total['archive_spans'])} archived"),
+        chart("Bytes per day", buckets, 86400, [("hot_bytes", "hot", "s1", "bar"), ("archive_bytes", "archive", "s2", "bar")],
+              lambda v: fmt_bytes(int(v)), f"{fmt_bytes(total['hot_bytes'])} hot / {fmt_bytes(total['archive_bytes'])} archived"),
     ]

@@ -51,7 +51,7 @@ async def trace_page(request: Request, trace_id: str, span: str | None = None) -
     if tv is None:
         return _page(request, "notfound.html", {"nav": "traces", "what": "trace", "ident": trace_id}, 404)
     selected = views.valid_span_id(span or "") or tv.spans[0].span_id
-    sv = await views.span_view(_store(request), tv.trace_id, selected)
+    sv = await views.span_view(_store(request), tv.trace_id, selected, tv.location)
     return _page(request, "trace.html", {"nav": "traces", "t": tv, "sv": sv, "selected": selected})
 
 
@@ -91,6 +91,12 @@ async def session_page(request: Request, session_id: str) -> Response:
     if not traces:
         return _page(request, "notfound.html", {"nav": "sessions", "what": "session", "ident": session_id}, 404)
     return _page(request, "session.html", {"nav": "sessions", "sid": session_id, "traces": traces, "turns": turns})
+
+
+@router.get("/retention", response_class=HTMLResponse)
+async def retention_page(request: Request) -> Response:
+    rv = await views.retention_view(_store(request), getattr(request.app.state, "archiver", None))
+    return _page(request, "retention.html", {"nav": "retention", "r": rv, "charts": charts.tier_charts(rv.tiers)})
 
 
 @router.get("/dashboard", response_class=HTMLResponse)

@@ -73,6 +73,11 @@ class TraceView:
     input_tokens: int
     output_tokens: int
     cost: float
+    location: queries.trace.Location
+
+    @property
+    def tier(self) -> str:
+        return self.location.tier
 
     @property
     def duration_ns(self) -> int:
@@ -87,14 +92,15 @@ class TraceView:
 
 
 async def trace_view(store: Store, trace_id: str) -> TraceView | None:
-    spans = await run_in_threadpool(queries.trace.get_trace, store, trace_id)
-    if not spans:
+    found = await run_in_threadpool(queries.trace.get_trace, store, trace_id)
+    if not found:
         return None
+    loc, spans = found
     start = min(s.start_ns for s in spans)
     end = max(s.end_ns for s in spans)
     return TraceView(trace_id, spans, start, end, sum(1 for s in spans if s.status == "error"),
                      sorted({s.service for s in spans}), sum(s.input_tokens for s in spans),
-                     sum(s.output_tokens for s in spans), sum(s.cost for s in spans))
+                     sum(s.output_tokens for s in spans), sum(s.cost for s in spans), loc)
 
 
 @dataclass
@@ -108,8 +114,9 @@ class SpanView:
         return [e for e in self.detail.events if e["name"] == "exception"]
 
 
-def _span_view(store: Store, trace_id: str, span_id: str) -> SpanView | None:
-    detail = queries.trace.get_span(store, trace_id, span_id)
+def _span_view(store: Store, trace_id: str, span_id: str,
+               loc: queries.trace.Location | None = None) -> SpanView | None:
+    detail = queries.trace.get_span(store, trace_id, span_id, loc)
     if detail is None:
         return None
     io = messages.normalize(detail.attributes)
@@ -119,8 +126,9 @@ def _span_view(store: Store, trace_id: str, span_id: str) -> SpanView | None:
     return SpanView(detail, io)
 
 
-async def span_view(store: Store, trace_id: str, span_id: str) -> SpanView | None:
-    return await run_in_threadpool(_span_view, store, trace_id, span_id)
+async def span_view(store: Store, trace_id: str, span_id: str,
+                    loc: queries.trace.Location | None = None) -> SpanView | None:
+    return await run_in_threadpool(_span_view, store, trace_id, span_id, loc)
 
 
 def full_value(view: SpanView, path: str) -> str | None:
@@ -210,6 +218,11 @@ def conversation(store: Store, session_id: str) -> tuple[list[queries.trace_list
             assistant_text = messages.summary_text(io.output)
         turns.append({"trace": t, "user": user_text, "assistant": assistant_text})
     return traces, turns
+
+
+async def retention_view(store: Store, archiver: Any) -> queries.retention.Retention:
+    """The Retention page: ``archiver`` is ``app.state.archiver`` (None without a retention policy)."""
+    return await run_in_threadpool(queries.retention.retention, store, archiver)
 
 
 async def session_view(store: Store, session_id: str) -> tuple[list[queries.trace_list.TraceRow], list[dict[str, Any]]]:

@@ -10,6 +10,7 @@ import time
 import pytest
 
 import ui_traces  # noqa: E402
+from ui_browser import ARGS, ARTIFACTS, CHROMIUM
 
 
 @pytest.fixture(scope="module")
@@ -39,3 +40,28 @@ def client(known_store):
 @pytest.fixture(scope="module")
 def known(known_store):
     return known_store[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+    pg = ctx.new_page()
+    pg.dialogs = []  # type: ignore[attr-defined]
+    pg.csp_errors = []  # type: ignore[attr-defined]
+    pg.js_errors = []  # type: ignore[attr-defined]
+    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+    pg.on("console", lambda m: "Content Security Policy" in m.text and pg.csp_errors.append(m.text))
+    pg.on("pageerror", lambda e: pg.js_errors.append(str(e)))
+    yield pg
+    ctx.close()

@@ -247,10 +247,18 @@ def test_dashboard(client):
     assert page.count("<svg") >= 5 and "By model" in page
 
 
+def test_retention_without_a_policy_says_how_to_enable_it(client):
+    r = client.get("/api/retention").json()
+    assert r["configured"] is False and r["rules"] == [] and r["plan"] is None and r["runs"] == []
+    assert {t["tier"] for t in r["tiers"]} == {"hot"}
+    html = client.get("/retention").text
+    assert 'id="not-configured"' in html and "--retention" in html and 'id="plan"' not in html
+
+
 def test_openapi_lists_the_ui_api(client):
     paths = client.get("/api/openapi.json").json()["paths"]
     for p in ["/api/traces", "/api/traces/{trace_id}", "/api/traces/{trace_id}/spans/{span_id}", "/api/sessions",
-              "/api/sessions/{session_id}", "/api/dashboard", "/api/filter/fields", "/api/filter/parse"]:
+              "/api/sessions/{session_id}", "/api/dashboard", "/api/filter/fields", "/api/filter/parse", "/api/retention"]:
         assert p in paths
 
 

@@ -6,29 +6,15 @@ Needs Debian's ``chromium`` (/usr/bin/chromium) and Python Playwright; no browse
 """
 from __future__ import annotations
 
-import os
-import shutil
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 import ui_traces
+from ui_browser import ARTIFACTS, clean, needs_chromium, post_otlp, shot, wait_js
 
-TESTS = Path(__file__).resolve().parents[1]
-ARTIFACTS = TESTS / "artifacts" / "ui"
-CHROMIUM = os.environ.get("TRACELAKE_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() or shutil.which("chromium") is None and CHROMIUM == "/usr/bin/chromium",
-                                reason="needs Debian's chromium package (apt-get install chromium)")
-
-
-def _post(otlp_http_url: str, body: bytes) -> None:
-    r = httpx.post(f"{otlp_http_url}/v1/traces", content=body, headers={"Content-Type": "application/x-protobuf"}, timeout=180)
-    assert r.status_code == 200, r.text
+pytestmark = needs_chromium
 
 
 def _sdk_trace(otlp_http_url: str) -> None:
@@ -60,7 +46,7 @@ def server(tmp_path_factory):
     try:
         known = ui_traces.known_traces(time.time_ns(), seed=43, extracted=False)
         for body in known.requests:
-            _post(srv.otlp_http_url, body)
+            post_otlp(srv.otlp_http_url, body)
         _sdk_trace(srv.otlp_http_url)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -73,51 +59,6 @@ def server(tmp_path_factory):
         yield srv
     finally:
         srv.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
-    pg = ctx.new_page()
-    pg.dialogs = []  # type: ignore[attr-defined]
-    pg.csp_errors = []  # type: ignore[attr-defined]
-    pg.js_errors = []  # type: ignore[attr-defined]
-    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
-    pg.on("console", lambda m: "Content Security Policy" in m.text and pg.csp_errors.append(m.text))
-    pg.on("pageerror", lambda e: pg.js_errors.append(str(e)))
-    yield pg
-    ctx.close()
-
-
-def wait_js(page, expr: str, timeout: float = 15.0) -> None:
-    """Poll ``expr`` with page.evaluate: wait_for_function evals in the page, which our CSP forbids."""
-    deadline = time.monotonic() + timeout
-    while not page.evaluate(expr):
-        assert time.monotonic() < deadline, f"timed out waiting for {expr}"
-        page.wait_for_timeout(100)
-
-
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-
-
-def clean(page) -> None:
-    """Nothing from span data ran, and our own page broke no CSP rule."""
-    assert page.evaluate("typeof window.__xss") == "undefined"
-    assert page.dialogs == []
-    assert page.csp_errors == [], page.csp_errors
-    assert page.js_errors == [], page.js_errors
 
 
 def test_trace_list_filter_and_keyboard(server, page):
@@ -175,7 +116,7 @@ def test_live_update_shows_new_traces(server, page):
     assert page.locator("#trace-rows tr.trow").count() == 0
     tid = "%032x" % int(time.time_ns())
     req = ui_traces.request(tid, [ui_traces.SpanSpec("live one", "00000000000000aa", "", 0, 5)], time.time_ns() - 10**9, "live-svc")
-    _post(server.otlp_http_url, req.SerializeToString())
+    post_otlp(server.otlp_http_url, req.SerializeToString())
     page.locator("#trace-rows tr.trow", has_text="live one").wait_for(timeout=20_000)
     clean(page)
 

@@ -7,10 +7,17 @@ Rules kept everywhere here:
 * trace-level terms are conditions on aggregates named by alias (:data:`AGGREGATES`); the caller
   computes only the aliases in :attr:`Compiler.needs`;
 * span-level terms ("some span of the trace ...") become ``TraceId IN (SELECT TraceId FROM
-  otel_traces ...)`` bounded by a time window, so they read one window of span rows.
+  <spans> ...)`` bounded by a time window, so they read one window of span rows.
+
+Two tiers answer the same filter (docs/archive.md): the hot tier aggregates ``trace_summary``'s
+partial rows (:data:`AGGREGATES`); the archive's trace index ``archived_traces`` holds one row per
+trace with finalized values (:data:`ARCHIVE_COLUMNS`), and its spans are ``otel_traces_archive``,
+partitioned by the trace's ``Day``. A :class:`Tier` names both, and the compiled condition is the
+same text over the same aliases.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable
 
 from tracelake.query.filters import And, Cmp, Node, Not, Or, Text
@@ -37,10 +44,45 @@ AGGREGATES: dict[str, str] = {
 }
 ALL_AGGS = tuple(AGGREGATES)
 
+# The same aliases over the archive's trace index (archived_traces): one finalized row per trace.
+ARCHIVE_COLUMNS: dict[str, str] = {
+    "TS": "toUnixTimestamp64Nano(Start)",
+    "TE": "toUnixTimestamp64Nano(End)",
+    "Root": "RootName",
+    "RootService": "RootService",
+    "NSpans": "SpanCount",
+    "Errors": "ErrorCount",
+    "Svcs": "Services",
+    "Mods": "Models",
+    "InTok": "InputTokens",
+    "OutTok": "OutputTokens",
+    "CostUsd": "CostUsd",
+    "Sess": "SessionId",
+    "Usr": "UserId",
+    "Proj": "Project",
+}
+assert ARCHIVE_COLUMNS.keys() == AGGREGATES.keys()
 
-def aggs(names: Iterable[str]) -> str:
-    """``expr AS alias, ...`` for the named trace aggregates."""
-    return ", ".join(f"{AGGREGATES[n]} AS {n}" for n in names)
+
+@dataclass(frozen=True)
+class Tier:
+    """Where a tier's traces are: the alias expressions over its trace table, its span table, and
+    whether spans are partitioned by the trace's ``Day`` (then span subqueries bound ``Day`` too,
+    so they read only the partitions of the window)."""
+
+    name: str
+    columns: dict[str, str]
+    spans_table: str
+    day_partitioned: bool
+
+
+HOT = Tier("hot", AGGREGATES, "otel_traces", False)
+ARCHIVE = Tier("archive", ARCHIVE_COLUMNS, "otel_traces_archive", True)
+
+
+def aggs(names: Iterable[str], tier: Tier = HOT) -> str:
+    """``expr AS alias, ...`` for the named trace aggregates (hot) or index columns (archive)."""
+    return ", ".join(f"{tier.columns[n]} AS {n}" for n in names)
 
 
 def _like(value: str) -> str:
@@ -58,8 +100,9 @@ class Compiler:
 
     ``lo_ns``/``hi_ns`` bound span-level subqueries: spans of a trace starting in the window."""
 
-    def __init__(self, params: Params, span_lo: str, span_hi: str, scope_ids: str = "") -> None:
+    def __init__(self, params: Params, span_lo: str, span_hi: str, scope_ids: str = "", tier: Tier = HOT) -> None:
         self.p = params
+        self.tier = tier
         self.span_lo = span_lo
         self.span_hi = span_hi
         # When set (the exact pass over a page's traces), span subqueries only look at these
@@ -74,7 +117,7 @@ class Compiler:
         return self._node(node)
 
     def split(self, node: Node | None, row_lo: str | None, row_hi: str | None) -> tuple[str, str]:
-        """(WHERE prefilter, HAVING) for the windowed list query.
+        """(WHERE prefilter, HAVING) for the hot tier's windowed list query.
 
         Top-level AND terms that select whole traces by a per-row property become
         ``TraceId IN (...)`` conditions in WHERE, so the GROUP BY only sees candidate traces
@@ -168,7 +211,12 @@ class Compiler:
 
     def _spans(self, cond: str) -> str:
         scope = f"TraceId IN ({self.scope_ids}) AND " if self.scope_ids else ""
-        return (f"TraceId IN (SELECT TraceId FROM otel_traces WHERE {scope}Timestamp >= fromUnixTimestamp64Nano({self.span_lo}) "
+        days = ""
+        if self.tier.day_partitioned:
+            days = (f"Day >= toDate(fromUnixTimestamp64Nano({self.span_lo})) "
+                    f"AND Day <= toDate(fromUnixTimestamp64Nano({self.span_hi})) AND ")
+        return (f"TraceId IN (SELECT TraceId FROM {self.tier.spans_table} WHERE {scope}{days}"
+                f"Timestamp >= fromUnixTimestamp64Nano({self.span_lo}) "
                 f"AND Timestamp < fromUnixTimestamp64Nano({self.span_hi}) AND {cond})")
 
     def _str_match(self, expr: str, c: Cmp, lower: bool = False) -> str:

@@ -4,9 +4,12 @@
 * :mod:`.trace` — one trace's spans in tree order, one span's details;
 * :mod:`.sessions` — the sessions list and one session's traces and conversation spans;
 * :mod:`.dashboard` — time series and per-service / per-model totals;
-* :mod:`.attachments` — attachment metadata for a span's blobs.
+* :mod:`.attachments` — attachment metadata for a span's blobs;
+* :mod:`.archive_list` — the trace list's archive half; :mod:`.tiers` — which tiers a read covers;
+* :mod:`.retention` — the Retention page (rules, plan, runs, tier sizes) from the archiver's API.
 """
 
-from tracelake.ui.queries import attachments, dashboard, sessions, trace, trace_list  # noqa: E402
+from tracelake.ui.queries import (archive_list, attachments, dashboard, retention, sessions, tiers,  # noqa: E402
+                                  trace, trace_list)
 
-__all__ = ["attachments", "dashboard", "sessions", "trace", "trace_list"]
+__all__ = ["archive_list", "attachments", "dashboard", "retention", "sessions", "tiers", "trace", "trace_list"]

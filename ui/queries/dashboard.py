@@ -1,4 +1,8 @@
-"""The dashboard: requests, errors, latency, tokens and cost over time; by service and by model."""
+"""The dashboard: requests, errors, latency, tokens and cost over time; by service and by model.
+
+Hot tier only (traces being moved to the archive are left out, as in every hot read); the archive
+is summarized per day on the Retention page.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -7,6 +11,7 @@ from tracelake.query.compile import ERROR_CODES, Compiler, aggs
 from tracelake.query.filters import Node
 from tracelake.query.params import Params, query
 from tracelake.store.base import Store
+from tracelake.ui.queries import tiers
 from tracelake.ui.queries.trace_list import SPAN_SLACK_NS
 
 
@@ -24,15 +29,15 @@ _TRACE_METRICS = ("count() AS Requests, countIf(Errors > 0) AS Failed, "
                   "sum(InTok) AS InTok, sum(OutTok) AS OutTok, sum(CostUsd) AS Cost")
 
 
-def dashboard(store: Store, lo_ns: int, hi_ns: int, node: Node | None = None) -> dict[str, Any]:
-    """Time series of requests, errors, latency, tokens and cost; totals by model and by service."""
-    step = bucket_seconds(lo_ns, hi_ns)
+def _read(store: Store, lo_ns: int, hi_ns: int, node: Node | None, step: int,
+          visible: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The dashboard's three queries over hot traces (``visible``: the hot readers' clause)."""
     p = Params()
     comp = Compiler(p, p.i(lo_ns), p.i(hi_ns + SPAN_SLACK_NS))
     having = comp.compile(node)
     inner = (f"SELECT TraceId, {aggs(('TS', 'TE', 'Errors', 'InTok', 'OutTok', 'CostUsd', 'Svcs', 'Mods', 'Root', 'Sess', 'Usr', 'Proj', 'NSpans'))} "
              f"FROM trace_summary WHERE Start >= fromUnixTimestamp64Nano({p.i(lo_ns)}) "
-             f"AND Start < fromUnixTimestamp64Nano({p.i(hi_ns)}) GROUP BY TraceId "
+             f"AND Start < fromUnixTimestamp64Nano({p.i(hi_ns)}) AND {visible} GROUP BY TraceId "
              f"HAVING TS >= {p.i(lo_ns)} AND TS < {p.i(hi_ns)} AND {having}")
     series_sql = f"SELECT intDiv(TS, {step * 10**9}) * {step} AS B, {_TRACE_METRICS} FROM ({inner}) GROUP BY B ORDER BY B"
     series = query(store, series_sql, p)
@@ -47,8 +52,15 @@ def dashboard(store: Store, lo_ns: int, hi_ns: int, node: Node | None = None) ->
                     f"sum(InputTokens) AS InTok, sum(OutputTokens) AS OutTok, sum(CostUsd) AS Cost FROM "
                     f"(SELECT LlmModel, StatusCode, Duration, InputTokens, OutputTokens, CostUsd FROM otel_traces "
                     f"WHERE Timestamp >= fromUnixTimestamp64Nano({p2.i(lo_ns)}) AND Timestamp < fromUnixTimestamp64Nano({p2.i(hi_ns)}) "
-                    f"AND LlmModel != '' LIMIT 1 BY TraceId, SpanId) GROUP BY K ORDER BY Calls DESC LIMIT 20")
+                    f"AND LlmModel != '' AND {visible} LIMIT 1 BY TraceId, SpanId) GROUP BY K ORDER BY Calls DESC LIMIT 20")
     by_model = query(store, by_model_sql, p2)
+    return series, by_service, by_model
+
+
+def dashboard(store: Store, lo_ns: int, hi_ns: int, node: Node | None = None) -> dict[str, Any]:
+    """Time series of requests, errors, latency, tokens and cost; totals by model and by service."""
+    step = bucket_seconds(lo_ns, hi_ns)
+    series, by_service, by_model = tiers.read_hot(store, lambda visible: _read(store, lo_ns, hi_ns, node, step, visible))
     start_b = (lo_ns // 10**9) // step * step
     end_b = (hi_ns // 10**9) // step * step
     have = {int(r["B"]): r for r in series}

@@ -1,15 +1,21 @@
-"""One trace: its spans in tree order, and one span with everything it carries.
+"""One trace: its spans in tree order, and one span with everything it carries, from either tier.
 
-Span reads deduplicate (``LIMIT 1 BY SpanId``: otel_traces is a ReplacingMergeTree) and stay inside
-the trace's time window from the id -> time lookup table, so the primary key prunes parts.
+A trace is first located (:func:`locate`): in the hot tier through the id -> time lookup table
+(unless it is being moved: then its archive copy is the visible one), else in the archive's index,
+which gives its ``Day`` and ``Project`` partitions. Span reads then stay inside the hot time window
+(the primary key prunes parts) or those archive partitions (one partition's files are read), and
+deduplicate (``LIMIT 1 BY SpanId``: otel_traces is a ReplacingMergeTree, and a trace archived by two
+runs has two copies).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from tracelake.query.params import Params, query
 from tracelake.store.base import Store
+from tracelake.ui.queries import tiers
 
 MAX_TRACE_SPANS = 20_000
 
@@ -57,15 +63,60 @@ def _status(code: str) -> str:
     return "unset"
 
 
+@dataclass(frozen=True)
+class Location:
+    """Where a trace's spans are: the hot tier within ``window``, or the archive's partitions."""
+
+    trace_id: str
+    tier: str  # 'hot' | 'archive'
+    window: tuple[int, int] = (0, 0)  # hot: [start, end] ns
+    days: tuple[date, ...] = field(default=())  # archive: Day partitions
+    projects: tuple[str, ...] = field(default=())  # archive: Project partitions
+
+
 def trace_window(store: Store, trace_id: str) -> tuple[int, int] | None:
-    """The trace's [start, end] in ns from the lookup table, widened by a second each side
-    (the table keeps whole seconds)."""
+    """The hot trace's [start, end] in ns from the lookup table, widened by a second each side
+    (the table keeps whole seconds); None when it is not hot or is being moved to the archive."""
     p = Params()
+    tid = p.s(trace_id)
+    # One trace: the moving check is a lookup by id in the archive index (bloom-indexed), not a scan.
+    moving = (f"AND TraceId NOT IN (SELECT TraceId FROM archive_moving WHERE TraceId = {tid})"
+              if tiers.archive_present(store) else "")
     rows = query(store, "SELECT toUnixTimestamp(min(Start)) AS s, toUnixTimestamp(max(End)) AS e, count() AS n "
-                        f"FROM otel_traces_trace_id_ts WHERE TraceId = {p.s(trace_id)}", p)
+                        f"FROM otel_traces_trace_id_ts WHERE TraceId = {tid} {moving}", p)
     if not rows or not rows[0]["n"]:
         return None
     return (int(rows[0]["s"]) - 1) * 10**9, (int(rows[0]["e"]) + 2) * 10**9
+
+
+def archive_location(store: Store, trace_id: str) -> Location | None:
+    """The archived trace's partitions from the archive's index, or None."""
+    if not tiers.archive_present(store):
+        return None
+    p = Params()
+    rows = query(store, f"SELECT DISTINCT Day, Project FROM archived_traces WHERE TraceId = {p.s(trace_id)}", p)
+    if not rows:
+        return None
+    return Location(trace_id, "archive", days=tuple(sorted({r["Day"] for r in rows})),
+                    projects=tuple(sorted({r["Project"] for r in rows})))
+
+
+def locate(store: Store, trace_id: str) -> Location | None:
+    """Where the trace is read from: hot first (the common case), then the archive."""
+    win = trace_window(store, trace_id)
+    if win is not None:
+        return Location(trace_id, "hot", window=win)
+    return archive_location(store, trace_id)
+
+
+def _source(p: Params, loc: Location) -> str:
+    """``FROM ... WHERE`` for the located trace's spans (the caller adds span conditions)."""
+    if loc.tier == "hot":
+        return f"FROM otel_traces WHERE TraceId = {p.s(loc.trace_id)} AND {_within(p, loc.window)}"
+    days = ", ".join(p.add(d.isoformat(), "Date") for d in loc.days)
+    projects = ", ".join(p.s(x) for x in loc.projects)
+    return (f"FROM otel_traces_archive WHERE Day IN ({days}) AND Project IN ({projects}) "
+            f"AND TraceId = {p.s(loc.trace_id)}")
 
 
 SPAN_COLUMNS = ("SpanId, ParentSpanId, SpanName, SpanKind, ServiceName, toUnixTimestamp64Nano(Timestamp) AS TsNs, "
@@ -87,17 +138,26 @@ def _within(p: Params, window: tuple[int, int]) -> str:
             f"AND Timestamp <= fromUnixTimestamp64Nano({p.i(window[1])})")
 
 
-def get_trace(store: Store, trace_id: str) -> list[SpanRow] | None:
-    """The trace's spans in tree (depth-first, start-ordered) order, or None if unknown."""
-    win = trace_window(store, trace_id)
-    if win is None:
-        return None
+def _read_spans(store: Store, loc: Location) -> list[SpanRow]:
     p = Params()
-    sql = (f"SELECT {SPAN_COLUMNS} FROM otel_traces WHERE TraceId = {p.s(trace_id)} "
-           f"AND {_within(p, win)} "
-           f"ORDER BY TsNs, SpanId LIMIT 1 BY SpanId LIMIT {MAX_TRACE_SPANS}")
-    spans = [_span_row(r) for r in query(store, sql, p)]
-    return tree_order(spans)
+    sql = f"SELECT {SPAN_COLUMNS} {_source(p, loc)} ORDER BY TsNs, SpanId LIMIT 1 BY SpanId LIMIT {MAX_TRACE_SPANS}"
+    return [_span_row(r) for r in query(store, sql, p)]
+
+
+def get_trace(store: Store, trace_id: str) -> tuple[Location, list[SpanRow]] | None:
+    """Where the trace was read from and its spans in tree (depth-first, start-ordered) order,
+    or None if unknown."""
+    loc = locate(store, trace_id)
+    if loc is None:
+        return None
+    spans = _read_spans(store, loc)
+    if not spans and loc.tier == "hot":
+        # Deleted from the hot tier since the lookup (an archive run finished in between).
+        loc = archive_location(store, trace_id)
+        spans = _read_spans(store, loc) if loc else []
+    if not spans or loc is None:
+        return None
+    return loc, tree_order(spans)
 
 
 def tree_order(spans: list[SpanRow]) -> list[SpanRow]:
@@ -138,19 +198,20 @@ class SpanDetail:
     scope: str
     events: list[dict[str, Any]]
     links: list[dict[str, str]]
+    tier: str = "hot"
 
 
-def get_span(store: Store, trace_id: str, span_id: str) -> SpanDetail | None:
-    win = trace_window(store, trace_id)
-    if win is None:
+def get_span(store: Store, trace_id: str, span_id: str, loc: Location | None = None) -> SpanDetail | None:
+    """One span of the trace with its attributes, resource, events and links; ``loc`` from
+    :func:`get_trace` when the caller has it (saves the lookup)."""
+    loc = loc or locate(store, trace_id)
+    if loc is None:
         return None
     p = Params()
     sql = (f"SELECT {SPAN_COLUMNS}, SpanAttributes, ResourceAttributes, ScopeName, ScopeVersion, "
            f"arrayMap(t -> toUnixTimestamp64Nano(t), Events.Timestamp) AS EvTs, Events.Name AS EvName, "
            f"Events.Attributes AS EvAttrs, Links.TraceId AS LTrace, Links.SpanId AS LSpan "
-           f"FROM otel_traces WHERE TraceId = {p.s(trace_id)} AND SpanId = {p.s(span_id)} "
-           f"AND {_within(p, win)} "
-           f"LIMIT 1")
+           f"{_source(p, loc)} AND SpanId = {p.s(span_id)} LIMIT 1")
     rows = query(store, sql, p)
     if not rows:
         return None
@@ -160,4 +221,5 @@ def get_span(store: Store, trace_id: str, span_id: str) -> SpanDetail | None:
               for t, n, a in zip(r["EvTs"], r["EvName"], r["EvAttrs"])]
     links = [{"trace_id": t, "span_id": s} for t, s in zip(r["LTrace"], r["LSpan"])]
     scope = r["ScopeName"] + (f" {r['ScopeVersion']}" if r["ScopeVersion"] else "")
-    return SpanDetail(row, trace_id, dict(r["SpanAttributes"]), dict(r["ResourceAttributes"]), scope, events, links)
+    return SpanDetail(row, trace_id, dict(r["SpanAttributes"]), dict(r["ResourceAttributes"]), scope, events, links,
+                      loc.tier)

@@ -1,4 +1,9 @@
-"""The trace list: newest-first pages of traces matching a filter, with a (start, id) cursor.
+"""The trace list: newest-first pages of traces matching a filter, with a (start, id) cursor,
+over the hot tier and, when the range reaches back that far, the archive (:mod:`.archive_list`).
+
+Both tiers order by (start, trace id) descending, so one cursor serves the merged list: the hot
+page is read first; the archive is asked only for rows that could still make this page (newer
+than the hot page's last row when the hot tier has more), and the two are merged.
 
 The trace list is the hot path. Aggregating every trace of a 24 h range costs ~400 ms at 120k
 traces, so the list scans time windows newest-first (5 min, then x4 each time) and stops once a
@@ -21,6 +26,7 @@ from tracelake.query.compile import ALL_AGGS, Compiler, aggs, has_span_terms
 from tracelake.query.filters import Node
 from tracelake.query.params import Params, query
 from tracelake.store.base import Store
+from tracelake.ui.queries import tiers
 
 HEX_ID = re.compile(r"^[0-9a-f]{1,32}$")
 SPAN_SLACK_NS = 3600 * 10**9  # spans of a trace are looked for up to 1 h after the trace's window
@@ -46,6 +52,7 @@ class TraceRow:
     session: str
     user: str
     project: str
+    tier: str = "hot"  # 'hot' | 'archive': where the trace was read from
 
     @property
     def duration_ns(self) -> int:
@@ -61,7 +68,7 @@ class TraceRow:
                 "status": self.status, "error_spans": self.errors, "spans": self.spans,
                 "services": self.services, "models": self.models, "input_tokens": self.input_tokens,
                 "output_tokens": self.output_tokens, "cost_usd": self.cost, "session_id": self.session,
-                "user_id": self.user, "project": self.project}
+                "user_id": self.user, "project": self.project, "tier": self.tier}
 
 
 @dataclass
@@ -87,11 +94,11 @@ def decode_cursor(cursor: str) -> tuple[int, str] | None:
         return None
 
 
-def trace_row(r: dict[str, Any]) -> TraceRow:
+def trace_row(r: dict[str, Any], tier: str = "hot") -> TraceRow:
     """A TraceRow from a result row holding every alias of ALL_AGGS."""
     return TraceRow(r["TraceId"], int(r["TS"]), int(r["TE"]), r["Root"], r["RootService"], int(r["NSpans"]),
                     int(r["Errors"]), sorted(r["Svcs"]), sorted(r["Mods"]), int(r["InTok"]), int(r["OutTok"]),
-                    float(r["CostUsd"]), r["Sess"], r["Usr"], r["Proj"])
+                    float(r["CostUsd"]), r["Sess"], r["Usr"], r["Proj"], tier)
 
 
 def _exact(store: Store, node: Node | None, ids: list[str], lo_ns: int, hi_ns: int) -> dict[str, TraceRow]:
@@ -112,7 +119,35 @@ def _exact(store: Store, node: Node | None, ids: list[str], lo_ns: int, hi_ns: i
 
 def list_traces(store: Store, node: Node | None, lo_ns: int, hi_ns: int, cursor: tuple[int, str] | None = None,
                 limit: int = 50) -> TracePage:
-    """Newest-first page of traces that started in [lo_ns, hi_ns) and match ``node``."""
+    """Newest-first page of traces, hot and archived, that started in [lo_ns, hi_ns) and match ``node``."""
+    from tracelake.ui.queries import archive_list
+
+    hot = tiers.read_hot(store, lambda visible: list_hot(store, node, lo_ns, hi_ns, cursor, limit, visible))
+    if not tiers.archive_reaches(store, lo_ns):
+        return hot
+    arch_lo = lo_ns
+    if hot.next_cursor is not None:
+        # The hot page is full and the hot tier has more: only archived traces newer than its
+        # last row can still be on this page.
+        last = hot.rows[-1]
+        newest = tiers.newest_archived_ns(store)
+        if newest is None or newest < last.start_ns:
+            return hot
+        arch_lo = max(lo_ns, last.start_ns)
+    archived = archive_list.list_archived(store, node, arch_lo, hi_ns, cursor, limit + 1)
+    merged = sorted([*hot.rows, *archived.rows], key=lambda r: (r.start_ns, r.trace_id), reverse=True)
+    seen: set[str] = set()
+    uniq = [r for r in merged if not (r.trace_id in seen or seen.add(r.trace_id))]  # type: ignore[func-returns-value]
+    page = uniq[:limit]
+    more = len(uniq) > limit or hot.next_cursor is not None
+    nxt = encode_cursor(page[-1].start_ns, page[-1].trace_id) if more and page else None
+    return TracePage(page, nxt, hot.windows_scanned + archived.windows_scanned)
+
+
+def list_hot(store: Store, node: Node | None, lo_ns: int, hi_ns: int, cursor: tuple[int, str] | None = None,
+             limit: int = 50, visible: str = "1") -> TracePage:
+    """Newest-first page of hot traces that started in [lo_ns, hi_ns) and match ``node``;
+    ``visible`` is the hot readers' clause (:func:`tiers.read_hot`)."""
     rows: list[TraceRow] = []
     upper_ts, upper_id = (cursor if cursor else (hi_ns, ""))
     window = SPAN_FILTER_FIRST_WINDOW_NS if has_span_terms(node) else FIRST_WINDOW_NS
@@ -146,7 +181,7 @@ def list_traces(store: Store, node: Node | None, lo_ns: int, hi_ns: int, cursor:
             bound = f"TS < {p.i(upper_ts)}"
         sql = (f"SELECT TraceId, {aggs(needs)} FROM trace_summary "
                f"WHERE Start >= fromUnixTimestamp64Nano({p.i(w_lo)}) "
-               f"AND Start < fromUnixTimestamp64Nano({p.i(upper_ts + SPAN_SLACK_NS)}) AND {prefilter} "
+               f"AND Start < fromUnixTimestamp64Nano({p.i(upper_ts + SPAN_SLACK_NS)}) AND {prefilter} AND {visible} "
                f"GROUP BY TraceId HAVING TS >= {p.i(w_lo)} AND {bound} AND {having} "
                f"ORDER BY TS DESC, TraceId DESC LIMIT {int(want) + 8}")
         cands = query(store, sql, p)

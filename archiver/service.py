@@ -1,0 +1,404 @@
+"""The Archiver: plan, run one pass (the state machine of :mod:`tracelake.archiver.runs`), schedule.
+
+One pass: finish any run a previous process left midway, then start a new one: fix the traces
+that leave hot (index rows), write their spans to Delta in one commit, flip to 'committed',
+delete the hot copy, delete archived traces past their time, vacuum, collect unreferenced blobs.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from tracelake.archiver import runs
+from tracelake.archiver.delta import ArchiveLocation, DeltaArchive
+from tracelake.archiver.plan import NS, Plan, candidates_sql, expired_condition, make_plan
+from tracelake.archiver.policy import RetentionPolicy
+from tracelake.archiver.runs import RunRecord, fail_point, record
+from tracelake.archiver.spans import ReadStats, read_run
+from tracelake.query.params import Params
+from tracelake.store.archive_schema import archive_table_sql, archive_view_sql, empty_archive_view_sql
+from tracelake.store.base import Store
+
+log = logging.getLogger(__name__)
+
+INDEX_COLUMNS = ("Project, TraceId, Start, End, RootName, RootService, SpanCount, ErrorCount, Services, Models, "
+                 "InputTokens, OutputTokens, CostUsd, SessionId, UserId, Day, Bytes, RunId, Rule, ArchivedAt, "
+                 "DeleteAfter")
+
+# Hot tables that hold a trace, with the column their day partition is computed from.
+HOT_TABLES = (("otel_traces", "toDate(Timestamp)"), ("trace_summary", "toDate(Start)"),
+              ("otel_traces_trace_id_ts", "toDate(Start)"))
+
+Progress = Callable[[str, int, int], None]
+
+# One pass at a time per process, whichever Archiver object asks (scheduled, or an API call with
+# another policy): the Delta table has a single writer.
+_RUN_LOCK = threading.Lock()
+
+
+def allow_local_reads(location: ArchiveLocation) -> None:
+    """Embedded ClickHouse (chdb 4.4) reads ``deltaLakeLocal`` paths only inside the process's
+    working directory (whatever ``user_files_path`` says; checked on this machine). When the
+    archive is a local directory outside it, the process moves to ``/``: every path tracelake
+    keeps is absolute by then (the store and settings resolve theirs at start)."""
+    if not location.is_local:
+        return
+    cwd = Path.cwd()
+    if not Path(location.uri).resolve().is_relative_to(cwd):
+        log.info("working directory %s -> / so that ClickHouse may read the archive at %s", cwd, location.uri)
+        os.chdir("/")
+
+
+def ensure_archive_view(store: Store, location: ArchiveLocation) -> bool:
+    """Create the Delta table if missing and (re)create ``otel_traces_archive`` over it.
+
+    False (and an empty view with the same columns) when the object store cannot be reached."""
+    try:
+        DeltaArchive(location).ensure()
+        allow_local_reads(location)
+        store.execute(archive_table_sql(location.clickhouse_source))
+        store.execute(archive_view_sql())
+        return True
+    except Exception as exc:  # noqa: BLE001 - the server must start even when the archive is down
+        log.warning("archive at %s not reachable (%s); otel_traces_archive is empty for now", location.uri, exc)
+        store.execute(empty_archive_view_sql())
+        return False
+
+
+@dataclass
+class RunResult:
+    runs: list[RunRecord] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"runs": [r.to_dict() for r in self.runs]}
+
+
+class Archiver:
+    """Moves traces between tiers according to a :class:`RetentionPolicy`. One pass at a time."""
+
+    def __init__(self, store: Store, policy: RetentionPolicy, archive_location: ArchiveLocation, *,
+                 chunk_spans: int = 200_000, object_store: Any = None,
+                 attachment_grace: timedelta = timedelta(hours=24)) -> None:
+        from tracelake.archiver.connection import own_connection
+
+        self.store = own_connection(store)
+        self.policy = policy
+        self.location = archive_location
+        self.delta = DeltaArchive(archive_location)
+        self.chunk_spans = chunk_spans
+        self.object_store = object_store
+        self.attachment_grace = attachment_grace
+        self._lock = _RUN_LOCK
+        self._last_gc: datetime | None = None
+        self.last_gc: Any = None
+        self._ready = False
+        self.last_result: RunResult | None = None
+        self.last_error: str = ""
+
+    def release(self) -> None:
+        """Close the archiver's own connection (not the store it was made from)."""
+        release = getattr(self.store, "release", None)
+        if release is not None:
+            release()
+
+    # --- setup ---------------------------------------------------------------------------------
+    def setup(self) -> None:
+        if not self._ready:
+            self.delta.ensure()
+            allow_local_reads(self.location)
+            self.store.execute(archive_table_sql(self.location.clickhouse_source))
+            self.store.execute(archive_view_sql())
+            self._ready = True
+
+    # --- plan ----------------------------------------------------------------------------------
+    def plan(self, now: datetime | None = None) -> Plan:
+        self.setup()
+        return make_plan(self.store, self.policy, now)
+
+    # --- run -----------------------------------------------------------------------------------
+    def run_once(self, progress: Progress | None = None, now: datetime | None = None) -> RunResult:
+        """Finish unfinished runs, then do one new run. Raises on failure (the run stays resumable)."""
+        if not self._lock.acquire(blocking=False):
+            raise RuntimeError("an archive run is already in progress")
+        try:
+            self.setup()
+            result = RunResult()
+            for run in runs.unfinished_runs(self.store):
+                log.info("resuming archive run %s from state %s", run.run_id, run.state)
+                result.runs.append(self._execute(run, progress))
+            self._cleanup_orphans()
+            now = now or datetime.now(timezone.utc)
+            run = runs.new_run(runs.next_seq(self.store, self.delta.committed_seq()), now)
+            run.rules = {r.name: r.describe() for r in self.policy.rules}
+            self._select(run)
+            result.runs.append(self._execute(run, progress))
+            self.last_result, self.last_error = result, ""
+            return result
+        except Exception as exc:
+            self.last_error = str(exc)
+            raise
+        finally:
+            self._lock.release()
+
+    def _cleanup_orphans(self) -> None:
+        """Index rows of runs that never reached 'planned' (killed between insert and state)."""
+        for table in ("trace_summary_archive", "archive_attachments"):
+            orphan = "RunId NOT IN (SELECT RunId FROM archive_runs)"
+            # Count first: a DELETE is a mutation even when nothing matches.
+            if self.store.query_arrow(f"SELECT count() AS n FROM {table} WHERE {orphan}").to_pylist()[0]["n"]:
+                self.store.execute(f"DELETE FROM {table} WHERE {orphan}")
+
+    def _select(self, run: RunRecord) -> None:
+        """Fix the run's traces: index rows tagged with its RunId, then state 'planned'."""
+        p = Params()
+        now_ns = int(run.now.timestamp() * NS)
+        sql = candidates_sql(self.store, self.policy, now_ns, p, run.run_id)
+        self.store.execute(f"INSERT INTO trace_summary_archive ({INDEX_COLUMNS}) SELECT {INDEX_COLUMNS} FROM ({sql})",
+                           p.bound(self.store))
+        fail_point("after_index")
+        t = self.store.query_arrow("SELECT count() AS T, sum(SpanCount) AS S, sum(Bytes) AS B "
+                                   "FROM trace_summary_archive WHERE RunId = {r:String}", {"r": run.run_id})
+        row = t.to_pylist()[0]
+        record(self.store, run, "planned", traces=row["T"], spans=row["S"] or 0, bytes=row["B"] or 0)
+        fail_point("after_planned")
+
+    def _execute(self, run: RunRecord, progress: Progress | None) -> RunRecord:
+        try:
+            if run.state == "planned":
+                self._write(run, progress)
+            if run.state == "written":
+                record(self.store, run, "committed")
+                fail_point("after_committed")
+            if run.state == "committed":
+                self._delete_hot(run, progress)
+            if run.state == "hot_deleted":
+                self._expire(run, progress)
+                fail_point("before_done")
+                record(self.store, run, "done", error="")
+            return run
+        except runs.InjectedFailure:
+            raise
+        except Exception as exc:
+            # The state stays where it was; the error is noted for ops and the next pass resumes.
+            try:
+                record(self.store, run, run.state, error=f"{type(exc).__name__}: {exc}")
+            except Exception:  # noqa: BLE001 - ClickHouse itself may be what is down
+                pass
+            raise
+
+    # --- planned -> written ----------------------------------------------------------------------
+    def _write(self, run: RunRecord, progress: Progress | None) -> None:
+        if run.traces == 0:
+            record(self.store, run, "written")
+            return
+        stats = ReadStats()
+        if self.delta.committed_seq() >= run.seq:
+            # The commit happened before a crash: the hot copy is still there to find attachments.
+            log.info("run %s: Delta commit already done", run.run_id)
+            archive_bytes = run.archive_bytes
+            self._attachments_from_hot(run)
+        else:
+            done = [0]
+
+            def step(n: int) -> None:
+                done[0] += n
+                if progress is not None:
+                    progress("archive", done[0], run.spans)
+
+            def chunk(i: int) -> None:
+                if i == 1:
+                    fail_point("mid_write")
+
+            before = self._archive_bytes()
+            self.delta.write(read_run(self.store, run.run_id, self.chunk_spans, stats, step, chunk), run.seq, run.run_id)
+            archive_bytes = max(self._archive_bytes() - before, 0)
+            fail_point("after_delta_commit")
+            self._insert_attachments(run, stats.attachments)
+        record(self.store, run, "written", spans=stats.spans or run.spans, archive_bytes=archive_bytes)
+        fail_point("after_written")
+
+    def _archive_bytes(self) -> int:
+        return sum(s for _, _, _, s in self.delta.partition_sizes())
+
+    def _insert_attachments(self, run: RunRecord, refs: list[tuple[str, str]]) -> None:
+        import pyarrow as pa
+
+        if not refs:
+            return
+        shas, traces = zip(*sorted(set(refs)))
+        self.store.insert_arrow("archive_attachments", pa.table({
+            "Sha256": list(shas), "TraceId": list(traces), "RunId": [run.run_id] * len(shas)}))
+
+    def _attachments_from_hot(self, run: RunRecord) -> None:
+        self.store.execute(
+            "INSERT INTO archive_attachments (Sha256, TraceId, RunId) "
+            "SELECT DISTINCT sha, TraceId, {r:String} FROM otel_traces "
+            "ARRAY JOIN extractAll(SpanAttributes['tracelake.attachments'], '[0-9a-f]{64}') AS sha "
+            "WHERE TraceId IN (SELECT TraceId FROM trace_summary_archive WHERE RunId = {r:String})",
+            {"r": run.run_id})
+
+    # --- committed -> hot_deleted ------------------------------------------------------------------
+    def _delete_hot(self, run: RunRecord, progress: Progress | None) -> None:
+        """Remove the run's traces from every hot table: a day partition whose traces have all
+        left is dropped whole (cheap); otherwise a lightweight DELETE of the moved traces."""
+        moved = "(SELECT TraceId FROM trace_summary_archive WHERE RunId = {r:String})"
+        t = self.store.query_arrow(
+            "SELECT toDate(min(Start)) AS Lo, toDate(max(End)) AS Hi FROM trace_summary_archive WHERE RunId = {r:String}",
+            {"r": run.run_id}).to_pylist()[0]
+        dropped = 0
+        if run.traces and t["Lo"] is not None:
+            work = []
+            for table, day_expr in HOT_TABLES:
+                # One pass per table: rows per day that belong to traces staying hot.
+                for r in self.store.query_arrow(
+                        f"SELECT {day_expr} AS D, countIf(TraceId NOT IN {moved}) AS Left, "
+                        f"countIf(TraceId IN {moved}) AS Moving FROM {table} "
+                        f"WHERE {day_expr} >= {{lo:Date}} AND {day_expr} <= {{hi:Date}} GROUP BY D ORDER BY D",
+                        {"r": run.run_id, "lo": t["Lo"], "hi": t["Hi"]}).to_pylist():
+                    if r["Moving"]:
+                        work.append((table, day_expr, r["D"], r["Left"]))
+            for step, (table, day_expr, day, left) in enumerate(work, 1):
+                if left == 0:
+                    self.store.execute(f"ALTER TABLE {table} DROP PARTITION {_date_literal(day)}")
+                    dropped += 1
+                else:
+                    self.store.execute(f"DELETE FROM {table} WHERE {day_expr} = {{d:Date}} AND TraceId IN {moved}",
+                                       {"r": run.run_id, "d": day})
+                if step == 1:
+                    fail_point("mid_hot_delete")
+                if progress is not None:
+                    progress("delete hot", step, len(work))
+        fail_point("after_hot_delete")
+        record(self.store, run, "hot_deleted", dropped_partitions=dropped)
+        fail_point("after_hot_deleted")
+
+    # --- hot_deleted -> done: expiry ---------------------------------------------------------------
+    def _expire(self, run: RunRecord, progress: Progress | None) -> None:
+        """Delete archived traces past their time: Delta rows first, then their index rows (the
+        index is the to-do list, so a rerun after a crash finds what is left), then vacuum."""
+        now_ns = int(run.now.timestamp() * NS)
+        p = Params()
+        cond = expired_condition(self.policy, now_ns, p)
+        bound = p.bound(self.store)
+        expired = self.store.query_arrow(
+            f"SELECT toString(Day) AS D, groupArray(TraceId) AS Ids, sum(SpanCount) AS S FROM archived_traces "
+            f"WHERE {cond} GROUP BY D ORDER BY D", bound).to_pylist()
+        if not expired:
+            if self._last_gc is None or run.now - self._last_gc >= self.attachment_grace:
+                self._collect_attachments(run)
+            return
+        counts = {r["D"]: r["N"] for r in self.store.query_arrow(
+            "SELECT toString(Day) AS D, count() AS N FROM trace_summary_archive FINAL GROUP BY D").to_pylist()}
+        deleted_traces = deleted_spans = 0
+        for i, r in enumerate(expired):
+            day, ids = r["D"], sorted(set(r["Ids"]))
+            if counts.get(day, 0) <= len(ids):
+                self.delta.delete(f"Day = '{day}'")  # the whole day leaves: whole files go
+            else:
+                for j in range(0, len(ids), 5000):
+                    part = ids[j:j + 5000]
+                    id_list = ", ".join(f"'{_hex(x)}'" for x in part)
+                    self.delta.delete(f"Day = '{day}' AND TraceId IN ({id_list})")
+            deleted_traces += len(ids)
+            deleted_spans += r["S"]
+            if progress is not None:
+                progress("expire", i + 1, len(expired))
+        fail_point("after_expire_delta")
+        self.store.execute(f"DELETE FROM archive_attachments WHERE TraceId IN "
+                           f"(SELECT TraceId FROM archived_traces WHERE {cond})", bound)
+        self.store.execute(f"DELETE FROM trace_summary_archive WHERE TraceId IN "
+                           f"(SELECT TraceId FROM archived_traces WHERE {cond})", bound)
+        fail_point("after_expire_index")
+        self.delta.vacuum()
+        record(self.store, run, "hot_deleted", deleted_traces=run.deleted_traces + deleted_traces,
+               deleted_spans=run.deleted_spans + deleted_spans)
+        self._collect_attachments(run)
+
+    def _collect_attachments(self, run: RunRecord) -> None:
+        """Blobs no trace references any more (deleted traces leave them behind)."""
+        if self.object_store is None:
+            return
+        from tracelake.archiver.gc import collect_attachments
+
+        self.last_gc = collect_attachments(self.store, self.object_store, self.attachment_grace, now=run.now)
+        self._last_gc = run.now
+
+
+def _date_literal(day: date) -> str:
+    return f"'{day.isoformat()}'"  # our own date object, never user text
+
+
+def _hex(value: str) -> str:
+    if not all(c in "0123456789abcdefABCDEF" for c in value):
+        raise ValueError(f"unexpected trace id {value[:40]!r}")
+    return value
+
+
+class Scheduler:
+    """Runs :meth:`Archiver.run_once` every ``every`` on a daemon thread (first run after one
+    interval, so a restart loop does not archive on every start); errors are logged and retried
+    at the next tick: an unfinished run resumes there."""
+
+    def __init__(self, archiver: Archiver, every: timedelta) -> None:
+        self.archiver = archiver
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="tracelake-archiver", daemon=True)
+        self.next_run: datetime | None = None
+
+    def start(self) -> "Scheduler":
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while True:
+            self.next_run = datetime.now(timezone.utc) + self.every
+            if self._stop.wait(self.every.total_seconds()):
+                return
+            try:
+                result = self.archiver.run_once()
+                for run in result.runs:
+                    log.info("archive run %s: %s, %d traces / %d spans archived, %d traces deleted",
+                             run.run_id, run.state, run.traces, run.spans, run.deleted_traces)
+            except Exception as exc:  # noqa: BLE001 - keep the schedule alive; the run resumes next time
+                log.error("archive run failed (it resumes at the next run): %s", exc)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop the schedule; a run in progress finishes its current statement's step first (a
+        run cut short resumes at the next start anyway)."""
+        self._stop.set()
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.archiver.release()
+
+
+def archiver_from_settings(store: Store, settings: Any, policy: RetentionPolicy) -> Archiver:
+    from tracelake.archiver.policy import parse_duration
+    from tracelake.objectstore import from_settings
+
+    try:
+        object_store = from_settings(settings)
+    except Exception as exc:  # noqa: BLE001 - GC is skipped, archiving still works
+        log.warning("attachment GC disabled: %s", exc)
+        object_store = None
+    return Archiver(store, policy, ArchiveLocation.from_settings(settings), chunk_spans=settings.archive_chunk_spans,
+                    object_store=object_store,
+                    attachment_grace=parse_duration(settings.attachment_gc_grace, allow_forever=False))
+
+
+def start_for_server(store: Store, settings: Any, policy: RetentionPolicy | None) -> tuple[Archiver | None, Scheduler | None]:
+    """In ``tracelake server``: the archive view always (readers query it), and with a policy the
+    Archiver and its schedule."""
+    from tracelake.archiver.policy import parse_duration
+
+    ensure_archive_view(store, ArchiveLocation.from_settings(settings))
+    if policy is None:
+        return None, None
+    archiver = archiver_from_settings(store, settings, policy)
+    scheduler = Scheduler(archiver, parse_duration(settings.archive_every, allow_forever=False)).start()
+    return archiver, scheduler

@@ -1,0 +1,48 @@
+"""Shared by the Chromium tests: Debian's chromium through Playwright, a page that records
+dialogs, CSP violations and script errors, and the checks that nothing from span data ran.
+
+The ``browser`` and ``page`` fixtures are in this folder's conftest.py.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+TESTS = Path(__file__).resolve().parents[1]
+ARTIFACTS = TESTS / "artifacts" / "ui"
+CHROMIUM = os.environ.get("TRACELAKE_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+
+needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists() or shutil.which("chromium") is None and CHROMIUM == "/usr/bin/chromium",
+                                    reason="needs Debian's chromium package (apt-get install chromium)")
+
+
+def post_otlp(otlp_http_url: str, body: bytes) -> None:
+    r = httpx.post(f"{otlp_http_url}/v1/traces", content=body, headers={"Content-Type": "application/x-protobuf"}, timeout=180)
+    assert r.status_code == 200, r.text
+
+
+def wait_js(page, expr: str, timeout: float = 15.0) -> None:
+    """Poll ``expr`` with page.evaluate: wait_for_function evals in the page, which our CSP forbids."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expr):
+        assert time.monotonic() < deadline, f"timed out waiting for {expr}"
+        page.wait_for_timeout(100)
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def clean(page) -> None:
+    """Nothing from span data ran, and our own page broke no CSP rule."""
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    assert page.dialogs == []
+    assert page.csp_errors == [], page.csp_errors
+    assert page.js_errors == [], page.js_errors
