@@ -70,6 +70,10 @@ def snapshot_store(store, sample: list[str] = ()) -> dict[str, Any]:
             "SELECT DISTINCT toString(partition) AS p FROM system.parts WHERE database = currentDatabase() "
             "AND table = 'otel_traces' AND active").column("p").to_pylist()),
         "attachments": sorted(store.query_arrow("SELECT DISTINCT Sha256 FROM attachments").column("Sha256").to_pylist()),
+        "columns": {t: [[r["name"], r["type"]] for r in store.query_arrow(
+            "SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = {t:String} "
+            "AND default_kind != 'ALIAS' ORDER BY position", {"t": t}).to_pylist()]
+            for t in ("otel_traces", "otel_traces_archive")},
     }
     for tier, table in (("hot_rows", "otel_traces"), ("archive_rows_sample", "otel_traces_archive")):
         rows = store.query_arrow(ROW_SQL.format(table=table), {"ids": ",".join(sample)}).to_pylist() if sample else []

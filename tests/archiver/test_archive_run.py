@@ -71,6 +71,9 @@ def test_run_moves_whole_traces_by_rule_and_deletes_expired(world):
     assert run["dropped_partitions"] >= 1  # the 40-day-old day had only leaving traces
     after = snapshot(data, world["sample"])
     _check_final(world, after)
+    # The archive view has otel_traces' columns, names and types, plus Day.
+    hot_cols, archive_cols = after["columns"]["otel_traces"], after["columns"]["otel_traces_archive"]
+    assert archive_cols == hot_cols + [["Day", "Date"]]
     # Field by field, the archived spans are the hot spans they were.
     assert after["archive_rows_sample"] == world["before"]["hot_rows"]
     assert len(after["archive_rows_sample"]) == sum(ds.spans[t] for t in world["sample"])
