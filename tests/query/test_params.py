@@ -24,7 +24,7 @@ def test_awkward_strings_round_trip(store):
 
 
 def test_threads_get_their_own_values(store):
-    """chdb keeps parameters per connection: without query()'s lock, threads get each other's."""
+    """chdb keeps parameters per connection: without the store's lock on its session, threads get each other's."""
     wrong: list[tuple[str, object]] = []
     errors: list[BaseException] = []
 

@@ -4,14 +4,11 @@ chdb passes string parameters to ClickHouse raw, and ClickHouse reads them in it
 form; clickhouse-connect escapes them itself. Which one a store is gets probed once per store, so
 the same SQL and values give the same answer on both.
 
-chdb 4.4 keeps query parameters per connection, not per query: two threads querying one chdb
-session at once can run each other's values (measured: a thread got another's value, others
-failed with "Substitution is not set"). Queries on one chdb connection run one at a time anyway,
-so :func:`query` holds a lock per embedded store around each parameterized query.
+chdb 4.4 keeps query parameters per connection, not per query; the embedded store serializes its
+shared connection itself (``ChdbStore._run``), so queries from many threads each get their own values.
 """
 from __future__ import annotations
 
-import threading
 import weakref
 from typing import Any
 
@@ -68,26 +65,6 @@ class Params:
         return {k: escape(v) if isinstance(v, str) else v for k, v in self.values.items()}
 
 
-_SERIAL: "weakref.WeakKeyDictionary[Store, threading.Lock | None]" = weakref.WeakKeyDictionary()
-_SERIAL_LOCK = threading.Lock()
-
-
-def _serial(store: Store) -> threading.Lock | None:
-    """The lock that keeps one parameterized query at a time on an embedded (chdb) store; None for
-    a ClickHouse server, where parameters travel with each request."""
-    with _SERIAL_LOCK:
-        if store not in _SERIAL:
-            from tracelake.store.chdb_store import ChdbStore
-
-            _SERIAL[store] = threading.Lock() if isinstance(store, ChdbStore) else None
-        return _SERIAL[store]
-
-
 def query(store: Store, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
     """Rows of ``sql`` as dicts, with ``params`` bound for this store."""
-    values = params.bound(store) if params else {}
-    lock = _serial(store) if values else None
-    if lock is None:
-        return store.query_arrow(sql, values).to_pylist()
-    with lock:
-        return store.query_arrow(sql, values).to_pylist()
+    return store.query_arrow(sql, params.bound(store) if params else {}).to_pylist()

@@ -35,6 +35,7 @@ class ChdbStore:
         self._schema_path = self._tmp / "otlp_flat.proto"
         self._schema_path.write_text(proto_schema())
         self._readonly_lock = threading.Lock()
+        self._session_lock = threading.Lock()
         # INSERTs run on connections of their own, one per writer thread: queries on one
         # connection run one at a time, while two connections insert side by side (measured
         # 1.7x with two writers on two cores).
@@ -46,9 +47,19 @@ class ChdbStore:
         self._session.query(f"USE {database}")
 
     def _run(self, sql: str, fmt: str, params: Params, connection=None):
-        """Run on the session, or on another connection to the same data."""
+        """Run on the session (one statement at a time), or on a connection the caller serializes."""
+        if connection is None:
+            # chdb keeps query parameters per connection, not per query: two threads on the shared
+            # session can run each other's values (seen: a wrong value returned, and "Substitution
+            # is not set"). Queries on one connection run one at a time anyway, so this costs nothing.
+            with self._session_lock:
+                return self._query(self._session, sql, fmt, params)
+        return self._query(connection, sql, fmt, params)
+
+    @staticmethod
+    def _query(connection, sql: str, fmt: str, params: Params):
         try:
-            return (connection or self._session).query(sql, fmt, params=params or {})
+            return connection.query(sql, fmt, params=params or {})
         except Exception as exc:  # chdb raises its own error types; callers see one
             raise StoreError(str(exc)) from exc
 
@@ -94,6 +105,7 @@ class ChdbStore:
         # The file is read in place (a spool segment needs no copy).
         sql = insert_from_file_sql(f"{self.database}.{table}", str(path), str(self._schema_path), dedup_token)
         self._run(sql, "CSV", None, self._insert_connection())
+
     def query_scoped(self, sql: str, params: Params, filters: dict[str, str], readonly: bool) -> pa.Table:
         """Run on a connection where ``filters`` (additional_table_filters) are set, then locked by
         readonly=1 when ``readonly`` (tracelake.auth.scope explains the mechanism)."""
