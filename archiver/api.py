@@ -8,6 +8,9 @@ the store is embedded in the running server).
 
 Without a body, the server's own policy (``--retention``) is used; a body's policy is validated
 like a file (400 with the line and field when it is bad) and used for that call only.
+
+Under auth (tracelake.auth.web), plan and run act on every project's traces, so they need an admin
+key; the GET endpoints need the ``retention`` permission (ops). Runs asked for here are audited.
 """
 from __future__ import annotations
 
@@ -35,6 +38,17 @@ class _NoArchiver(Exception):
     pass
 
 
+def _audit(request: Request, action: str, detail: str) -> None:
+    """Record who asked for a run (only under auth: without it there is no caller to name)."""
+    caller = (request.scope.get("state") or {}).get("caller")
+    if caller is None:
+        return
+    from tracelake.auth import audit
+
+    audit.record(request.app.state.auth_registry.store, actor=caller.actor, role=caller.role.value, action=action,
+                 detail=detail, remote=request.client.host if request.client else "")
+
+
 async def _archiver(request: Request) -> Archiver:
     body = await request.body()
     text = None
@@ -46,7 +60,10 @@ async def _archiver(request: Request) -> Archiver:
         text = doc.get("retention") if isinstance(doc, dict) else None
     if text:
         policy = parse_policy(text, "retention")
-        return archiver_from_settings(request.app.state.store, request.app.state.settings, policy)
+        # Under auth the request's store is the caller's ScopedStore; only admins get here, and the
+        # archiver works on every project, so it takes the process's store.
+        store = getattr(request.app.state.store, "inner", request.app.state.store)
+        return archiver_from_settings(store, request.app.state.settings, policy)
     archiver = getattr(request.app.state, "archiver", None)
     if archiver is None:
         raise _NoArchiver()
@@ -87,6 +104,8 @@ async def run(request: Request) -> Response:
         return _json({"error": str(exc)}, 400)
     except _NoArchiver:
         return _json(_NO_POLICY, 409)
+    await run_in_threadpool(_audit, request, "archiver.run", "policy sent with the request" if archiver is not
+                            getattr(request.app.state, "archiver", None) else "server policy")
     events: queue.Queue[dict[str, Any] | None] = queue.Queue()
 
     def progress(phase: str, done: int, total: int) -> None:

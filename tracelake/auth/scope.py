@@ -36,10 +36,12 @@ from tracelake.auth.roles import valid_project
 from tracelake.auth.schema import PRIVATE_TABLES
 from tracelake.store.base import Params, Store, StoreError
 
-# Tables holding a Project column, and the views that read them.
-PROJECT_TABLES = ("otel_traces", "trace_summary", "trace_summary_mv")
-# Tables keyed by TraceId only: visible when the trace is in the caller's projects.
-TRACE_TABLES = ("otel_traces_trace_id_ts", "otel_traces_trace_id_ts_mv", "attachments")
+# Tables holding a Project column, and the views that read them. The archive's span table is the
+# DeltaLake engine table under the ``otel_traces_archive`` view: the filter applies through the view.
+PROJECT_TABLES = ("otel_traces", "trace_summary", "trace_summary_mv", "trace_summary_archive",
+                  "otel_traces_archive_delta")
+# Tables keyed by TraceId only: visible when the trace, hot or archived, is in the caller's projects.
+TRACE_TABLES = ("otel_traces_trace_id_ts", "otel_traces_trace_id_ts_mv", "attachments", "archive_attachments")
 
 SAFE_TABLE_FUNCTIONS = frozenset({"numbers", "numbers_mt", "zeros", "zeros_mt", "generateRandom", "values",
                                   "view", "format", "null", "generate_series", "generateSeries", "primes"})
@@ -67,7 +69,9 @@ def table_filters(database: str, projects: Iterable[str]) -> dict[str, str]:
             raise ValueError(f"invalid project name {name[:80]!r}")
     in_list = "(" + ", ".join(_quote(n) for n in names) + ")" if names else "('')"
     project_filter = f"Project IN {in_list}" if names else "0"
-    trace_filter = (f"TraceId IN (SELECT TraceId FROM {database}.trace_summary WHERE Project IN {in_list})"
+    # Two IN subqueries, not one over a UNION: ClickHouse refuses a UNION inside a table filter.
+    trace_filter = (f"TraceId IN (SELECT TraceId FROM {database}.trace_summary WHERE Project IN {in_list}) "
+                    f"OR TraceId IN (SELECT TraceId FROM {database}.trace_summary_archive WHERE Project IN {in_list})"
                     if names else "0")
     filters = {}
     for table in PROJECT_TABLES:

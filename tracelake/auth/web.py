@@ -45,10 +45,12 @@ CHANGE_RULES: tuple[tuple[str, Perm | None], ...] = (
     ("/api/pins", Perm.ANNOTATE), ("/api/saved-filters", Perm.ANNOTATE), ("/api/filters", Perm.ANNOTATE),
     ("/api/retention", Perm.RETENTION), ("/retention", Perm.RETENTION), ("/api/holds", Perm.RETENTION),
     ("/api/erase", Perm.RETENTION), ("/api/erasure", Perm.RETENTION),
-)
+)  # /api/archiver plan and run act on every project: admin (the default above)
+# Retention pages show plans and runs over every project's traces (counts, not content): ops only.
 READ_RULES: tuple[tuple[str, Perm], ...] = (
     ("/api/keys", Perm.KEYS), ("/keys", Perm.KEYS),
     ("/api/audit", Perm.AUDIT), ("/audit", Perm.AUDIT),
+    ("/retention", Perm.RETENTION), ("/api/retention", Perm.RETENTION), ("/api/archiver", Perm.RETENTION),
 )
 
 
