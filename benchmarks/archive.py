@@ -68,8 +68,8 @@ def main() -> None:
     from tracelake.archiver.delta import ArchiveLocation, DeltaArchive
     from tracelake.archiver.policy import parse_policy
     from tracelake.archiver.service import Archiver
-    from tracelake.collector.batcher import length_delimited
-    from tracelake.collector.transform import udf_statements
+    from tracelake.store.otlp import length_delimited
+    from tracelake.store.otlp import udf_statements
     from tracelake.store import open_store
 
     base = time.time_ns() - 10 * DAY_NS

@@ -55,12 +55,12 @@ def _generator():
 
 def seed(store, spans: int, age_ns: int = 0) -> tuple[int, float]:
     """Insert ``spans`` spans in ~16k-span inserts, the newest ``age_ns`` ago; returns (spans, seconds)."""
-    from tracelake.collector.batcher import length_delimited
+    from tracelake.store.otlp import length_delimited
 
-    from tracelake.collector import transform
+    from tracelake.store.otlp import udf_statements
 
     # The decode SQL may rely on SQL functions the collector creates at start; create them too.
-    for stmt in getattr(transform, "udf_statements", lambda: [])():
+    for stmt in udf_statements():
         store.execute(stmt)
     gen = _generator()
     chunk = 64_000  # spans generated per call: bounded memory, then split into inserts
@@ -92,7 +92,7 @@ def seed(store, spans: int, age_ns: int = 0) -> tuple[int, float]:
 
 def seed_big_trace(store, spans: int = 500) -> str:
     """One trace of ``spans`` spans (agent loop of chat + tool calls); returns its id."""
-    from tracelake.collector.batcher import length_delimited
+    from tracelake.store.otlp import length_delimited
 
     sys.path.insert(0, str(REPO / "tests" / "ui"))
     import ui_traces  # type: ignore[import-not-found]

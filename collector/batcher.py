@@ -19,7 +19,7 @@ from tracelake.store.otlp import length_delimited
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Backpressure", "Batcher", "length_delimited"]
+__all__ = ["Backpressure", "Batcher"]
 
 
 @dataclass

@@ -341,10 +341,10 @@ def known_traces(now_ns: int, seed: int = 42, extracted: bool = True) -> Known:
 
 def insert(store, requests: list[bytes]) -> None:
     """Insert serialized requests as the collector does (ClickHouse decodes them)."""
-    from tracelake.collector import transform
-    from tracelake.collector.batcher import length_delimited
+    from tracelake.store.otlp import udf_statements
+    from tracelake.store.otlp import length_delimited
 
     # The decode SQL may rely on SQL functions the collector creates at start; create them too.
-    for stmt in getattr(transform, "udf_statements", lambda: [])():
+    for stmt in udf_statements():
         store.execute(stmt)
     store.insert_otlp("otel_traces", length_delimited(requests))
