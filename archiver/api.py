@@ -79,14 +79,21 @@ def _done_with(request: Request, archiver: Archiver) -> None:
 _NO_POLICY = {"error": "no retention policy: start the server with --retention FILE, or send one with --retention"}
 
 
-@router.post("/plan")
-async def plan(request: Request) -> Response:
+async def _archiver_or_error(request: Request) -> Archiver | Response:
+    """The archiver for this call, or the answer saying why there is none (400 bad policy, 409 none)."""
     try:
-        archiver = await _archiver(request)
+        return await _archiver(request)
     except PolicyError as exc:
         return _json({"error": str(exc)}, 400)
     except _NoArchiver:
         return _json(_NO_POLICY, 409)
+
+
+@router.post("/plan")
+async def plan(request: Request) -> Response:
+    archiver = await _archiver_or_error(request)
+    if isinstance(archiver, Response):
+        return archiver
     try:
         result = await run_in_threadpool(archiver.plan)
     except Exception as exc:  # noqa: BLE001 - reported to the caller
@@ -98,12 +105,9 @@ async def plan(request: Request) -> Response:
 
 @router.post("/run")
 async def run(request: Request) -> Response:
-    try:
-        archiver = await _archiver(request)
-    except PolicyError as exc:
-        return _json({"error": str(exc)}, 400)
-    except _NoArchiver:
-        return _json(_NO_POLICY, 409)
+    archiver = await _archiver_or_error(request)
+    if isinstance(archiver, Response):
+        return archiver
     await run_in_threadpool(_audit, request, "archiver.run", "policy sent with the request" if archiver is not
                             getattr(request.app.state, "archiver", None) else "server policy")
     events: queue.Queue[dict[str, Any] | None] = queue.Queue()

@@ -27,6 +27,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from tracelake.auth.keys import KeyRecord, KeyRegistry
 from tracelake.auth.roles import Perm, has
 from tracelake.auth.schema import VERIFIED_PROJECT_ATTR
+from tracelake.store.otlp import varint
 
 log = logging.getLogger(__name__)
 
@@ -179,15 +180,6 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
             raise ValueError("varint too long")
 
 
-def _encode_varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | 0x80 if n else byte)
-        if not n:
-            return bytes(out)
-
-
 def _fields(buf: bytes, start: int, end: int):
     """(field number, wire type, start of the field's bytes, start of payload, end) per field."""
     pos = start
@@ -216,14 +208,18 @@ def _stamped_resource(resource: bytes, project: str) -> bytes:
     from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
     message = Resource.FromString(resource)
-    attrs = message.attributes
+    _set_project(message.attributes, project)
+    return message.SerializeToString()
+
+
+def _set_project(attrs, project: str) -> None:
+    """The verified project as the one ``tracelake.auth.project`` attribute (client values removed)."""
     for i in range(len(attrs) - 1, -1, -1):
         if attrs[i].key == VERIFIED_PROJECT_ATTR:
             del attrs[i]
     kv = attrs.add()
     kv.key = VERIFIED_PROJECT_ATTR
     kv.value.string_value = project
-    return message.SerializeToString()
 
 
 def _stamp_wire(body: bytes, project: str) -> bytes:
@@ -243,9 +239,9 @@ def _stamp_wire(body: bytes, project: str) -> bytes:
             else:
                 rest.append(view[fs:e])
         resource = _stamped_resource(b"".join(resources), project)
-        head = b"\x0a" + _encode_varint(len(resource))
+        head = b"\x0a" + varint(len(resource))
         inner_len = len(head) + len(resource) + sum(len(r) for r in rest)
-        out += [b"\x0a" + _encode_varint(inner_len), head, resource, *rest]
+        out += [b"\x0a" + varint(inner_len), head, resource, *rest]
     return b"".join(out)
 
 
@@ -260,13 +256,7 @@ def stamp_body(body: bytes, project: str) -> bytes:
 def _stamp_slow(body: bytes, project: str) -> bytes:
     request = ExportTraceServiceRequest.FromString(body)
     for rs in request.resource_spans:
-        attrs = rs.resource.attributes
-        for i in range(len(attrs) - 1, -1, -1):
-            if attrs[i].key == VERIFIED_PROJECT_ATTR:
-                del attrs[i]
-        kv = attrs.add()
-        kv.key = VERIFIED_PROJECT_ATTR
-        kv.value.string_value = project
+        _set_project(rs.resource.attributes, project)
     return request.SerializeToString()
 
 
