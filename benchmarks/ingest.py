@@ -154,20 +154,27 @@ class VisibilityProbe:
                 time.sleep(0.1)
 
 
-def send(url: str, bodies: list[bytes], clients: int) -> list[float]:
-    """Each client keeps one request in flight; 503 is retried after Retry-After. Returns ack latencies."""
+def send(url: str, bodies: list[bytes], clients: int, interval: float = 0.0) -> list[float]:
+    """Each client keeps one request in flight; 503 is retried after Retry-After. Returns ack latencies.
+
+    ``interval`` > 0: request i is not sent before i x interval seconds after the start (an offered
+    load below saturation, as a fleet exporting steadily); 0: every client sends back to back."""
     parts = urllib.parse.urlsplit(url)
     latencies: list[float] = []
     lock = threading.Lock()
-    items = iter(bodies)
+    items = iter(enumerate(bodies))
+    t0 = time.perf_counter()
 
     def client() -> None:
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=300)
         while True:
             with lock:
-                body = next(items, None)
+                index, body = next(items, (0, None))
             if body is None:
                 break
+            wait = t0 + index * interval - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
             started = time.perf_counter()
             while True:
                 conn.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
@@ -195,7 +202,7 @@ def metric_values(exposition: str, names: set[str]) -> dict[str, float]:
             for sample in family.samples if sample.name in names}
 
 
-def run(mode: str, bodies: list[bytes], spans: int, clients: int) -> dict[str, float]:
+def run(mode: str, bodies: list[bytes], spans: int, clients: int, rate: float | None = None) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="tracelake-bench-") as tmp, \
             start_server(Path(tmp) / "data", ack_mode=mode) as server:
         server.sql("SELECT 1")  # warm
@@ -204,7 +211,8 @@ def run(mode: str, bodies: list[bytes], spans: int, clients: int) -> dict[str, f
         watcher.start()
         probe.start()
         started = time.perf_counter()
-        latencies = send(server.otlp_http_url, bodies, clients)
+        interval = spans / len(bodies) / rate if rate else 0.0  # seconds between requests, all clients
+        latencies = send(server.otlp_http_url, bodies, clients, interval)
         acked = time.perf_counter() - started
         probe.stop.set()
         visible = server.wait_for_count("SELECT count() FROM otel_traces WHERE ServiceName != 'bench-probe'",
@@ -235,6 +243,8 @@ def main() -> int:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--modes", nargs="+", default=["spool", "commit"], choices=["spool", "commit"])
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--rate", type=float, help="spans/s for all clients together (below saturation); "
+                        "default: as fast as each client's one request in flight allows")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     bodies = build_requests(args.spans, args.per_request, args.seed)
@@ -243,13 +253,15 @@ def main() -> int:
     print(f"{spans:,} spans, {size:,.0f} B/span of OTLP protobuf, {len(bodies)} requests of {args.per_request}, "
           f"{os.cpu_count()} cores; load average before: {load_average()}")
     print(f"baseline (decode + validate only, one thread): {decode_baseline(bodies):,.0f} spans/s")
+    if args.rate:
+        print(f"offered load: {args.rate:,.0f} spans/s in all (requests paced, not back to back)")
     results: dict[tuple[str, int], dict[str, float]] = {}
     header = (f"{'mode':>6} {'clients':>7} {'e2e spans/s':>11} {'acked/s':>9} {'ack p50':>8} {'ack p99':>8} "
               f"{'visible p50/p99 s':>17} {'RSS MB':>7} {'spool MB':>8} {'INSERTs':>7} {'spans/INSERT':>12} {'load avg':>15}")
     print(header)
     for clients in args.clients:
         for mode in args.modes:
-            r = results[(mode, clients)] = run(mode, bodies, spans, clients)
+            r = results[(mode, clients)] = run(mode, bodies, spans, clients, args.rate)
             print(f"{mode:>6} {clients:7d} {r['e2e']:11,.0f} {r['acked']:9,.0f} {r['p50']:6,.0f}ms {r['p99']:6,.0f}ms "
                   f"{r['vis_p50']:8.2f}/{r['vis_p99']:<8.2f} {r['rss_mb']:7,.0f} {r['spool_mb']:8.1f} "
                   f"{r['inserts']:7.0f} {r['per_insert']:12,.0f} {load_average():>15}", flush=True)
