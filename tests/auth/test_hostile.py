@@ -128,9 +128,11 @@ def test_oversized_headers_and_bodies(stack):
     too_big = httpx.post(f"{stack.server.otlp_http_url}/v1/traces", content=body, timeout=120,
                          headers={"content-type": "application/x-protobuf", "authorization": f"Bearer {key}"})
     assert too_big.status_code == 413
-    unauth = httpx.post(f"{stack.server.otlp_http_url}/v1/traces", content=body, timeout=120,
-                        headers={"content-type": "application/x-protobuf"})
-    assert unauth.status_code == 401
+    # Without a key the 21 MB body is never read: announce it, send none of it, get the 401. (Sending
+    # it raced the server's hang-up after its answer: the client sometimes saw a broken connection.)
+    reply = _raw(stack.server.otlp_http_url, f"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                 f"application/x-protobuf\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+    assert reply.split(b" ")[1] == b"401", reply[:100]
     sql = stack.client("A:viewer").http.post("/api/sql", data={"q": "SELECT 1", "pad": "x" * (2 * 1024 * 1024)})
     assert sql.status_code in (200, 400, 413)
     # Everything still answers.
