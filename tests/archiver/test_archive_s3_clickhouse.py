@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from arx_helpers import POLICY, make_dataset, send, trace_ids
 from arx_tool import snapshot_store
-from conftest import TcpProxy
+from arx_proxy import TcpProxy
 from server_process import start_clickhouse_endpoint, start_server
 
 from tracelake.store import open_store

@@ -77,8 +77,12 @@ class ChdbStore:
             return self._run(sql, "ArrowTable", params, self._readonly)
 
     def insert_arrow(self, table: str, batch: pa.Table) -> None:
-        cols = ", ".join(f"`{c}`" for c in batch.column_names)
-        self._run(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM Python(batch)", "CSV", None)
+        self._run(_insert_arrow_sql(table, batch), "CSV", None)
+
+    def dedicated(self) -> "DedicatedChdb":
+        """The store on a connection of its own (same data): long work there (the archiver) neither
+        waits for nor holds up the shared session."""
+        return DedicatedChdb(self)
 
     def _insert_connection(self):
         connection = getattr(self._insert_local, "connection", None)
@@ -161,3 +165,60 @@ class ChdbStore:
             self._readonly.close()
         finally:
             self._session.close()
+
+
+def _insert_arrow_sql(table: str, batch: pa.Table) -> str:
+    # chdb's Python() table function finds the Arrow table by this name in the calling frames.
+    cols = ", ".join(f"`{c}`" for c in batch.column_names)
+    return f"INSERT INTO {table} ({cols}) SELECT {cols} FROM Python(batch)"
+
+
+class DedicatedChdb:
+    """A :class:`ChdbStore` on its own chdb connection, one statement at a time (chdb keeps query
+    parameters per connection). Reads for untrusted SQL and OTLP inserts go to the parent store."""
+
+    def __init__(self, parent: ChdbStore) -> None:
+        import chdb
+
+        self.parent = parent
+        self.database = parent.database
+        self.description = parent.description
+        self._lock = threading.Lock()
+        self._connection = chdb.connect(parent._db_path)
+        self._run(f"USE {self.database}", "CSV", None)
+
+    def _run(self, sql: str, fmt: str, params: Params):
+        with self._lock:
+            return ChdbStore._query(self._connection, sql, fmt, params)
+
+    def execute(self, sql: str, params: Params = None) -> None:
+        self._run(sql, "CSV", params)
+
+    def query_arrow(self, sql: str, params: Params = None) -> pa.Table:
+        return self._run(sql, "ArrowTable", params)
+
+    def query_readonly(self, sql: str, params: Params = None) -> pa.Table:
+        return self.parent.query_readonly(sql, params)
+
+    def insert_arrow(self, table: str, batch: pa.Table) -> None:
+        self._run(_insert_arrow_sql(table, batch), "CSV", None)
+
+    def insert_otlp(self, table: str, stream: bytes, dedup_token: str | None = None) -> None:
+        self.parent.insert_otlp(table, stream, dedup_token)
+
+    def ping(self) -> bool:
+        try:
+            self._run("SELECT 1", "CSV", None)
+            return True
+        except StoreError:
+            return False
+
+    def release(self) -> None:
+        """Close this connection only (the parent store stays open)."""
+        with self._lock:
+            self._connection.close()
+
+    def close(self) -> None:
+        """Close this connection and the parent store (for a process that owns both, as the CLI)."""
+        self.release()
+        self.parent.close()
