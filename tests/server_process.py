@@ -26,6 +26,25 @@ TESTS = Path(__file__).resolve().parent
 STARTUP_TIMEOUT = 90.0
 
 
+def metric_value(exposition: str, name: str) -> float:
+    """The value of sample ``name`` in a Prometheus text exposition."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == name:
+                return sample.value
+    raise AssertionError(f"no {name} in /metrics:\n{exposition[:2000]}")
+
+
+def wait_until(condition: Any, what: str, timeout: float = 60.0, every: float = 0.05) -> None:
+    """Poll ``condition`` until it is true; fail naming ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting until {what}"
+        time.sleep(every)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:
@@ -95,18 +114,13 @@ class ServerProcess:
     def wait_loaded(self, key: str | None = None, timeout: float = 60.0) -> None:
         """Wait until every span this process acked is in ClickHouse (``tracelake_queue_spans`` is 0 on
         its /metrics): in spool mode an ack means durable on disk, and loading follows a moment later."""
-        from prometheus_client.parser import text_string_to_metric_families
+        wait_until(lambda: self.metric("tracelake_queue_spans", key) == 0, "every acked span is loaded", timeout)
 
+    def metric(self, name: str, key: str | None = None, client: httpx.Client | None = None) -> float:
+        """A sample of the collector's /metrics (``client``: reuse that client's connections)."""
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        deadline = time.monotonic() + timeout
-        while True:
-            text = httpx.get(f"{self.otlp_http_url}/metrics", headers=headers, timeout=30).text
-            queued = next(f.samples[0].value for f in text_string_to_metric_families(text)
-                          if f.name == "tracelake_queue_spans")
-            if queued == 0:
-                return
-            assert time.monotonic() < deadline, f"{queued} acked spans still not loaded after {timeout} s"
-            time.sleep(0.05)
+        text = (client or httpx).get(f"{self.otlp_http_url}/metrics", headers=headers, timeout=30).text
+        return metric_value(text, name)
 
     def terminate(self, timeout: float = 60.0) -> int:
         if self.proc.poll() is None:

@@ -6,15 +6,13 @@ import base64
 import hashlib
 import json
 import os
-import random
-import struct
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import httpx
+from att_media import png
 from arx_helpers import DAY_NS, POLICY, _trace, make_dataset, send
 from otlp_spans import request
 from server_process import start_server
@@ -86,17 +84,6 @@ def test_schedule_archives_without_being_asked(tmp_path: Path):
         assert status["enabled"] and [r["name"] for r in status["rules"]] == ["errors", "default"]
 
 
-def _png(seed: int) -> bytes:
-    rng = random.Random(seed)
-    rows = b"".join(b"\x00" + rng.randbytes(48 * 3) for _ in range(32))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", 48, 32, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 1)) + chunk(b"IEND", b"")
-
-
 def _with_image(age_days: int, image: bytes) -> bytes:
     spans = _trace(time.time_ns() - age_days * DAY_NS, children=1)
     uri = "data:image/png;base64," + base64.b64encode(image).decode()
@@ -107,7 +94,7 @@ def _with_image(age_days: int, image: bytes) -> bytes:
 
 
 def test_attachments_follow_their_traces(tmp_path: Path):
-    kept, dropped = _png(1), _png(2)
+    kept, dropped = png(48, 32, 1), png(48, 32, 2)
     policy = tmp_path / "retention.yaml"
     policy.write_text(POLICY)
     env = {"TRACELAKE_ATTACHMENT_GC_GRACE": "0s"}

@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import random
-import struct
-import zlib
 from dataclasses import dataclass
 
 import pytest
 
+from att_media import png
 from auth_stack import ADMIN_KEY, Client, create_key, emit, start_auth_server
-
-
-def _png(seed: int) -> bytes:
-    rng = random.Random(seed)
-    rows = b"".join(b"\x00" + rng.randbytes(40 * 3) for _ in range(30))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", 40, 30, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 1)) + chunk(b"IEND", b"")
 
 
 @dataclass
@@ -46,7 +33,7 @@ def stack(tmp_path_factory):
         admin = Client(server, ADMIN_KEY)
         shas, images = {}, {}
         for i, project in enumerate(("A", "B")):
-            image = images[project] = _png(100 + i)
+            image = images[project] = png(40, 30, 100 + i)
             shas[project] = hashlib.sha256(image).hexdigest()
             spans = [{"name": f"root-{project}", "attrs": {"session.id": f"sess-{project}", "user.id": f"user-{project}",
                                                            "gen_ai.request.model": f"model-{project}",

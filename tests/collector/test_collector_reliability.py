@@ -10,9 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from otlp_spans import new_trace_id, request, span
-from server_process import start_clickhouse_endpoint, start_server
+from server_process import start_clickhouse_endpoint, start_server, wait_until
 
 from tracelake.store import open_store
 
@@ -123,21 +122,6 @@ def test_kill_9_after_acks_loses_nothing(tmp_path, ack_mode):
         assert again.sql("SELECT count(), uniqExact(TraceId) FROM otel_traces WHERE ServiceName = 'durable'") == [[1500, 15]]
 
 
-def _queued_spans(metrics_text: str) -> float:
-    """``tracelake_queue_spans``: spans accepted and not yet committed (so their requests are unanswered)."""
-    for family in text_string_to_metric_families(metrics_text):
-        if family.name == "tracelake_queue_spans":
-            return family.samples[0].value
-    raise AssertionError(f"no tracelake_queue_spans in /metrics:\n{metrics_text}")
-
-
-def _wait_until(condition, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.02)
-
-
 def _listening(url: str) -> bool:
     try:
         socket.create_connection((httpx.URL(url).host, httpx.URL(url).port), timeout=5).close()
@@ -171,11 +155,12 @@ def test_sigterm_commits_what_was_accepted(tmp_path):
         endpoint.hold_inserts()  # commits hang: an accepted request stays unanswered
         futures = [pool.submit(send, b) for b in bodies]
         # Every request accepted and none can commit: all 16 are in flight when the signal comes.
-        metrics = f"{collector.otlp_http_url}/metrics"
-        _wait_until(lambda: _queued_spans(client.get(metrics).text) == len(bodies) * 200, "every request is queued")
+        # tracelake_queue_spans: spans accepted and not yet committed (their requests unanswered)
+        wait_until(lambda: collector.metric("tracelake_queue_spans", client=client) == len(bodies) * 200,
+                   "every request is queued", every=0.02)
         collector.proc.send_signal(signal.SIGTERM)
         # The server took the signal (its listener is closed) while the commits still hang...
-        _wait_until(lambda: not _listening(collector.otlp_http_url), "the listener closes after SIGTERM")
+        wait_until(lambda: not _listening(collector.otlp_http_url), "the listener closes after SIGTERM", every=0.02)
         assert collector.proc.poll() is None, "".join(collector.output)
         endpoint.release_inserts()  # ...then lets the commits through: the drain must answer them all
         results = [f.result() for f in futures]

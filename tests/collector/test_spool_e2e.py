@@ -10,7 +10,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,8 +18,7 @@ import grpc
 import httpx
 import pytest
 from otlp_spans import new_trace_id, request, span
-from prometheus_client.parser import text_string_to_metric_families
-from server_process import ServerProcess, start_clickhouse_endpoint, start_server
+from server_process import ServerProcess, start_clickhouse_endpoint, start_server, wait_until
 
 from tracelake.store import open_store
 
@@ -37,24 +35,8 @@ def _post(client: httpx.Client, url: str, body: bytes) -> httpx.Response:
     return client.post(f"{url}/v1/traces", content=body, headers={"Content-Type": "application/x-protobuf"})
 
 
-def _metric(url: str, name: str) -> float:
-    text = httpx.get(f"{url}/metrics", timeout=30).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name:
-                return sample.value
-    raise AssertionError(f"no {name} in /metrics")
-
-
-def _wait_until(condition, what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.05)
-
-
 def _spool_empty(server: ServerProcess) -> bool:
-    return _metric(server.otlp_http_url, "tracelake_spool_segments") == 0
+    return server.metric("tracelake_spool_segments") == 0
 
 
 def _exactly_once(store, service: str, acked: dict[str, int]) -> None:
@@ -112,13 +94,13 @@ def test_kill_9_mid_load_then_restart_replays_every_acked_span_once(tmp_path, pr
     server = start_server(data)
     processes.append(server)
     load = Load([server.otlp_http_url], "kill9", requests=120, clients=6).start()
-    _wait_until(lambda: len(load.acked) >= 30, "30 requests are acked")
+    wait_until(lambda: len(load.acked) >= 30, "30 requests are acked", timeout=120)
     server.kill()  # SIGKILL mid-load: some requests in flight, segments unloaded or half-loaded
     load.wait()
     assert 30 <= len(load.acked) < 120, load.statuses
     with start_server(data) as again:
         processes.append(again)
-        _wait_until(lambda: _spool_empty(again), "the replayed spool is loaded")
+        wait_until(lambda: _spool_empty(again), "the replayed spool is loaded", timeout=120)
         store_rows = again.sql("SELECT TraceId, count() FROM otel_traces WHERE ServiceName = 'kill9' GROUP BY TraceId")
         per_trace = {t: n for t, n in store_rows}
         assert all(per_trace.get(t) == 50 for t in load.acked), {t: per_trace.get(t) for t in load.acked}
@@ -169,8 +151,8 @@ def test_torn_tail_is_cut_and_every_acked_span_loads(tmp_path, processes, clickh
         f.write(partial[: len(partial) // 2])
     clickhouse.toggle_failures()
     with _collector(processes, tmp_path, "c", db_url) as again:
-        _wait_until(lambda: _spool_empty(again), "the spool is loaded")
-        assert _metric(again.otlp_http_url, "tracelake_spool_torn_bytes") == len(partial) // 2
+        wait_until(lambda: _spool_empty(again), "the spool is loaded", timeout=120)
+        assert again.metric("tracelake_spool_torn_bytes") == len(partial) // 2
     assert list((spool / "corrupt").glob("*.torn"))
     assert any("torn tail" in line for line in again.output)
     store = open_store(clickhouse_url=db_url, migrate=False)
@@ -188,7 +170,7 @@ def test_a_corrupt_segment_is_moved_aside_and_reported(tmp_path, processes, clic
             body, trace = _body("corrupt")
             assert _post(client, collector.otlp_http_url, body).status_code == 200
             acked[trace] = 50
-            _wait_until(lambda: len(list((tmp_path / "c" / "spool").glob("*.seg"))) == i + 1, "a segment is sealed")
+            wait_until(lambda: len(list((tmp_path / "c" / "spool").glob("*.seg"))) == i + 1, "a segment is sealed", timeout=120)
     collector.kill()
     spool = tmp_path / "c" / "spool"
     victim = min(spool.glob("*.seg"))
@@ -197,8 +179,8 @@ def test_a_corrupt_segment_is_moved_aside_and_reported(tmp_path, processes, clic
     victim.write_bytes(bytes(data))
     clickhouse.toggle_failures()
     with _collector(processes, tmp_path, "c", db_url) as again:
-        _wait_until(lambda: _spool_empty(again), "the sound segments are loaded")
-        assert _metric(again.otlp_http_url, "tracelake_spool_corrupt_segments") == 1
+        wait_until(lambda: _spool_empty(again), "the sound segments are loaded", timeout=120)
+        assert again.metric("tracelake_spool_corrupt_segments") == 1
     assert (spool / "corrupt" / victim.name).read_bytes() == bytes(data)  # kept for inspection, not deleted
     assert any("is corrupt" in line and victim.name in line for line in again.output)
     store = open_store(clickhouse_url=db_url, migrate=False)
@@ -232,8 +214,8 @@ def test_clickhouse_down_under_load_acks_continue_then_503_at_the_bound_then_all
         ready = client.get(f"{collector.otlp_http_url}/readyz")
         assert ready.status_code == 503 and "spool full" in ready.text
         # The first sealed segment's INSERT fails: the loaders report the store down, acks went on.
-        _wait_until(lambda: _metric(collector.otlp_http_url, "tracelake_store_up") == 0, "a load attempt failed")
-        assert _metric(collector.otlp_http_url, "tracelake_spool_oldest_unloaded_age_seconds") > 0
+        wait_until(lambda: collector.metric("tracelake_store_up") == 0, "a load attempt failed", timeout=120)
+        assert collector.metric("tracelake_spool_oldest_unloaded_age_seconds") > 0
         with grpc.insecure_channel(collector.otlp_grpc_addr) as channel:
             export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
             with pytest.raises(grpc.RpcError) as err:
@@ -241,12 +223,12 @@ def test_clickhouse_down_under_load_acks_continue_then_503_at_the_bound_then_all
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
             assert "google.rpc.retryinfo-bin" in dict(err.value.trailing_metadata() or ())
         clickhouse.toggle_failures()  # back: the loaders retry and empty the spool
-        _wait_until(lambda: _spool_empty(collector), "the spool is loaded after the outage")
+        wait_until(lambda: _spool_empty(collector), "the spool is loaded after the outage", timeout=120)
         assert client.get(f"{collector.otlp_http_url}/readyz").status_code == 200
         body, trace = _body("down")
         assert _post(client, collector.otlp_http_url, body).status_code == 200
         acked[trace] = 50
-        _wait_until(lambda: _spool_empty(collector), "the last request is loaded")
+        wait_until(lambda: _spool_empty(collector), "the last request is loaded", timeout=120)
     collector.terminate()
     store = open_store(clickhouse_url=db_url, migrate=False)
     _exactly_once(store, "down", acked)
@@ -279,13 +261,13 @@ def test_disk_full_is_a_clear_refusal_and_nothing_unsynced_is_acked(tmp_path, pr
                 break
             acked[trace] = 50
         assert r.status_code == 503 and "spool disk full" in r.content.decode(errors="replace"), r.content
-        assert acked and _metric(collector.otlp_http_url, "tracelake_spool_write_errors") >= 1
+        assert acked and collector.metric("tracelake_spool_write_errors") >= 1
         clickhouse.toggle_failures()
-        _wait_until(lambda: _spool_empty(collector), "the spool is loaded")
+        wait_until(lambda: _spool_empty(collector), "the spool is loaded", timeout=120)
         body, trace = _body("full")  # room again
         assert _post(client, collector.otlp_http_url, body).status_code == 200
         acked[trace] = 50
-        _wait_until(lambda: _spool_empty(collector), "the last request is loaded")
+        wait_until(lambda: _spool_empty(collector), "the last request is loaded", timeout=120)
     collector.terminate()
     store = open_store(clickhouse_url=db_url, migrate=False)
     _exactly_once(store, "full", acked)
@@ -296,7 +278,7 @@ def test_sigterm_drains_the_spool_into_clickhouse(tmp_path, processes, clickhous
     db_url = f"{clickhouse.url}/term_{uuid.uuid4().hex[:6]}"
     collector = _collector(processes, tmp_path, "c", db_url)
     load = Load([collector.otlp_http_url], "term", requests=60, clients=6).start()
-    _wait_until(lambda: len(load.acked) >= 20, "20 requests are acked")
+    wait_until(lambda: len(load.acked) >= 20, "20 requests are acked", timeout=120)
     collector.proc.send_signal(signal.SIGTERM)
     load.wait()
     assert collector.proc.wait(120) == 0, "".join(collector.output)
@@ -311,13 +293,13 @@ def test_three_collectors_one_clickhouse_kill_9_one_and_restart(tmp_path, proces
     collectors = [_collector(processes, tmp_path, f"c{i}", db_url) for i in range(3)]
     try:
         load = Load([c.otlp_http_url for c in collectors], "fleet", requests=150, clients=9).start()
-        _wait_until(lambda: len(load.acked) >= 45, "45 requests are acked")
+        wait_until(lambda: len(load.acked) >= 45, "45 requests are acked", timeout=120)
         collectors[1].kill()  # one of three dies mid-load; its spool stays on its disk
         load.wait()
         assert 45 <= len(load.acked) < 150
         collectors[1] = _collector(processes, tmp_path, "c1", db_url)  # same data dir: replays its spool
         for c in collectors:
-            _wait_until(lambda: _spool_empty(c), "every spool is loaded")
+            wait_until(lambda: _spool_empty(c), "every spool is loaded", timeout=120)
     finally:
         for c in collectors:
             c.terminate()
@@ -342,10 +324,10 @@ def test_a_collector_starts_and_acks_while_clickhouse_is_unreachable(tmp_path, p
             assert _post(client, collector.otlp_http_url, body).status_code == 200
             acked[trace] = 50
         assert client.get(f"{collector.otlp_http_url}/readyz").status_code == 200  # the spool has room
-        _wait_until(lambda: _metric(collector.otlp_http_url, "tracelake_store_up") == 0, "a load attempt failed")
+        wait_until(lambda: collector.metric("tracelake_store_up") == 0, "a load attempt failed", timeout=120)
         endpoint = start_clickhouse_endpoint(tmp_path / "ch", port=port)  # ClickHouse comes up
         try:
-            _wait_until(lambda: _spool_empty(collector), "the spool is loaded once ClickHouse answers")
+            wait_until(lambda: _spool_empty(collector), "the spool is loaded once ClickHouse answers", timeout=120)
             collector.terminate()
             store = open_store(clickhouse_url=db_url, migrate=False)
             _exactly_once(store, "late", acked)
