@@ -13,10 +13,12 @@ bytes for what any engine computes from the nanoseconds). The ClickHouse view
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pyarrow as pa
@@ -24,7 +26,6 @@ import pyarrow as pa
 APP_ID = "tracelake-archiver"  # the Delta app transaction id: its version is the last run's Seq
 TABLE_NAME = "otel_traces"
 PARTITIONS = ["Day", "Project"]
-ROW_GROUP_ROWS = 8192
 
 _MAP = pa.map_(pa.string(), pa.string())
 EVENT = pa.struct([("TimeUnixNano", pa.int64()), ("Name", pa.string()), ("Attributes", _MAP)])
@@ -62,26 +63,27 @@ SCHEMA = pa.schema([
 ])
 
 
-# Measured on LLM-agent spans (benchmarks/archive.py): random ids and times gain nothing from
-# dictionaries, and ZSTD 6 over TraceId-then-time order brings the archive below the hot tier's
-# bytes per span; level 9 saves ~5 % more for ~30 % more CPU.
-NO_DICTIONARY = ("SpanId", "ParentSpanId", "StartTimeUnixNano")
-ZSTD_LEVEL = 6
-
-
-def writer_properties():
-    from deltalake import ColumnProperties, WriterProperties
-
-    return WriterProperties(max_row_group_size=ROW_GROUP_ROWS, compression="ZSTD", compression_level=ZSTD_LEVEL,
-                            column_properties={c: ColumnProperties(dictionary_enabled=False) for c in NO_DICTIONARY})
-
-
 class ArchiveStoreError(RuntimeError):
     """The object store holding the archive refused or could not be reached."""
 
 
 def _sql_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+_SAFE_PART = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A Parquet file written into the table (not yet committed): one Delta ``add`` action."""
+
+    path: str  # relative to the table root
+    size: int
+    partition: dict[str, str]
+    rows: int
+    stats: str  # Delta statistics JSON
+    modified_ms: int
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,28 @@ class ArchiveLocation:
     storage_options: dict[str, str] = field(default_factory=dict)
     clickhouse_source: str = ""  # table engine: DeltaLakeLocal(...) / DeltaLake(...)
     is_local: bool = True
+    clickhouse_url: str = ""  # the table root as ClickHouse's file() / s3() address it, ending in /
+    clickhouse_credentials: tuple[str, ...] = ()  # s3(): key, secret
+
+    def clickhouse_function(self, relative: str, fmt: str) -> str:
+        """``file(...)`` / ``s3(...)`` for a file of the table (``relative`` is ours: partition
+        directory and generated name, never user text; partition values are sanitized)."""
+        args = [_sql_string(self.clickhouse_url + relative)]
+        if self.is_local:
+            return f"file({args[0]}, {_sql_string(fmt)})"
+        args += [_sql_string(c) for c in self.clickhouse_credentials]
+        return f"s3({', '.join(args)}, {_sql_string(fmt)})"
+
+    @staticmethod
+    def partition_path(day: str, project: str) -> str:
+        """``Day=.../Project=.../`` as writers lay partitions out. Readers take partition values
+        from the Delta log, not from the path, so a project name outside ``[A-Za-z0-9_.-]`` is
+        written as a hash rather than escaped (no percent-encoding for engines to disagree on)."""
+        if not _SAFE_PART.fullmatch(project):
+            project = "_" + hashlib.sha256(project.encode()).hexdigest()[:16]
+        if not _SAFE_PART.fullmatch(day):
+            raise ValueError(f"unexpected Day partition {day!r}")
+        return f"Day={day}/Project={project}/"
 
     @classmethod
     def for_url(cls, url: str, *, endpoint_url: str | None = None, region: str | None = None,
@@ -101,7 +125,7 @@ class ArchiveLocation:
         if parts.scheme in ("", "file"):
             root = Path(unquote(parts.path) if parts.scheme else url).expanduser().resolve()
             path = root / "archive" / TABLE_NAME
-            return cls(str(path), {}, f"DeltaLakeLocal({_sql_string(str(path))})", True)
+            return cls(str(path), {}, f"DeltaLakeLocal({_sql_string(str(path))})", True, str(path) + "/")
         if parts.scheme != "s3":
             raise ValueError(f"unsupported archive location {url!r}: use file:///dir or s3://bucket/prefix")
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
@@ -122,7 +146,8 @@ class ArchiveLocation:
         http = (f"{endpoint.rstrip('/')}/{bucket}/{path}/" if endpoint
                 else f"https://{bucket}.s3.{region or 'us-east-1'}.amazonaws.com/{path}/")
         args = [_sql_string(http)] + ([_sql_string(key), _sql_string(secret)] if key and secret else [])
-        return cls(f"s3://{bucket}/{path}", options, f"DeltaLake({', '.join(args)})", False)
+        return cls(f"s3://{bucket}/{path}", options, f"DeltaLake({', '.join(args)})", False, http,
+                   (key, secret) if key and secret else ())
 
     @classmethod
     def from_settings(cls, settings: Any) -> "ArchiveLocation":
@@ -181,26 +206,23 @@ class DeltaArchive:
             raise _wrap(exc) from exc
         return -1 if version is None else int(version)
 
-    def write(self, batches: Iterable[pa.RecordBatch], seq: int, run_id: str) -> int:
-        """Append every batch in ONE Delta commit tagged with app transaction (APP_ID, seq).
+    def commit(self, files: list[DataFile], seq: int, run_id: str) -> int:
+        """Add every file in ONE Delta commit tagged with app transaction (APP_ID, seq).
 
         Returns the table version written. A crash before the commit leaves only unreferenced
         files (vacuumed later); after it, :meth:`committed_seq` tells a rerun that it is done."""
-        from deltalake import CommitProperties, Transaction, write_deltalake
+        from deltalake import CommitProperties, Transaction
+        from deltalake.transaction import AddAction
 
-        reader = pa.RecordBatchReader.from_batches(SCHEMA, iter(batches))
-        props = writer_properties()
         commit = CommitProperties(app_transactions=[Transaction(APP_ID, seq)],
                                   custom_metadata={"tracelake.run": run_id})
+        adds = [AddAction(f.path, f.size, f.partition, f.modified_ms, True, f.stats) for f in files]
         try:
-            write_deltalake(self.location.uri, reader, partition_by=PARTITIONS, mode="append",
-                            writer_properties=props, commit_properties=commit,
-                            storage_options=self.location.storage_options,
-                            target_file_size=256 * 1024 * 1024)
+            table = self._table()
+            table.create_write_transaction(adds, mode="append", schema=SCHEMA, partition_by=PARTITIONS,
+                                           commit_properties=commit)
             return self._table().version()
         except Exception as exc:  # noqa: BLE001
-            if isinstance(exc, ArchiveStoreError):
-                raise
             raise _wrap(exc) from exc
 
     def delete(self, predicate: str) -> dict[str, Any]:

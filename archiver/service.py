@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tracelake.archiver import runs
-from tracelake.archiver.delta import ArchiveLocation, DeltaArchive
+from tracelake.archiver.delta import ArchiveLocation, ArchiveStoreError, DeltaArchive
 from tracelake.archiver.plan import NS, Plan, candidates_sql, expired_condition, make_plan
 from tracelake.archiver.policy import RetentionPolicy
 from tracelake.archiver.runs import RunRecord, fail_point, record
-from tracelake.archiver.spans import ReadStats, read_run
+from tracelake.archiver.spans import write_run
 from tracelake.query.params import Params
 from tracelake.store.archive_schema import archive_table_sql, archive_view_sql, empty_archive_view_sql
-from tracelake.store.base import Store
+from tracelake.store.base import Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -196,12 +196,10 @@ class Archiver:
         if run.traces == 0:
             record(self.store, run, "written")
             return
-        stats = ReadStats()
+        spans = 0
         if self.delta.committed_seq() >= run.seq:
-            # The commit happened before a crash: the hot copy is still there to find attachments.
             log.info("run %s: Delta commit already done", run.run_id)
             archive_bytes = run.archive_bytes
-            self._attachments_from_hot(run)
         else:
             done = [0]
 
@@ -214,32 +212,28 @@ class Archiver:
                 if i == 1:
                     fail_point("mid_write")
 
-            before = self._archive_bytes()
-            self.delta.write(read_run(self.store, run.run_id, self.chunk_spans, stats, step, chunk), run.seq, run.run_id)
-            archive_bytes = max(self._archive_bytes() - before, 0)
+            try:
+                files = write_run(self.store, self.location, run.run_id, self.chunk_spans, step, chunk)
+            except StoreError as exc:
+                # ClickHouse writes the files: an unreachable object store surfaces as its error.
+                raise ArchiveStoreError(f"archive object store (files written by ClickHouse): {exc}") from exc
+            self.delta.commit(files, run.seq, run.run_id)
+            spans = sum(f.rows for f in files)
+            archive_bytes = sum(f.size for f in files)
             fail_point("after_delta_commit")
-            self._insert_attachments(run, stats.attachments)
-        record(self.store, run, "written", spans=stats.spans or run.spans, archive_bytes=archive_bytes)
+        # Blobs the archived spans reference, read from the hot copy (still there until
+        # 'hot_deleted'; on a rerun after the commit too).
+        self._attachments_from_hot(run)
+        record(self.store, run, "written", spans=spans or run.spans, archive_bytes=archive_bytes)
         fail_point("after_written")
-
-    def _archive_bytes(self) -> int:
-        return sum(s for _, _, _, s in self.delta.partition_sizes())
-
-    def _insert_attachments(self, run: RunRecord, refs: list[tuple[str, str]]) -> None:
-        import pyarrow as pa
-
-        if not refs:
-            return
-        shas, traces = zip(*sorted(set(refs)))
-        self.store.insert_arrow("archive_attachments", pa.table({
-            "Sha256": list(shas), "TraceId": list(traces), "RunId": [run.run_id] * len(shas)}))
 
     def _attachments_from_hot(self, run: RunRecord) -> None:
         self.store.execute(
             "INSERT INTO archive_attachments (Sha256, TraceId, RunId) "
             "SELECT DISTINCT sha, TraceId, {r:String} FROM otel_traces "
             "ARRAY JOIN extractAll(SpanAttributes['tracelake.attachments'], '[0-9a-f]{64}') AS sha "
-            "WHERE TraceId IN (SELECT TraceId FROM trace_summary_archive WHERE RunId = {r:String})",
+            "WHERE mapContains(SpanAttributes, 'tracelake.attachments') "
+            "AND TraceId IN (SELECT TraceId FROM trace_summary_archive WHERE RunId = {r:String})",
             {"r": run.run_id})
 
     # --- committed -> hot_deleted ------------------------------------------------------------------

@@ -26,12 +26,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_TOOLS = REPO.parent / "shared" / "tools"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from shared_tools import shared_tools  # noqa: E402
+
+SHARED_TOOLS = shared_tools()
 DAY_NS = 86_400 * 10**9
 
 
 def _requests(total: int, base_ns: int) -> list[bytes]:
-    if (SHARED_TOOLS / "otlp_load.py").exists():
+    if SHARED_TOOLS is not None:
         sys.path.insert(0, str(SHARED_TOOLS))
         import otlp_load  # type: ignore[import-not-found]
 
@@ -124,6 +127,7 @@ def main() -> None:
     print(f"archive bytes/span         {archive_bytes / max(run.spans, 1):,.1f} (Delta Parquet files)")
     print(f"ratio archive/hot speed    {arch_rate / hot_rate:.2f}x")
     print(f"ratio archive/hot bytes    {archive_bytes / max(run.spans, 1) / (hot_bytes / spans):.2f}x")
+    print(f"span source                {'shared otlp_load.py (~1 KB LLM spans) at ' + str(SHARED_TOOLS) if SHARED_TOOLS else 'built-in small synthetic spans (no shared tools found)'}")
     print(f"load average               {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
 
 

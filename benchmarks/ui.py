@@ -35,14 +35,17 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_TOOLS = REPO.parent / "shared" / "tools"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from shared_tools import shared_tools  # noqa: E402
+
+SHARED_TOOLS = shared_tools()
 BATCH_SPANS = 16_384
 MS = 1_000_000
 
 
 def _generator():
     """otlp_load.build_requests if the shared tools exist, else the tests' builder."""
-    if (SHARED_TOOLS / "otlp_load.py").exists():
+    if SHARED_TOOLS is not None:
         sys.path.insert(0, str(SHARED_TOOLS))
         import otlp_load  # type: ignore[import-not-found]
 
