@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from tracelake.archiver import files as archive_files
 from tracelake.archiver import runs
 from tracelake.archiver.delta import ArchiveLocation, ArchiveStoreError, DeltaArchive
 from tracelake.archiver.plan import NS, Plan, candidates_sql, expired_condition, make_plan
@@ -63,6 +64,7 @@ def ensure_archive_view(store: Store, location: ArchiveLocation) -> bool:
         allow_local_reads(location)
         store.execute(archive_table_sql(location.clickhouse_source))
         store.execute(archive_view_sql())
+        archive_files.register(store, location)
         return True
     except Exception as exc:  # noqa: BLE001 - the server must start even when the archive is down
         log.warning("archive at %s not reachable (%s); otel_traces_archive is empty for now", location.uri, exc)
@@ -113,6 +115,7 @@ class Archiver:
             allow_local_reads(self.location)
             self.store.execute(archive_table_sql(self.location.clickhouse_source))
             self.store.execute(archive_view_sql())
+            archive_files.register(self.store, self.location)  # lookups by trace id read its files
             self._ready = True
 
     # --- plan ----------------------------------------------------------------------------------

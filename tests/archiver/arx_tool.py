@@ -1,6 +1,7 @@
 """Look at an embedded store from a subprocess (chdb holds one data directory per process).
 
     python arx_tool.py snapshot DATA_DIR [--sample TRACE_ID ...]
+    python arx_tool.py lookup DATA_DIR --sample TRACE_ID ...   # trace by id: files vs view
 
 prints JSON: every (TraceId, SpanId) in the hot tier, the ones hot readers see (not in
 archive_moving), the ones archive readers see (otel_traces_archive), per-table counts, run
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any
 
@@ -112,13 +114,58 @@ def digest(data_dir: str, sample: list[str]) -> dict[str, Any]:
         store.close()
 
 
+def lookup(data_dir: str, sample: list[str]) -> dict[str, Any]:
+    """Each sampled archived trace read by id as the trace page does (its Parquet files, straight)
+    and through the engine view, before and after another writer deletes the first one from Delta
+    and vacuums (as expiry or erasure do): the cached file list must see that change."""
+    from tracelake.archiver.delta import ArchiveLocation, DeltaArchive
+    from tracelake.archiver.service import ensure_archive_view
+    from tracelake.objectstore import default_url
+    from tracelake.query.params import Params
+    from tracelake.store import open_store
+    from tracelake.ui.queries import trace
+
+    def read(store) -> dict[str, Any]:
+        from deltalake import DeltaTable
+
+        live = set(DeltaTable(location.uri).get_add_actions(flatten=True).column("path").to_pylist())
+        out: dict[str, Any] = {}
+        for tid in sample:
+            loc = trace.archive_location(store, tid)
+            if loc is None:
+                out[tid] = None
+                continue
+            direct = trace._source(Params(), loc, store)
+            spans = [s.as_json() for s in trace._read_spans(store, loc)]
+            view = trace.Location(loc.trace_id, loc.tier, days=loc.days, projects=loc.projects)  # no runs: the view
+            detail = trace.get_span(store, tid, spans[0]["span_id"], loc) if spans else None
+            used = re.findall(r"file\('[^']*/archive/otel_traces/([^']+)'", direct)
+            out[tid] = {"direct": bool(used) and "otel_traces_archive" not in direct, "spans": spans,
+                        "files_live": bool(used) and set(used) <= live,
+                        "view_spans": [s.as_json() for s in trace._read_spans(store, view)],
+                        "detail": None if detail is None else [detail.attributes, detail.resource, detail.events]}
+        return out
+
+    location = ArchiveLocation.for_url(default_url(data_dir))
+    store = open_store(data_dir)
+    try:
+        ensure_archive_view(store, location)
+        before = read(store)
+        delta = DeltaArchive(location)  # another writer: its own table object
+        delta.delete(f"TraceId = '{sample[0]}'")
+        delta.vacuum()
+        return {"before": before, "after": read(store)}
+    finally:
+        store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("command", choices=["snapshot", "digest"])
+    parser.add_argument("command", choices=["snapshot", "digest", "lookup"])
     parser.add_argument("data_dir")
     parser.add_argument("--sample", nargs="*", default=[])
     args = parser.parse_args()
-    fn = snapshot if args.command == "snapshot" else digest
+    fn = {"snapshot": snapshot, "digest": digest, "lookup": lookup}[args.command]
     json.dump(fn(args.data_dir, args.sample), sys.stdout, default=str)
 
 

@@ -86,6 +86,29 @@ def test_run_moves_whole_traces_by_rule_and_deletes_expired(world):
     assert (second["hot"], second["archive_visible"]) == (after["hot"], after["archive_visible"])
 
 
+def test_trace_by_id_reads_its_files_and_sees_deletes_by_others(world):
+    data = _fresh(world, "lookup")
+    out = archiver(data, retention=world["policy"])
+    assert out.returncode == 0, out.stderr
+    sample = world["sample"]
+    got = snapshot(data, sample, command="lookup")
+    ds = world["ds"]
+    for tid in sample:
+        before = got["before"][tid]
+        # Read from the trace's Parquet files (not the engine table), same spans as the view.
+        assert before["direct"] and before["files_live"], tid
+        assert len(before["spans"]) == ds.spans[tid]
+        assert before["spans"] == before["view_spans"]
+        assert before["detail"] is not None and before["detail"][0]  # attributes of the first span
+    # After another writer deleted the first trace from Delta and vacuumed, the cached file list
+    # follows the new table version: no spans of it are read, the others are still there.
+    first = got["after"][sample[0]]
+    assert first["spans"] == [] and first["view_spans"] == []
+    for tid in sample[1:]:
+        assert got["after"][tid]["files_live"]  # not a vacuumed file of the old version
+        assert got["after"][tid]["spans"] == got["before"][tid]["spans"]
+
+
 def test_plan_counts_per_rule_and_day_and_changes_nothing(world):
     data = _fresh(world, "plan")
     out = archiver(data, "plan", retention=world["policy"])

@@ -252,6 +252,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(30, "access: api keys, audit log, session secret", (_auth.API_KEYS, _auth.AUDIT_LOG, _auth.AUTH_SECRETS,
                                                                       _auth.REVOKED_SESSIONS)),
     Migration(31, "access: Project from the caller's key wins", (_auth.stamped_project_column(PROJECT),)),
+    Migration(24, "archive: archived_traces without FINAL (trace lookups)", (archive_schema.ARCHIVED_TRACES_NO_FINAL,)),
 )
 
 MIGRATIONS_TABLE = """

@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 
 from tracelake.query.params import Params, query
-from tracelake.store.base import Store
+from tracelake.store.base import Store, StoreError
 from tracelake.ui.queries import tiers
 
 MAX_TRACE_SPANS = 20_000
@@ -72,6 +72,7 @@ class Location:
     window: tuple[int, int] = (0, 0)  # hot: [start, end] ns
     days: tuple[date, ...] = field(default=())  # archive: Day partitions
     projects: tuple[str, ...] = field(default=())  # archive: Project partitions
+    runs: tuple[str, ...] = field(default=())  # archive: the visible runs that archived it
 
 
 def trace_window(store: Store, trace_id: str) -> tuple[int, int] | None:
@@ -94,11 +95,11 @@ def archive_location(store: Store, trace_id: str) -> Location | None:
     if not tiers.archive_present(store):
         return None
     p = Params()
-    rows = query(store, f"SELECT DISTINCT Day, Project FROM archived_traces WHERE TraceId = {p.s(trace_id)}", p)
+    rows = query(store, f"SELECT DISTINCT Day, Project, RunId FROM archived_traces WHERE TraceId = {p.s(trace_id)}", p)
     if not rows:
         return None
     return Location(trace_id, "archive", days=tuple(sorted({r["Day"] for r in rows})),
-                    projects=tuple(sorted({r["Project"] for r in rows})))
+                    projects=tuple(sorted({r["Project"] for r in rows})), runs=tuple(sorted({r["RunId"] for r in rows})))
 
 
 def locate(store: Store, trace_id: str) -> Location | None:
@@ -109,14 +110,61 @@ def locate(store: Store, trace_id: str) -> Location | None:
     return archive_location(store, trace_id)
 
 
-def _source(p: Params, loc: Location) -> str:
-    """``FROM ... WHERE`` for the located trace's spans (the caller adds span conditions)."""
+def _source(p: Params, loc: Location, store: Store | None = None) -> str:
+    """``FROM ... WHERE`` for the located trace's spans (the caller adds span conditions). An
+    archived trace is read from its Parquet files directly when ``store`` knows them."""
     if loc.tier == "hot":
         return f"FROM otel_traces WHERE TraceId = {p.s(loc.trace_id)} AND {_within(p, loc.window)}"
+    direct = _archive_files_source(p, loc, store) if store is not None else None
+    if direct is not None:
+        return direct
     days = ", ".join(p.add(d.isoformat(), "Date") for d in loc.days)
     projects = ", ".join(p.s(x) for x in loc.projects)
     return (f"FROM otel_traces_archive WHERE Day IN ({days}) AND Project IN ({projects}) "
             f"AND TraceId = {p.s(loc.trace_id)}")
+
+
+def _archive_files_source(p: Params, loc: Location, store: Store) -> str | None:
+    """The archived trace's spans read from the few Parquet files that can hold them (the Delta
+    file list, cached per table version: :mod:`tracelake.archiver.files`) rather than through the
+    engine table, which re-reads the log and every footer of the partition on each query.
+
+    Same rows as the view: only the runs the index shows as visible (``loc.runs``, from
+    ``archived_traces``), only the partitions of projects the caller may see (``loc`` comes from
+    the index, which a scoped caller reads filtered)."""
+    if not loc.runs:
+        return None
+    try:
+        from tracelake.archiver import files as archive_files
+    except ImportError:  # the archive's libraries are not installed: the view answers
+        return None
+    index = archive_files.lookup(store)
+    if index is None:
+        return None
+    parts = [(d.isoformat(), project) for d in loc.days for project in loc.projects]
+    paths = index.files(loc.trace_id, parts, set(loc.runs))
+    if not paths:
+        return None
+    from tracelake.store.archive_schema import archive_columns_sql
+
+    tid, runs = p.s(loc.trace_id), ", ".join(p.s(r) for r in loc.runs)
+    # Filter on the files' own columns (inner query) so the Parquet reader prunes row groups.
+    reads = " UNION ALL ".join(f"SELECT * FROM {index.location.clickhouse_function(path, 'Parquet')} "
+                               f"WHERE TraceId = {tid} AND RunId IN ({runs})" for path in paths)
+    return f"FROM (SELECT {archive_columns_sql(skip=('Project', 'Day'))} FROM ({reads})) WHERE TraceId = {tid}"
+
+
+def _query_spans(store: Store, loc: Location, build) -> list[dict[str, Any]]:
+    """Rows of ``build(params, source)``; an archived trace whose files changed under the read
+    (a vacuum in between) is read again through the engine table."""
+    p = Params()
+    try:
+        return query(store, build(p, _source(p, loc, store)), p)
+    except StoreError:
+        if loc.tier != "archive":
+            raise
+    p = Params()
+    return query(store, build(p, _source(p, loc)), p)
 
 
 SPAN_COLUMNS = ("SpanId, ParentSpanId, SpanName, SpanKind, ServiceName, toUnixTimestamp64Nano(Timestamp) AS TsNs, "
@@ -139,9 +187,9 @@ def _within(p: Params, window: tuple[int, int]) -> str:
 
 
 def _read_spans(store: Store, loc: Location) -> list[SpanRow]:
-    p = Params()
-    sql = f"SELECT {SPAN_COLUMNS} {_source(p, loc)} ORDER BY TsNs, SpanId LIMIT 1 BY SpanId LIMIT {MAX_TRACE_SPANS}"
-    return [_span_row(r) for r in query(store, sql, p)]
+    rows = _query_spans(store, loc, lambda p, source: f"SELECT {SPAN_COLUMNS} {source} "
+                                                      f"ORDER BY TsNs, SpanId LIMIT 1 BY SpanId LIMIT {MAX_TRACE_SPANS}")
+    return [_span_row(r) for r in rows]
 
 
 def get_trace(store: Store, trace_id: str) -> tuple[Location, list[SpanRow]] | None:
@@ -207,12 +255,11 @@ def get_span(store: Store, trace_id: str, span_id: str, loc: Location | None = N
     loc = loc or locate(store, trace_id)
     if loc is None:
         return None
-    p = Params()
-    sql = (f"SELECT {SPAN_COLUMNS}, SpanAttributes, ResourceAttributes, ScopeName, ScopeVersion, "
-           f"arrayMap(t -> toUnixTimestamp64Nano(t), Events.Timestamp) AS EvTs, Events.Name AS EvName, "
-           f"Events.Attributes AS EvAttrs, Links.TraceId AS LTrace, Links.SpanId AS LSpan "
-           f"{_source(p, loc)} AND SpanId = {p.s(span_id)} LIMIT 1")
-    rows = query(store, sql, p)
+    rows = _query_spans(store, loc, lambda p, source: (
+        f"SELECT {SPAN_COLUMNS}, SpanAttributes, ResourceAttributes, ScopeName, ScopeVersion, "
+        f"arrayMap(t -> toUnixTimestamp64Nano(t), Events.Timestamp) AS EvTs, Events.Name AS EvName, "
+        f"Events.Attributes AS EvAttrs, Links.TraceId AS LTrace, Links.SpanId AS LSpan "
+        f"{source} AND SpanId = {p.s(span_id)} LIMIT 1"))
     if not rows:
         return None
     r = rows[0]
