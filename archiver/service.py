@@ -84,7 +84,7 @@ class Archiver:
     """Moves traces between tiers according to a :class:`RetentionPolicy`. One pass at a time."""
 
     def __init__(self, store: Store, policy: RetentionPolicy, archive_location: ArchiveLocation, *,
-                 chunk_spans: int = 200_000, object_store: Any = None,
+                 chunk_spans: int = 500_000, object_store: Any = None,
                  attachment_grace: timedelta = timedelta(hours=24)) -> None:
         from tracelake.archiver.connection import own_connection
 

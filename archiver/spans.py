@@ -27,24 +27,19 @@ from tracelake.archiver.delta import ArchiveLocation, DataFile
 from tracelake.store.base import Store
 
 # otel_traces -> the Delta table's columns (Day and Project are partition values, not in files).
-# Events and links become lists of named structs, times exact Int64 nanoseconds, and every
-# LowCardinality / Map key type the plain type other engines expect.
+# Events and links become lists of named structs, times exact Int64 nanoseconds. LowCardinality
+# columns and map keys are written as they are: Parquet has one string type, so casting them to
+# String first only cost CPU (~6 % of a run, measured; same files byte for byte).
 DELTA_COLUMNS = """
     toUnixTimestamp64Nano(Timestamp) AS StartTimeUnixNano,
-    TraceId, SpanId, ParentSpanId, TraceState,
-    toString(SpanName) AS SpanName, toString(SpanKind) AS SpanKind, toString(ServiceName) AS ServiceName,
-    CAST(ResourceAttributes, 'Map(String, String)') AS ResourceAttributes,
-    ScopeName, ScopeVersion,
-    CAST(SpanAttributes, 'Map(String, String)') AS SpanAttributes,
-    toInt64(Duration) AS Duration,
-    toString(StatusCode) AS StatusCode, StatusMessage,
+    TraceId, SpanId, ParentSpanId, TraceState, SpanName, SpanKind, ServiceName, ResourceAttributes,
+    ScopeName, ScopeVersion, SpanAttributes, toInt64(Duration) AS Duration, StatusCode, StatusMessage,
     CAST(arrayMap((t, n, a) -> (toUnixTimestamp64Nano(t), n, a), Events.Timestamp, Events.Name, Events.Attributes),
          'Array(Tuple(TimeUnixNano Int64, Name String, Attributes Map(String, String)))') AS Events,
     CAST(arrayMap((t, s, st, a) -> (t, s, st, a), Links.TraceId, Links.SpanId, Links.TraceState, Links.Attributes),
          'Array(Tuple(TraceId String, SpanId String, TraceState String, Attributes Map(String, String)))') AS Links,
-    toString(LlmOperation) AS LlmOperation, toString(LlmProvider) AS LlmProvider, toString(LlmModel) AS LlmModel,
-    toInt64(InputTokens) AS InputTokens, toInt64(OutputTokens) AS OutputTokens, CostUsd,
-    SessionId, UserId, {run:String} AS RunId
+    LlmOperation, LlmProvider, LlmModel, toInt64(InputTokens) AS InputTokens, toInt64(OutputTokens) AS OutputTokens,
+    CostUsd, SessionId, UserId, {run:String} AS RunId
 """
 
 SELECT_SLICE = f"""

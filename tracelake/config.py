@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     retention_file: Path | None = Field(None, description="Retention rules (YAML); enables the archiver in "
                                         "`tracelake server`. Validated at start.")
     archive_every: str = Field("1h", description="How often `tracelake server` runs the archiver (30m, 1h, 1d ...).")
-    archive_chunk_spans: int = Field(200_000, gt=0, description="Spans read from ClickHouse per chunk while archiving.")
+    archive_chunk_spans: int = Field(500_000, gt=0, description="Spans per archive file (a slice ClickHouse sorts and writes at once).")
     attachment_gc_grace: str = Field("24h", description="Unreferenced attachment blobs are deleted after this long.")
 
     @field_validator("archive_every", "attachment_gc_grace")
