@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from tracelake.archiver import files as archive_files
 from tracelake.archiver import runs
+from tracelake.archiver.connection import own_connection
 from tracelake.archiver.delta import ArchiveLocation, ArchiveStoreError, DeltaArchive
 from tracelake.archiver.plan import NS, Plan, candidates_sql, expired_condition, make_plan
 from tracelake.archiver.policy import RetentionPolicy
@@ -85,10 +86,10 @@ class Archiver:
 
     def __init__(self, store: Store, policy: RetentionPolicy, archive_location: ArchiveLocation, *,
                  chunk_spans: int = 500_000, object_store: Any = None,
-                 attachment_grace: timedelta = timedelta(hours=24)) -> None:
-        from tracelake.archiver.connection import own_connection
-
+                 attachment_grace: timedelta = timedelta(hours=24), writers: int = 2) -> None:
         self.store = own_connection(store)
+        self._origin = store
+        self.writers = writers
         self.policy = policy
         self.location = archive_location
         self.delta = DeltaArchive(archive_location)
@@ -215,11 +216,18 @@ class Archiver:
                 if i == 1:
                     fail_point("mid_write")
 
+            # Writers beyond the first get connections of their own for this run (chdb runs one
+            # statement at a time per connection; a ClickHouse server store is shared as is).
+            extra = [own_connection(self._origin) for _ in range(max(0, self.writers - 1))]
             try:
-                files = write_run(self.store, self.location, run.run_id, self.chunk_spans, step, chunk)
+                files = write_run([self.store, *extra], self.location, run.run_id, self.chunk_spans, step, chunk)
             except StoreError as exc:
                 # ClickHouse writes the files: an unreachable object store surfaces as its error.
                 raise ArchiveStoreError(f"archive object store (files written by ClickHouse): {exc}") from exc
+            finally:
+                for store in extra:
+                    if store is not self._origin and hasattr(store, "release"):
+                        store.release()
             self.delta.commit(files, run.seq, run.run_id)
             spans = sum(f.rows for f in files)
             archive_bytes = sum(f.size for f in files)

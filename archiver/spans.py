@@ -95,14 +95,20 @@ class Slice:
     spans: int
 
 
-def slices(store: Store, run_id: str, chunk_spans: int) -> list[Slice]:
-    """The run's traces cut into TraceId ranges of about ``chunk_spans`` spans, per (Day, Project)."""
+def slices(store: Store, run_id: str, chunk_spans: int, writers: int = 1) -> list[Slice]:
+    """The run's traces cut into TraceId ranges of about ``chunk_spans`` spans, per (Day, Project);
+    a partition is cut into at least ``writers`` slices (when it has that many traces) so that
+    the writers share it."""
     table = store.query_arrow(SLICES, {"run": run_id})
+    cols = [table.column(c).to_pylist() for c in ("Day", "Project", "TraceId", "SpanCount", "S", "E")]
+    totals: dict[tuple[str, str], int] = {}
+    for day, project, n in zip(cols[0], cols[1], cols[3]):
+        totals[(day, project)] = totals.get((day, project), 0) + n
     out: list[Slice] = []
     cur: Slice | None = None
-    cols = [table.column(c).to_pylist() for c in ("Day", "Project", "TraceId", "SpanCount", "S", "E")]
     for day, project, tid, n, s, e in zip(*cols):
-        if cur is None or cur.day != day or cur.project != project or cur.spans >= chunk_spans:
+        size = min(chunk_spans, max(1, -(-totals[(day, project)] // max(1, writers))))
+        if cur is None or cur.day != day or cur.project != project or cur.spans >= size:
             cur = Slice(day, project, tid, tid, s, e, 0)
             out.append(cur)
         cur.last = tid
@@ -149,18 +155,41 @@ def write_slice(store: Store, location: ArchiveLocation, run_id: str, s: Slice, 
                     _stats(rows, meta["row_groups"]), int(time.time() * 1000))
 
 
-def write_run(store: Store, location: ArchiveLocation, run_id: str, chunk_spans: int,
+def write_run(stores: list[Store], location: ArchiveLocation, run_id: str, chunk_spans: int,
               progress: Callable[[int], None] | None = None,
               on_chunk: Callable[[int], None] | None = None) -> list[DataFile]:
-    """Every span of the run's traces in Parquet files of the table, slice after slice (not yet
-    committed: the caller commits them all at once)."""
+    """Every span of the run's traces in Parquet files of the table (not yet committed: the caller
+    commits them all at once). One writer per store connection in ``stores``, each writing one
+    slice at a time: a slice's sort, LIMIT BY and encoding keep ClickHouse on about one core, so
+    two slices side by side use both of a 2-core machine."""
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+    todo = slices(stores[0], run_id, chunk_spans, writers=len(stores))
     files: list[DataFile] = []
-    for i, s in enumerate(slices(store, run_id, chunk_spans)):
-        if on_chunk is not None:
-            on_chunk(i)  # failure injection point (tests): mid-write
-        f = write_slice(store, location, run_id, s, i)
-        if f is not None:
-            files.append(f)
-            if progress is not None:
-                progress(f.rows)
+    free = list(stores)
+    running: dict[Future, Store] = {}
+
+    def collect(done: set[Future]) -> None:
+        for fut in done:
+            free.append(running.pop(fut))
+            f = fut.result()  # a writer's error stops the run here (nothing is committed)
+            if f is not None:
+                files.append(f)
+                if progress is not None:
+                    progress(f.rows)
+
+    with ThreadPoolExecutor(max_workers=len(stores), thread_name_prefix="tracelake-archive-writer") as pool:
+        try:
+            for i, s in enumerate(todo):
+                if on_chunk is not None:
+                    on_chunk(i)  # failure injection point (tests): mid-write
+                while not free:
+                    collect(wait(running, return_when=FIRST_COMPLETED).done)
+                store = free.pop()
+                running[pool.submit(write_slice, store, location, run_id, s, i)] = store
+            while running:
+                collect(wait(running, return_when=FIRST_COMPLETED).done)
+        finally:
+            wait(running)  # never leave a writer behind on an error
+    files.sort(key=lambda f: f.path)
     return files
