@@ -222,3 +222,8 @@ def runs(url: UrlOpt = "http://127.0.0.1:4380", clickhouse_url: ClickHouseOpt = 
         typer.echo(json.dumps(doc, indent=2))
     else:
         _print_runs(doc["runs"], "archive runs")
+
+
+from tracelake.archiver.cli_keep import register as _register_keep  # noqa: E402 - explain, pin, unpin, hold
+
+_register_keep(app)
