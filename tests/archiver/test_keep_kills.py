@@ -4,6 +4,7 @@ deleted) and the rest deleted — with a rule of ``hot: 0d archive: 0d``. Pins a
 with the CLI on the embedded store (``--data-dir``), as an operator without a server would."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -45,6 +46,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         assert out.returncode == 0, out.stderr
     policy = root / "retention.yaml"
     policy.write_text(POLICY)
+    # explain on its own (no server): the rule, the pin, the hold.
+    out = _cli("archiver", "explain", tid, "--data-dir", str(template), "--retention", str(policy), "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["rule"]["name"] == "gone" and doc["pin"]["actor"].startswith("cli") and doc["leaves_hot"] is None
+    out = _cli("archiver", "explain", held[0]["trace_id"].hex(), "--data-dir", str(template), "--retention", str(policy),
+               "--json")
+    assert json.loads(out.stdout)["holds"] == ["legal-1"]
     return {"root": root, "ds": ds, "template": template, "policy": policy, "before": snapshot(template)}
 
 
