@@ -51,3 +51,11 @@ def test_engineer_pins_in_its_project_only_and_ops_hold(stack):
     for want in (("retention.pin", "engineer"), ("retention.unpin", "engineer"),
                  ("retention.hold.create", "ops"), ("retention.hold.release", "ops")):
         assert want in mine, mine
+
+
+def test_panel_hides_the_keep_button_from_viewers(stack):
+    tid = stack.traces["A"]
+    viewer = stack.client("A:viewer").get(f"/traces/{tid}/retention")
+    assert viewer.status_code == 200 and 'id="keep-button"' not in viewer.text and "pin-not-allowed" in viewer.text
+    eng = stack.client("A:engineer").get(f"/traces/{tid}/retention")
+    assert eng.status_code == 200 and 'id="keep-button"' in eng.text
