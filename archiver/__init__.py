@@ -15,3 +15,6 @@ def install(app: Any) -> None:
     from tracelake.archiver.api import router
 
     app.include_router(router)
+    from tracelake.archiver.api_rules import router as rules_router  # rules: editing from the Retention page
+
+    app.include_router(rules_router)

@@ -94,6 +94,8 @@ class Archiver:
         self.object_store = object_store
         self.attachment_grace = attachment_grace
         self._lock = _RUN_LOCK
+        self._next_policy: RetentionPolicy | None = None  # applied from the page, taken at a pass's start
+        self._policy_lock = threading.Lock()
         self._last_gc: datetime | None = None
         self.last_gc: Any = None
         self._ready = False
@@ -115,10 +117,35 @@ class Archiver:
             self.store.execute(archive_view_sql())
             self._ready = True
 
+    # --- policy swap (rules applied from the Retention page) -----------------------------------
+    @property
+    def pending_policy(self) -> RetentionPolicy | None:
+        """A policy handed over while a pass was running, in force from the next pass."""
+        return self._next_policy
+
+    def swap_policy(self, policy: RetentionPolicy) -> bool:
+        """Use ``policy`` from now on, never in the middle of a pass: it is taken under the run lock,
+        at once when no pass runs, else when the next pass starts. True when already in force."""
+        with self._policy_lock:
+            self._next_policy = policy
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            self._adopt_policy()
+        finally:
+            self._lock.release()
+        return True
+
+    def _adopt_policy(self) -> None:
+        """Called with the run lock held."""
+        with self._policy_lock:
+            if self._next_policy is not None:
+                self.policy, self._next_policy = self._next_policy, None
+
     # --- plan ----------------------------------------------------------------------------------
     def plan(self, now: datetime | None = None) -> Plan:
         self.setup()
-        return make_plan(self.store, self.policy, now)
+        return make_plan(self.store, self._next_policy or self.policy, now)
 
     # --- run -----------------------------------------------------------------------------------
     def run_once(self, progress: Progress | None = None, now: datetime | None = None) -> RunResult:
@@ -126,6 +153,7 @@ class Archiver:
         if not self._lock.acquire(blocking=False):
             raise RuntimeError("an archive run is already in progress")
         try:
+            self._adopt_policy()
             self.setup()
             result = RunResult()
             for run in runs.unfinished_runs(self.store):

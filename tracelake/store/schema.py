@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tracelake.archiver import policy_store as _rules_store
 from tracelake.auth import schema as _auth
 from tracelake.store import archive_schema
 
@@ -252,6 +253,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(30, "access: api keys, audit log, session secret", (_auth.API_KEYS, _auth.AUDIT_LOG, _auth.AUTH_SECRETS,
                                                                       _auth.REVOKED_SESSIONS)),
     Migration(31, "access: Project from the caller's key wins", (_auth.stamped_project_column(PROJECT),)),
+    Migration(23, "retention rules edited from the page, versioned", (_rules_store.DDL,)),
 )
 
 MIGRATIONS_TABLE = """
