@@ -64,6 +64,12 @@ class EditError:
         m = _WHERE.match(str(exc))
         return cls(str(exc), int(m.group(1)) if m else None, (m.group(2) or "") if m else "")
 
+    @property
+    def detail(self) -> str:
+        """The message without its "YAML line N, field: " prefix (the page shows those apart)."""
+        m = _WHERE.match(self.message)
+        return self.message[m.end():] if m else self.message
+
     def to_dict(self) -> dict[str, Any]:
         return {"error": self.message, "line": self.line, "field": self.field or None}
 

@@ -96,17 +96,18 @@ async def session_page(request: Request, session_id: str) -> Response:
 
 
 @router.get("/retention", response_class=HTMLResponse)
-async def retention_page(request: Request, edit: int | None = None) -> Response:
-    return await retention_response(request, edit=edit)
+async def retention_page(request: Request, edit: int | None = None, applied: int | None = None) -> Response:
+    return await retention_response(request, edit=edit, applied=applied)
 
 
-async def retention_response(request: Request, rules_editor: Any = None, edit: int | None = None) -> Response:
+async def retention_response(request: Request, rules_editor: Any = None, edit: int | None = None,
+                             applied: int | None = None) -> Response:
     """The whole Retention page (also after a form posted without htmx, with its result in place)."""
     rv = await views.retention_view(_store(request), getattr(request.app.state, "archiver", None))
     ctx = {"nav": "retention", "r": rv, "charts": charts.tier_charts(rv.tiers)}
     from tracelake.ui import routes_rules  # rules: the editor section
 
-    ctx["rules"] = rules_editor or await routes_rules.editor(request, edit_version=edit)
+    ctx["rules"] = rules_editor or await routes_rules.editor(request, edit_version=edit, applied_version=applied)
     return _page(request, "retention.html", ctx)
 
 

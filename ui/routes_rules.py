@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from tracelake.archiver import api_rules, rules
@@ -102,9 +102,11 @@ async def apply(request: Request) -> Response:
         ed = await editor(request, yaml_text=text)
         ed.error = rules.EditError.of(exc)
         return await _respond(request, ed)
-    ed = await editor(request)
-    ed.applied, ed.applied_outcome = version, outcome
-    return await _respond(request, ed)
+    # Post/redirect/get: the whole page (rules table, next run, editor) shows the rules now in force.
+    target = f"/retention?applied={version.version}#rules-editor"
+    if is_htmx(request):
+        return Response(status_code=200, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
 
 
 @router.get("/retention/rules/versions/{version}", response_class=HTMLResponse)

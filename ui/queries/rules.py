@@ -24,7 +24,6 @@ class RulesEditor:
     preview: dict[str, Any] | None = None
     error: rules.EditError | None = None
     applied: policy_store.PolicyVersion | None = None
-    applied_outcome: str = ""
     apply_error: str = ""
     pending: bool = False  # applied while a pass ran: in force from the next pass
     versions: list[policy_store.PolicyVersion] = field(default_factory=list)
@@ -41,7 +40,8 @@ class RulesEditor:
 
 
 def editor(store: Store, settings: Any, archiver: Any, *, can_apply_role: bool, yaml_text: str | None = None,
-           base_version: int | None = None, edit_version: int | None = None) -> RulesEditor:
+           base_version: int | None = None, edit_version: int | None = None,
+           applied_version: int | None = None) -> RulesEditor:
     """The editor as first shown (``yaml_text`` None: the rules in force, or a starter)."""
     src = rules.source(store, settings, archiver)
     viewing = policy_store.get(store, edit_version) if edit_version else None
@@ -50,6 +50,8 @@ def editor(store: Store, settings: Any, archiver: Any, *, can_apply_role: bool, 
     ed = RulesEditor(src, yaml_text, src.base_version if base_version is None else base_version,
                      can_apply=can_apply_role and src.editable, may_apply_role=can_apply_role, viewing=viewing)
     ed.pending = archiver is not None and archiver.pending_policy is not None
+    if applied_version and src.version is not None and src.version.version == applied_version:
+        ed.applied = src.version  # just applied (the page after an apply): said once, at the top of the editor
     try:
         ed.versions = policy_store.history(store, 50)
     except Exception as exc:  # noqa: BLE001 - the page still shows the rest
