@@ -186,3 +186,40 @@ def test_with_a_retention_file_apply_is_refused_and_the_page_says_so(tmp_path: P
         assert form.status_code == 200 and 'id="rules-apply-error"' in form.text and "source of truth" in form.text
         status = httpx.get(f"{server.ui_url}/api/archiver/status", timeout=30).json()
         assert [r["hot"] for r in status["rules"]] == ["30d", "1w"]  # still the file's
+
+
+def test_the_archiver_on_its_own_uses_the_stored_rules(tmp_path: Path, moto_endpoint: str, s3_bucket: str):
+    """``tracelake archiver run --clickhouse-url`` without --retention: the rules applied on the page."""
+    import os
+    import subprocess
+    import sys
+
+    from server_process import start_clickhouse_endpoint
+
+    from tracelake.archiver import policy_store
+    from tracelake.store import open_store
+
+    endpoint = start_clickhouse_endpoint(tmp_path / "ch")
+    try:
+        url = f"{endpoint.url}/rules_cli"
+        argv = [sys.executable, "-m", "tracelake.cli", "archiver", "run", "--clickhouse-url", url,
+                "--object-store", f"s3://{s3_bucket}/tl", "--json"]
+
+        def run() -> subprocess.CompletedProcess:
+            return subprocess.run(argv, capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200",
+                                                                                "TRACELAKE_S3_ENDPOINT_URL": moto_endpoint})
+
+        store = open_store(clickhouse_url=url)
+        try:
+            refused = run()
+            assert refused.returncode == 2 and "no rules were applied" in refused.stderr, refused.stderr
+            policy_store.save(store, LONGER, actor="someone", role="admin", expected=0)
+            done = run()
+            assert done.returncode == 0, done.stderr
+            rules = json.loads(done.stdout)["runs"][-1]["rules"]
+            assert list(rules) == ["errors", "default"] and rules["default"]["hot"] == "11d"
+        finally:
+            store.execute("DROP DATABASE IF EXISTS rules_cli")
+            store.close()
+    finally:
+        endpoint.stop()
