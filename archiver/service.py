@@ -171,6 +171,7 @@ class Archiver:
             self.last_error = str(exc)
             raise
         finally:
+            self._adopt_policy()  # rules applied during the pass are in force from now on
             self._lock.release()
 
     def _cleanup_orphans(self) -> None:

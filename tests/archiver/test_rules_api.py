@@ -223,3 +223,47 @@ def test_the_archiver_on_its_own_uses_the_stored_rules(tmp_path: Path, moto_endp
             store.close()
     finally:
         endpoint.stop()
+
+
+def test_rules_applied_during_a_run_take_effect_after_it(tmp_path: Path):
+    """Never mid-run: a run paused after fixing its traces finishes with the rules it started with;
+    the rules applied meanwhile are pending, then in force, and the next run uses them."""
+    import threading
+
+    from server_process import wait_until
+
+    ds = make_dataset()
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    env = {"TRACELAKE_ARCHIVER_FAIL_AT": "after_planned:pause", "TRACELAKE_ARCHIVER_PAUSE_DIR": str(pause)}
+    with start_server(tmp_path / "data", archive_every="1d", env=env) as server:
+        send(server, ds.requests)
+        server.wait_for_count("SELECT count() FROM otel_traces", sum(ds.spans.values()))
+        assert _post(server, "/api/retention/apply", json={"yaml": POLICY, "base_version": 0}).json()["archiver"] == "started"
+        events: list[dict] = []
+
+        def run() -> None:
+            with httpx.stream("POST", f"{server.ui_url}/api/archiver/run", timeout=300) as r:
+                events.extend(json.loads(line) for line in r.iter_lines() if line.strip())
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        wait_until((pause / "after_planned.paused").exists, "the run paused after fixing its traces", 120)
+        applied = _post(server, "/api/retention/apply", json={"yaml": LONGER, "base_version": 1})
+        assert applied.status_code == 200 and applied.json()["archiver"] == "pending", applied.text
+        page = httpx.get(f"{server.ui_url}/retention", timeout=60).text
+        assert 'id="rules-pending"' in page
+        status = httpx.get(f"{server.ui_url}/api/archiver/status", timeout=30).json()
+        assert status["rules"][1]["hot"] == "1w"  # the running pass keeps version 1
+        (pause / "after_planned.go").touch()
+        worker.join(300)
+        assert events and events[-1]["event"] == "result", events[-1:]
+        first = events[-1]["runs"][-1]
+        assert first["state"] == "done" and first["rules"]["default"]["hot"] == "1w"
+        assert first["traces"] == len(ds.archive | ds.delete)  # version 1 moved the 10-day-old traces too
+        status = httpx.get(f"{server.ui_url}/api/archiver/status", timeout=30).json()
+        assert status["rules"][1]["hot"] == "11d"  # in force once the pass ended
+        assert 'id="rules-pending"' not in httpx.get(f"{server.ui_url}/retention", timeout=60).text
+        with httpx.stream("POST", f"{server.ui_url}/api/archiver/run", timeout=300) as r:
+            second = [json.loads(line) for line in r.iter_lines() if line.strip()][-1]["runs"][-1]
+        assert second["rules"]["default"]["hot"] == "11d"
