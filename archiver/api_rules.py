@@ -53,7 +53,10 @@ def caller_of(request: Request) -> tuple[str, str]:
 
 
 def today_policy(request: Request, src: rules.Source) -> Any:
-    """The policy today's plan is made with: the running archiver's (file or store), else the stored one."""
+    """The policy the next run would use: the newest stored version (the archiver reads it again at
+    each pass, even when another process applied it), else the running archiver's (the file's)."""
+    if src.kind == "store" and src.policy is not None:
+        return src.policy
     archiver = getattr(request.app.state, "archiver", None)
     if archiver is not None:
         return archiver.pending_policy or archiver.policy

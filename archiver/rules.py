@@ -223,6 +223,14 @@ def apply(state: Any, store: Store, yaml_text: str, *, base_version: int, actor:
     return version, outcome
 
 
+def refresh_from_store(store: Store) -> RetentionPolicy | None:
+    """For :attr:`Archiver.refresh_policy`: the newest stored version, when it validates."""
+    version, policy, error = stored_policy(store)
+    if error:
+        log.warning("%s; the archiver keeps the rules it has", error)
+    return policy
+
+
 def use_policy(state: Any, store: Store, policy: RetentionPolicy) -> str:
     """Hand ``policy`` to the running archiver, or start one with its schedule."""
     archiver = getattr(state, "archiver", None)
@@ -233,6 +241,7 @@ def use_policy(state: Any, store: Store, policy: RetentionPolicy) -> str:
 
     settings = state.settings
     archiver = archiver_from_settings(store, settings, policy)
+    archiver.refresh_policy = refresh_from_store
     state.scheduler = Scheduler(archiver, parse_duration(settings.archive_every, allow_forever=False)).start()
     state.archiver = archiver
     return "started"

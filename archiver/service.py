@@ -96,6 +96,9 @@ class Archiver:
         self._lock = _RUN_LOCK
         self._next_policy: RetentionPolicy | None = None  # applied from the page, taken at a pass's start
         self._policy_lock = threading.Lock()
+        # Rules kept in the store (no --retention file): read again at each pass, so a version
+        # applied from another process's page is used too (tracelake.archiver.rules).
+        self.refresh_policy: Callable[[Store], RetentionPolicy | None] | None = None
         self._last_gc: datetime | None = None
         self.last_gc: Any = None
         self._ready = False
@@ -136,8 +139,18 @@ class Archiver:
             self._lock.release()
         return True
 
-    def _adopt_policy(self) -> None:
+    def _adopt_policy(self, refresh: bool = False) -> None:
         """Called with the run lock held."""
+        if refresh and self.refresh_policy is not None:
+            try:
+                newer = self.refresh_policy(self.store)
+            except Exception as exc:  # noqa: BLE001 - keep the rules in hand; say why
+                log.warning("could not read the stored retention rules (%s); keeping %s", exc, self.policy.source)
+                newer = None
+            if newer is not None and newer.source != (self._next_policy or self.policy).source:
+                log.info("retention rules: %s (applied elsewhere) in force from this pass", newer.source)
+                with self._policy_lock:
+                    self._next_policy = newer
         with self._policy_lock:
             if self._next_policy is not None:
                 self.policy, self._next_policy = self._next_policy, None
@@ -153,7 +166,7 @@ class Archiver:
         if not self._lock.acquire(blocking=False):
             raise RuntimeError("an archive run is already in progress")
         try:
-            self._adopt_policy()
+            self._adopt_policy(refresh=True)
             self.setup()
             result = RunResult()
             for run in runs.unfinished_runs(self.store):

@@ -112,12 +112,17 @@ def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: boo
             spool_dir = collector.config.spool.directory
             lines.append(f"  acks        after fsync to the spool at {spool_dir}" if spool_dir is not None
                          else "  acks        after the INSERT commits (no spool)")
-        if ui_enabled and policy is None:
+        stored = ui_enabled and policy is None
+        if stored:
             policy = _stored_policy(store, lines)  # rules edited on the Retention page (no --retention)
         if ui_enabled or policy is not None:
             from tracelake.archiver.service import start_for_server
 
             archiver, scheduler = start_for_server(store, settings, policy)
+            if stored and archiver is not None:
+                from tracelake.archiver.rules import refresh_from_store
+
+                archiver.refresh_policy = refresh_from_store  # versions applied by other processes too
             if archiver is not None:
                 lines.append(f"  archive     {archiver.location.uri} (every {settings.archive_every})")
         if ui_enabled:

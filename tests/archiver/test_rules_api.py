@@ -267,3 +267,32 @@ def test_rules_applied_during_a_run_take_effect_after_it(tmp_path: Path):
         with httpx.stream("POST", f"{server.ui_url}/api/archiver/run", timeout=300) as r:
             second = [json.loads(line) for line in r.iter_lines() if line.strip()][-1]["runs"][-1]
         assert second["rules"]["default"]["hot"] == "11d"
+
+
+def test_a_version_applied_by_another_process_is_used_at_the_next_pass(tmp_path: Path, moto_endpoint: str,
+                                                                       s3_bucket: str):
+    """Two servers on one ClickHouse (the scaled-out layout): rules applied on one server's page are
+    read again by the other's archiver at its next pass."""
+    from server_process import start_clickhouse_endpoint
+
+    endpoint = start_clickhouse_endpoint(tmp_path / "ch")
+    flags = {"clickhouse_url": f"{endpoint.url}/rules_two", "object_store": f"s3://{s3_bucket}/tl", "archive_every": "1d"}
+    env = {"TRACELAKE_S3_ENDPOINT_URL": moto_endpoint}
+    try:
+        with start_server(tmp_path / "a", env=env, **flags) as a:
+            assert _post(a, "/api/retention/apply", json={"yaml": POLICY, "base_version": 0}).status_code == 200
+            with start_server(tmp_path / "b", env=env, **flags) as b:
+                assert any("rules       version 1 applied" in line for line in b.output), b.output
+                applied = _post(a, "/api/retention/apply", json={"yaml": LONGER, "base_version": 1})
+                assert applied.status_code == 200, applied.text
+                # B's page already plans with version 2 as today's rules.
+                pv = _post(b, "/api/retention/preview", json={"yaml": LONGER}).json()
+                assert pv["base_version"] == 2 and _rule(pv, "default")["status"] == "same"
+                with httpx.stream("POST", f"{b.ui_url}/api/archiver/run", timeout=300) as r:
+                    events = [json.loads(line) for line in r.iter_lines() if line.strip()]
+                assert events[-1]["event"] == "result", events[-1]
+                assert events[-1]["runs"][-1]["rules"]["default"]["hot"] == "11d"
+                status = httpx.get(f"{b.ui_url}/api/archiver/status", timeout=30).json()
+                assert status["rules"][1]["hot"] == "11d"
+    finally:
+        endpoint.stop()
