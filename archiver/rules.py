@@ -144,10 +144,17 @@ def _same(a: RetentionPolicy, b: RetentionPolicy) -> bool:
 _ZERO = {"traces": 0, "spans": 0, "bytes": 0}
 
 
+ACTIONS = ("archive", "delete")  # always shown; other actions a plan may carry (e.g. traces kept) are added
+
+
+def _empty() -> dict[str, dict[str, int]]:
+    return {a: dict(_ZERO) for a in ACTIONS}
+
+
 def _per_rule(plan: Plan | None) -> dict[str, dict[str, dict[str, int]]]:
     out: dict[str, dict[str, dict[str, int]]] = {}
     for row in plan.rows if plan else []:
-        acc = out.setdefault(row.rule, {"archive": dict(_ZERO), "delete": dict(_ZERO)})[row.action]
+        acc = out.setdefault(row.rule, _empty()).setdefault(row.action, dict(_ZERO))
         acc["traces"] += row.traces
         acc["spans"] += row.spans
         acc["bytes"] += row.bytes
@@ -173,9 +180,11 @@ def compare(today: RetentionPolicy | None, today_plan: Plan | None, edited: Rete
         else:
             changed = []
             status = "added" if n else ("removed" if o else "earlier")  # earlier: archived under a rule gone before
-        t = before.get(name, {"archive": dict(_ZERO), "delete": dict(_ZERO)})
-        e = after.get(name, {"archive": dict(_ZERO), "delete": dict(_ZERO)})
-        diff = {a: {k: e[a][k] - t[a][k] for k in _ZERO} for a in ("archive", "delete")}
+        t, e = before.get(name, _empty()), after.get(name, _empty())
+        for action in set(t) | set(e):
+            t.setdefault(action, dict(_ZERO))
+            e.setdefault(action, dict(_ZERO))
+        diff = {a: {k: e[a][k] - t[a][k] for k in _ZERO} for a in e}
         rows.append({"rule": name, "status": status, "changed": changed,
                      "today_rule": o[1].describe() if o else None, "edited_rule": n[1].describe() if n else None,
                      "today": t, "edited": e, "diff": diff,
@@ -192,7 +201,8 @@ def preview(store: Store, today: RetentionPolicy | None, yaml_text: str, now: da
     today_plan = make_plan(store, today, now) if today is not None else None
     edited_plan = make_plan(store, edited, now)
     rows = compare(today, today_plan, edited, edited_plan)
-    totals = {side: {a: {k: sum(r[side][a][k] for r in rows) for k in _ZERO} for a in ("archive", "delete")}
+    actions = list(ACTIONS) + sorted({a for r in rows for a in r["edited"]} - set(ACTIONS))
+    totals = {side: {a: {k: sum(r[side].get(a, _ZERO)[k] for r in rows) for k in _ZERO} for a in actions}
               for side in ("today", "edited")}
     return {"now": now.isoformat(), "rules": rows, "totals": totals,
             "today": {"rules": [r.describe() for r in today.rules] if today else [],

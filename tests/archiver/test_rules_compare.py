@@ -84,3 +84,13 @@ def test_edit_errors_give_line_and_field():
     assert (err.line, err.field) == (4, "rules[0] (x).archive") and err.detail.startswith("bad duration '1y'")
     whole = EditError.of(PolicyError("YAML: the file is empty; it needs a 'rules:' list"))
     assert whole.line is None and whole.detail == whole.message
+
+
+def test_other_actions_a_plan_carries_are_compared_too():
+    """A plan may carry more actions than archive and delete (e.g. traces kept by a pin): shown, not lost."""
+    today = Plan(NOW, [PlanRow("default", "2026-11-01", "archive", 5, 20, 2000)])
+    edited = Plan(NOW, [PlanRow("default", "2026-11-01", "archive", 3, 12, 1200),
+                        PlanRow("default", "2026-11-01", "kept", 2, 8, 800)])
+    row = next(r for r in compare(TODAY, today, EDITED, edited) if r["rule"] == "default")
+    assert row["today"]["kept"] == {"traces": 0, "spans": 0, "bytes": 0}
+    assert row["diff"]["kept"]["traces"] == 2 and row["diff"]["archive"]["traces"] == -2
