@@ -15,6 +15,8 @@ def install(app: Any) -> None:
     """Add the /api/archiver/ endpoints (tracelake.web calls this for every extension)."""
     from tracelake.archiver.api import router
     from tracelake.archiver.api_keep import router as keep_router  # explain, pins, holds
+    from tracelake.archiver.api_rules import router as rules_router  # rules edited from the Retention page
 
     app.include_router(router)
     app.include_router(keep_router)
+    app.include_router(rules_router)

@@ -94,6 +94,11 @@ class Archiver:
         self.object_store = object_store
         self.attachment_grace = attachment_grace
         self._lock = _RUN_LOCK
+        self._next_policy: RetentionPolicy | None = None  # applied from the page, taken at a pass's start
+        self._policy_lock = threading.Lock()
+        # Rules kept in the store (no --retention file): read again at each pass, so a version
+        # applied from another process's page is used too (tracelake.archiver.rules).
+        self.refresh_policy: Callable[[Store], RetentionPolicy | None] | None = None
         self._last_gc: datetime | None = None
         self.last_gc: Any = None
         self._ready = False
@@ -115,10 +120,45 @@ class Archiver:
             self.store.execute(archive_view_sql())
             self._ready = True
 
+    # --- policy swap (rules applied from the Retention page) -----------------------------------
+    @property
+    def pending_policy(self) -> RetentionPolicy | None:
+        """A policy handed over while a pass was running, in force from the next pass."""
+        return self._next_policy
+
+    def swap_policy(self, policy: RetentionPolicy) -> bool:
+        """Use ``policy`` from now on, never in the middle of a pass: it is taken under the run lock,
+        at once when no pass runs, else when the next pass starts. True when already in force."""
+        with self._policy_lock:
+            self._next_policy = policy
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            self._adopt_policy()
+        finally:
+            self._lock.release()
+        return True
+
+    def _adopt_policy(self, refresh: bool = False) -> None:
+        """Called with the run lock held."""
+        if refresh and self.refresh_policy is not None:
+            try:
+                newer = self.refresh_policy(self.store)
+            except Exception as exc:  # noqa: BLE001 - keep the rules in hand; say why
+                log.warning("could not read the stored retention rules (%s); keeping %s", exc, self.policy.source)
+                newer = None
+            if newer is not None and newer.source != (self._next_policy or self.policy).source:
+                log.info("retention rules: %s (applied elsewhere) in force from this pass", newer.source)
+                with self._policy_lock:
+                    self._next_policy = newer
+        with self._policy_lock:
+            if self._next_policy is not None:
+                self.policy, self._next_policy = self._next_policy, None
+
     # --- plan ----------------------------------------------------------------------------------
     def plan(self, now: datetime | None = None) -> Plan:
         self.setup()
-        return make_plan(self.store, self.policy, now)
+        return make_plan(self.store, self._next_policy or self.policy, now)
 
     # --- run -----------------------------------------------------------------------------------
     def run_once(self, progress: Progress | None = None, now: datetime | None = None) -> RunResult:
@@ -126,6 +166,7 @@ class Archiver:
         if not self._lock.acquire(blocking=False):
             raise RuntimeError("an archive run is already in progress")
         try:
+            self._adopt_policy(refresh=True)
             self.setup()
             result = RunResult()
             for run in runs.unfinished_runs(self.store):
@@ -143,6 +184,7 @@ class Archiver:
             self.last_error = str(exc)
             raise
         finally:
+            self._adopt_policy()  # rules applied during the pass are in force from now on
             self._lock.release()
 
     def _cleanup_orphans(self) -> None:

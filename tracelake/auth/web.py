@@ -44,6 +44,7 @@ CHANGE_RULES: tuple[tuple[str, Perm | None], ...] = (
     ("/api/sql", Perm.READ),  # read-only SQL sent as a POST body
     ("/api/keys", Perm.KEYS),
     ("/api/pins", Perm.ANNOTATE), ("/api/saved-filters", Perm.ANNOTATE), ("/api/filters", Perm.ANNOTATE),
+    ("/api/retention/apply", Perm.ADMIN), ("/retention/rules/apply", Perm.ADMIN),  # rules: every project's retention
     ("/api/retention", Perm.RETENTION), ("/retention", Perm.RETENTION), ("/api/holds", Perm.RETENTION),
     ("/api/erase", Perm.RETENTION), ("/api/erasure", Perm.RETENTION),
 )  # /api/archiver plan and run act on every project: admin (the default above)
