@@ -76,7 +76,8 @@ def _done_with(request: Request, archiver: Archiver) -> None:
         archiver.release()
 
 
-_NO_POLICY = {"error": "no retention policy: start the server with --retention FILE, or send one with --retention"}
+_NO_POLICY = {"error": "no retention policy: start the server with --retention FILE, apply rules on the Retention "
+                      "page, or send one with --retention"}
 
 
 async def _archiver_or_error(request: Request) -> Archiver | Response:

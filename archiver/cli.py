@@ -42,15 +42,23 @@ def _local_archiver(retention: Path | None, clickhouse_url: str | None, data_dir
         settings = Settings(**{k: v for k, v in flags.items() if v is not None})
     except ValidationError as exc:
         _fail(str(exc), 2)
-    if settings.retention_file is None:
-        _fail("--retention FILE is needed when running on its own", 2)
-    try:
-        policy = load_policy(settings.retention_file)
-    except PolicyError as exc:
-        _fail(f"retention file refused: {exc}", 2)
+    policy = None
+    if settings.retention_file is not None:
+        try:
+            policy = load_policy(settings.retention_file)
+        except PolicyError as exc:
+            _fail(f"retention file refused: {exc}", 2)
     from tracelake.store import open_store
 
     store = open_store(settings.data_dir, settings.clickhouse_url, settings.prices_file)
+    if policy is None:  # rules: those applied on the Retention page, kept in the store
+        from tracelake.archiver.rules import stored_policy
+
+        _, policy, error = stored_policy(store)
+        if policy is None:
+            store.close()
+            _fail(error or "--retention FILE is needed when running on its own (no rules were applied on the "
+                  "Retention page either)", 2)
     return archiver_from_settings(store, settings, policy)
 
 
@@ -222,3 +230,8 @@ def runs(url: UrlOpt = "http://127.0.0.1:4380", clickhouse_url: ClickHouseOpt = 
         typer.echo(json.dumps(doc, indent=2))
     else:
         _print_runs(doc["runs"], "archive runs")
+
+
+from tracelake.archiver.cli_keep import register as _register_keep  # noqa: E402 - explain, pin, unpin, hold
+
+_register_keep(app)

@@ -97,6 +97,11 @@ class Archiver:
         self.object_store = object_store
         self.attachment_grace = attachment_grace
         self._lock = _RUN_LOCK
+        self._next_policy: RetentionPolicy | None = None  # applied from the page, taken at a pass's start
+        self._policy_lock = threading.Lock()
+        # Rules kept in the store (no --retention file): read again at each pass, so a version
+        # applied from another process's page is used too (tracelake.archiver.rules).
+        self.refresh_policy: Callable[[Store], RetentionPolicy | None] | None = None
         self._last_gc: datetime | None = None
         self.last_gc: Any = None
         self._ready = False
@@ -119,10 +124,45 @@ class Archiver:
             archive_files.register(self.store, self.location)  # lookups by trace id read its files
             self._ready = True
 
+    # --- policy swap (rules applied from the Retention page) -----------------------------------
+    @property
+    def pending_policy(self) -> RetentionPolicy | None:
+        """A policy handed over while a pass was running, in force from the next pass."""
+        return self._next_policy
+
+    def swap_policy(self, policy: RetentionPolicy) -> bool:
+        """Use ``policy`` from now on, never in the middle of a pass: it is taken under the run lock,
+        at once when no pass runs, else when the next pass starts. True when already in force."""
+        with self._policy_lock:
+            self._next_policy = policy
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            self._adopt_policy()
+        finally:
+            self._lock.release()
+        return True
+
+    def _adopt_policy(self, refresh: bool = False) -> None:
+        """Called with the run lock held."""
+        if refresh and self.refresh_policy is not None:
+            try:
+                newer = self.refresh_policy(self.store)
+            except Exception as exc:  # noqa: BLE001 - keep the rules in hand; say why
+                log.warning("could not read the stored retention rules (%s); keeping %s", exc, self.policy.source)
+                newer = None
+            if newer is not None and newer.source != (self._next_policy or self.policy).source:
+                log.info("retention rules: %s (applied elsewhere) in force from this pass", newer.source)
+                with self._policy_lock:
+                    self._next_policy = newer
+        with self._policy_lock:
+            if self._next_policy is not None:
+                self.policy, self._next_policy = self._next_policy, None
+
     # --- plan ----------------------------------------------------------------------------------
     def plan(self, now: datetime | None = None) -> Plan:
         self.setup()
-        return make_plan(self.store, self.policy, now)
+        return make_plan(self.store, self._next_policy or self.policy, now)
 
     # --- run -----------------------------------------------------------------------------------
     def run_once(self, progress: Progress | None = None, now: datetime | None = None) -> RunResult:
@@ -130,6 +170,7 @@ class Archiver:
         if not self._lock.acquire(blocking=False):
             raise RuntimeError("an archive run is already in progress")
         try:
+            self._adopt_policy(refresh=True)
             self.setup()
             result = RunResult()
             for run in runs.unfinished_runs(self.store):
@@ -147,6 +188,7 @@ class Archiver:
             self.last_error = str(exc)
             raise
         finally:
+            self._adopt_policy()  # rules applied during the pass are in force from now on
             self._lock.release()
 
     def _cleanup_orphans(self) -> None:
@@ -161,7 +203,7 @@ class Archiver:
         """Fix the run's traces: index rows tagged with its RunId, then state 'planned'."""
         p = Params()
         now_ns = int(run.now.timestamp() * NS)
-        sql = candidates_sql(self.store, self.policy, now_ns, p, run.run_id)
+        sql = candidates_sql(self.store, self.policy, now_ns, p, run.run_id)  # pinned traces stay hot
         self.store.execute(f"INSERT INTO trace_summary_archive ({INDEX_COLUMNS}) SELECT {INDEX_COLUMNS} FROM ({sql})",
                            p.bound(self.store))
         fail_point("after_index")
@@ -286,9 +328,12 @@ class Archiver:
     def _expire(self, run: RunRecord, progress: Progress | None) -> None:
         """Delete archived traces past their time: Delta rows first, then their index rows (the
         index is the to-do list, so a rerun after a crash finds what is left), then vacuum."""
+        from tracelake.archiver.keep import active_holds
+
         now_ns = int(run.now.timestamp() * NS)
         p = Params()
-        cond = expired_condition(self.policy, now_ns, p)
+        # Pinned and held traces are never expired (the condition leaves them out).
+        cond = expired_condition(self.policy, now_ns, p, active_holds(self.store))
         bound = p.bound(self.store)
         expired = self.store.query_arrow(
             f"SELECT toString(Day) AS D, groupArray(TraceId) AS Ids, sum(SpanCount) AS S FROM archived_traces "
@@ -314,10 +359,14 @@ class Archiver:
             if progress is not None:
                 progress("expire", i + 1, len(expired))
         fail_point("after_expire_delta")
-        self.store.execute(f"DELETE FROM archive_attachments WHERE TraceId IN "
-                           f"(SELECT TraceId FROM archived_traces WHERE {cond})", bound)
-        self.store.execute(f"DELETE FROM trace_summary_archive WHERE TraceId IN "
-                           f"(SELECT TraceId FROM archived_traces WHERE {cond})", bound)
+        # Exactly the traces deleted above: a pin or hold made meanwhile must not drop the index
+        # row of a trace whose spans are still in the archive.
+        gone = sorted({_hex(t) for r in expired for t in r["Ids"]})
+        for j in range(0, len(gone), 50_000):
+            ids = {"ids": ",".join(gone[j:j + 50_000])}  # hex ids: never a comma
+            for table in ("archive_attachments", "trace_summary_archive"):
+                self.store.execute(f"DELETE FROM {table} WHERE TraceId IN "
+                                   "(SELECT arrayJoin(splitByChar(',', {ids:String})))", ids)
         fail_point("after_expire_index")
         self.delta.vacuum()
         record(self.store, run, "hot_deleted", deleted_traces=run.deleted_traces + deleted_traces,

@@ -82,6 +82,7 @@ def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: boo
     settings = _absolute_paths(settings)
     store = _open_store(settings, collector_only=collector_enabled and not ui_enabled)
     archiver, scheduler = None, None
+    ui_app = None
     collector = None
     http_servers: list[tuple[_Server, socket.socket]] = []
     grpc_server = None
@@ -111,10 +112,17 @@ def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: boo
             spool_dir = collector.config.spool.directory
             lines.append(f"  acks        after fsync to the spool at {spool_dir}" if spool_dir is not None
                          else "  acks        after the INSERT commits (no spool)")
+        stored = ui_enabled and policy is None
+        if stored:
+            policy = _stored_policy(store, lines)  # rules edited on the Retention page (no --retention)
         if ui_enabled or policy is not None:
             from tracelake.archiver.service import start_for_server
 
             archiver, scheduler = start_for_server(store, settings, policy)
+            if stored and archiver is not None:
+                from tracelake.archiver.rules import refresh_from_store
+
+                archiver.refresh_policy = refresh_from_store  # versions applied by other processes too
             if archiver is not None:
                 lines.append(f"  archive     {archiver.location.uri} (every {settings.archive_every})")
         if ui_enabled:
@@ -123,6 +131,7 @@ def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: boo
             ui_sock = _bind(settings.host, settings.ui_port)
             ui_app = create_app(store, settings, collector)
             ui_app.state.archiver = archiver
+            ui_app.state.scheduler = scheduler  # applying rules from the page may start or swap them
             if registry is not None and not getattr(ui_app.state, "auth_guarded", False):
                 raise RuntimeError("auth is on but the UI/API guard is not installed")  # never serve it open
             http_servers.append(_http_server(ui_app, ui_sock))
@@ -132,6 +141,7 @@ def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: boo
         print("\n".join(lines), flush=True)
         asyncio.run(_run(http_servers))
     finally:
+        scheduler = getattr(getattr(ui_app, "state", None), "scheduler", scheduler)
         if scheduler is not None:
             scheduler.stop()
         if grpc_server is not None:
@@ -184,6 +194,19 @@ def _retention_policy(settings: Settings) -> Any:
     except PolicyError as exc:
         print(f"tracelake: retention file refused: {exc}", file=sys.stderr, flush=True)
         return False
+
+
+def _stored_policy(store: Any, lines: list[str]) -> Any:
+    """The newest rules version applied from the Retention page, None when there is none or it
+    no longer validates (said at start; the server runs without archiving until a valid apply)."""
+    from tracelake.archiver.rules import stored_policy
+
+    version, policy, error = stored_policy(store)
+    if error:
+        print(f"tracelake: {error}; not archiving until rules are applied again", file=sys.stderr, flush=True)
+    elif version is not None:
+        lines.append(f"  rules       version {version.version} applied on the Retention page by {version.actor}")
+    return policy
 
 
 def _version() -> str:

@@ -20,6 +20,9 @@ def install(app: FastAPI) -> None:
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
     app.include_router(api.router)
     app.include_router(routes.router)
+    from tracelake.ui import routes_rules  # rules: the Retention page's rule editor
+
+    app.include_router(routes_rules.router)
     security.install_headers(app)
 
 

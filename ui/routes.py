@@ -4,6 +4,8 @@ A bad filter or time range is a 200 page with an inline message; an unknown id i
 """
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
@@ -94,9 +96,19 @@ async def session_page(request: Request, session_id: str) -> Response:
 
 
 @router.get("/retention", response_class=HTMLResponse)
-async def retention_page(request: Request) -> Response:
+async def retention_page(request: Request, edit: int | None = None, applied: int | None = None) -> Response:
+    return await retention_response(request, edit=edit, applied=applied)
+
+
+async def retention_response(request: Request, rules_editor: Any = None, edit: int | None = None,
+                             applied: int | None = None) -> Response:
+    """The whole Retention page (also after a form posted without htmx, with its result in place)."""
     rv = await views.retention_view(_store(request), getattr(request.app.state, "archiver", None))
-    return _page(request, "retention.html", {"nav": "retention", "r": rv, "charts": charts.tier_charts(rv.tiers)})
+    ctx = {"nav": "retention", "r": rv, "charts": charts.tier_charts(rv.tiers)}
+    from tracelake.ui import routes_rules  # rules: the editor section
+
+    ctx["rules"] = rules_editor or await routes_rules.editor(request, edit_version=edit, applied_version=applied)
+    return _page(request, "retention.html", ctx)
 
 
 @router.get("/dashboard", response_class=HTMLResponse)

@@ -15,7 +15,7 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
        "media-src 'self'; connect-src 'self'; font-src 'self'; form-action 'self'; base-uri 'none'; "
        "frame-ancestors 'none'; object-src 'none'")
 UI_PREFIXES = ("/traces", "/sessions", "/dashboard", "/ui/", "/api/traces", "/api/sessions", "/api/dashboard",
-               "/api/filter")
+               "/api/filter", "/retention")
 HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),

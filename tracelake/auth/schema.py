@@ -74,4 +74,5 @@ def stamped_project_column(claimed: str) -> str:
     return f"ALTER TABLE otel_traces MODIFY COLUMN Project LowCardinality(String) MATERIALIZED {verified}"
 
 # Tables holding nothing a viewer of one project may see; never readable through scoped reads.
-PRIVATE_TABLES = ("api_keys", "audit_log", "auth_secrets", "auth_revoked_sessions")
+PRIVATE_TABLES = ("api_keys", "audit_log", "auth_secrets", "auth_revoked_sessions",
+                  "retention_policy_versions")  # rules: who applied what (ops read it through the page)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,7 @@ CHANGE_RULES: tuple[tuple[str, Perm | None], ...] = (
     ("/api/sql", Perm.READ),  # read-only SQL sent as a POST body
     ("/api/keys", Perm.KEYS),
     ("/api/pins", Perm.ANNOTATE), ("/api/saved-filters", Perm.ANNOTATE), ("/api/filters", Perm.ANNOTATE),
+    ("/api/retention/apply", Perm.ADMIN), ("/retention/rules/apply", Perm.ADMIN),  # rules: every project's retention
     ("/api/retention", Perm.RETENTION), ("/retention", Perm.RETENTION), ("/api/holds", Perm.RETENTION),
     ("/api/erase", Perm.RETENTION), ("/api/erasure", Perm.RETENTION),
 )  # /api/archiver plan and run act on every project: admin (the default above)
@@ -51,11 +53,17 @@ READ_RULES: tuple[tuple[str, Perm], ...] = (
     ("/api/keys", Perm.KEYS), ("/keys", Perm.KEYS),
     ("/api/audit", Perm.AUDIT), ("/audit", Perm.AUDIT),
     ("/retention", Perm.RETENTION), ("/api/retention", Perm.RETENTION), ("/api/archiver", Perm.RETENTION),
+    ("/api/holds", Perm.RETENTION),
 )
+
+
+PIN_PATH = re.compile(r"^/(api/)?traces/[^/]+/(pin|unpin)$")  # pinning a trace: engineer and up
 
 
 def required(method: str, path: str) -> Perm | None:
     """The permission a request needs (None: any signed-in caller)."""
+    if method.upper() not in SAFE_METHODS and PIN_PATH.match(path):
+        return Perm.ANNOTATE
     if method.upper() in SAFE_METHODS:
         if path == "/api/whoami":
             return None
