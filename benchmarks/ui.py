@@ -262,10 +262,14 @@ def archive_main(args) -> int:
         body = client.get(url.replace("/traces/", "/api/traces/") if "/api/" not in url else url).json()
         assert body.get("tier") == "archive", body.get("tier")
         ratio = statistics.median(xs) / statistics.median(hot[name])
+        # The hot side was timed before the run, the archive side after: on a busy machine the
+        # medians carry the load's swings; the fastest of each is less sensitive to them.
+        best = min(xs) / min(hot[name])
         _report(f"trace by id, hot: {name}", hot[name])
         ok = ratio <= 2.0
         failed |= not ok
-        _report(f"trace by id, archive: {name}", xs, extra=f"{ratio:.2f}x hot (target <= 2x) {'ok' if ok else 'SLOW'}")
+        _report(f"trace by id, archive: {name}", xs,
+                extra=f"{ratio:.2f}x hot (target <= 2x) {'ok' if ok else 'SLOW'}; fastest {best:.2f}x")
     cases = [
         ("list 30d: first page (no filter)", "/api/traces?range=30d"),
         ("list 30d: first page (page)", "/traces?range=30d"),
