@@ -90,9 +90,16 @@ class ArchiveFiles:
                 return None
             out = [f.path for part in partitions for f in self._by_partition.get(part, ())
                    if f.may_hold(trace_id, runs)]
-        if any("%" in p or "'" in p or "\\" in p for p in out):
-            return None  # a writer's escaped path: let the engine resolve it
+        if not all(_plain(p) for p in out):
+            return None  # a writer's escaped (or odd) path: let the engine resolve it
         return out
+
+
+def _plain(path: str) -> bool:
+    """A relative path inside the table, as our writers and delta-rs name files: nothing to
+    unescape, no way out of the table's directory."""
+    return (bool(path) and not path.startswith("/") and ".." not in path.split("/") and "://" not in path
+            and not any(c in path for c in "%'\\{}*?"))
 
 
 _REGISTRY: dict[str, ArchiveFiles] = {}
