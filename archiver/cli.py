@@ -222,3 +222,12 @@ def runs(url: UrlOpt = "http://127.0.0.1:4380", clickhouse_url: ClickHouseOpt = 
         typer.echo(json.dumps(doc, indent=2))
     else:
         _print_runs(doc["runs"], "archive runs")
+
+
+def _restore_command() -> None:
+    from tracelake.archiver.cli_erase import restore
+
+    app.command()(restore)  # tracelake archiver restore
+
+
+_restore_command()

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tracelake.auth import schema as _auth
-from tracelake.store import archive_schema
+from tracelake.store import archive_schema, erase_schema
 
 
 def _first(*keys: str, attrs: str = "SpanAttributes") -> str:
@@ -249,6 +249,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "attachments", (ATTACHMENTS,)),
     Migration(3, "insert deduplication for spool segments", DEDUP_WINDOW),
     Migration(20, "archive tier: trace index, runs, visibility views", archive_schema.STATEMENTS),
+    Migration(22, "erasure and restore: requests, targets, receipts, restore flip", erase_schema.STATEMENTS),
     Migration(30, "access: api keys, audit log, session secret", (_auth.API_KEYS, _auth.AUDIT_LOG, _auth.AUTH_SECRETS,
                                                                       _auth.REVOKED_SESSIONS)),
     Migration(31, "access: Project from the caller's key wins", (_auth.stamped_project_column(PROJECT),)),
