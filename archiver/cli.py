@@ -231,3 +231,7 @@ def _restore_command() -> None:
 
 
 _restore_command()
+
+from tracelake.archiver.cli_keep import register as _register_keep  # noqa: E402 - explain, pin, unpin, hold
+
+_register_keep(app)

@@ -9,8 +9,10 @@
         hot: 7d
         archive: 90d
 
-Durations: a number and a unit among s, m, h, d, w (``0d`` is allowed for ``archive``: delete
-when leaving hot). Line numbers come from PyYAML's composed nodes, so a message points at the
+Durations: a number and a unit among s, m, h, d, w (``0d`` is allowed: ``archive: 0d`` deletes
+when leaving hot; a ``hot`` below 1h, ``0d`` included, acts as 1h, because no trace leaves hot
+before its last span is :data:`tracelake.archiver.plan.SETTLE` old — spans of a trace still
+running must not be split from it). Line numbers come from PyYAML's composed nodes, so a message points at the
 exact place in the file.
 """
 from __future__ import annotations
@@ -154,9 +156,6 @@ def parse_policy(text: str, source: str = "<retention>") -> RetentionPolicy:
                 parsed[key] = parse_duration(text_value, allow_forever=allow_forever)
             except ValueError as exc:
                 raise PolicyError(f"{_where(source, node)}, {field}.{key}: {exc}") from exc
-        if parsed["hot"] < timedelta(hours=1):
-            raise PolicyError(f"{_where(source, values['hot'][1])}, {field}.hot: at least 1h "
-                              "(spans of a trace still running must not be moved)")
         if "match" in values:
             text_value, node = values["match"]
             if not text_value.strip():

@@ -157,7 +157,7 @@ class Archiver:
         """Fix the run's traces: index rows tagged with its RunId, then state 'planned'."""
         p = Params()
         now_ns = int(run.now.timestamp() * NS)
-        sql = candidates_sql(self.store, self.policy, now_ns, p, run.run_id)
+        sql = candidates_sql(self.store, self.policy, now_ns, p, run.run_id)  # pinned traces stay hot
         self.store.execute(f"INSERT INTO trace_summary_archive ({INDEX_COLUMNS}) SELECT {INDEX_COLUMNS} FROM ({sql})",
                            p.bound(self.store))
         fail_point("after_index")
@@ -281,9 +281,12 @@ class Archiver:
     def _expire(self, run: RunRecord, progress: Progress | None) -> None:
         """Delete archived traces past their time: Delta rows first, then their index rows (the
         index is the to-do list, so a rerun after a crash finds what is left), then vacuum."""
+        from tracelake.archiver.keep import active_holds
+
         now_ns = int(run.now.timestamp() * NS)
         p = Params()
-        cond = expired_condition(self.policy, now_ns, p)
+        # Pinned and held traces are never expired (the condition leaves them out).
+        cond = expired_condition(self.policy, now_ns, p, active_holds(self.store))
         bound = p.bound(self.store)
         expired = self.store.query_arrow(
             f"SELECT toString(Day) AS D, groupArray(TraceId) AS Ids, sum(SpanCount) AS S FROM archived_traces "
@@ -309,10 +312,14 @@ class Archiver:
             if progress is not None:
                 progress("expire", i + 1, len(expired))
         fail_point("after_expire_delta")
-        self.store.execute(f"DELETE FROM archive_attachments WHERE TraceId IN "
-                           f"(SELECT TraceId FROM archived_traces WHERE {cond})", bound)
-        self.store.execute(f"DELETE FROM trace_summary_archive WHERE TraceId IN "
-                           f"(SELECT TraceId FROM archived_traces WHERE {cond})", bound)
+        # Exactly the traces deleted above: a pin or hold made meanwhile must not drop the index
+        # row of a trace whose spans are still in the archive.
+        gone = sorted({_hex(t) for r in expired for t in r["Ids"]})
+        for j in range(0, len(gone), 50_000):
+            ids = {"ids": ",".join(gone[j:j + 50_000])}  # hex ids: never a comma
+            for table in ("archive_attachments", "trace_summary_archive"):
+                self.store.execute(f"DELETE FROM {table} WHERE TraceId IN "
+                                   "(SELECT arrayJoin(splitByChar(',', {ids:String})))", ids)
         fail_point("after_expire_index")
         self.delta.vacuum()
         record(self.store, run, "hot_deleted", deleted_traces=run.deleted_traces + deleted_traces,

@@ -47,7 +47,6 @@ def test_a_good_file_loads(tmp_path: Path):
     (GOOD.replace("  - name: errors\n", "  - name: default\n", 1).replace("    match: 'status:error'\n", "", 1),
      ["name is already used"]),
     (GOOD.replace("    hot: 30d\n", "", 1), ["line 2", "rules[0].hot: missing"]),
-    (GOOD.replace("hot: 12h", "hot: 30m"), ["line 8", ".hot: at least 1h"]),
     ("rules: []\n", ["line 1", "non-empty list"]),
     ("retention:\n  - name: x\n", ["line 1", "retention: unknown key"]),
     ("", ["empty"]),
@@ -79,3 +78,13 @@ def test_durations_round_trip():
     assert format_duration(None) == "forever"
     with pytest.raises(ValueError):
         parse_duration("forever", allow_forever=False)
+
+
+def test_hot_below_an_hour_is_accepted_and_settles_for_an_hour():
+    from tracelake.archiver.plan import SETTLE, leave_after
+
+    policy = parse_policy("rules:\n  - name: gone\n    hot: 0d\n    archive: 0d\n")
+    assert policy.rules[0].hot == timedelta(0) and policy.rules[0].archive == timedelta(0)
+    # A trace still leaves hot only when its last span is SETTLE old (never split while running).
+    assert leave_after(policy.rules[0].hot) == SETTLE == timedelta(hours=1)
+    assert leave_after(timedelta(days=2)) == timedelta(days=2)

@@ -41,7 +41,8 @@ from tracelake.store.base import Params, Store, StoreError
 PROJECT_TABLES = ("otel_traces", "trace_summary", "trace_summary_mv", "trace_summary_archive",
                   "otel_traces_archive_delta")
 # Tables keyed by TraceId only: visible when the trace, hot or archived, is in the caller's projects.
-TRACE_TABLES = ("otel_traces_trace_id_ts", "otel_traces_trace_id_ts_mv", "attachments", "archive_attachments")
+TRACE_TABLES = ("otel_traces_trace_id_ts", "otel_traces_trace_id_ts_mv", "attachments", "archive_attachments",
+                "retention_pins")
 
 SAFE_TABLE_FUNCTIONS = frozenset({"numbers", "numbers_mt", "zeros", "zeros_mt", "generateRandom", "values",
                                   "view", "format", "null", "generate_series", "generateSeries", "primes"})

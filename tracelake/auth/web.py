@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -54,8 +55,13 @@ READ_RULES: tuple[tuple[str, Perm], ...] = (
 )
 
 
+PIN_PATH = re.compile(r"^/(api/)?traces/[^/]+/(pin|unpin)$")  # pinning a trace: engineer and up
+
+
 def required(method: str, path: str) -> Perm | None:
     """The permission a request needs (None: any signed-in caller)."""
+    if method.upper() not in SAFE_METHODS and PIN_PATH.match(path):
+        return Perm.ANNOTATE
     if method.upper() in SAFE_METHODS:
         if path == "/api/whoami":
             return None

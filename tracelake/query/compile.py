@@ -188,6 +188,8 @@ class Compiler:
             return f"has({col}, {self.p.s(str(n.value))})"
         if name == "status" and (n.value == "error") != (n.op == "!="):
             return "notEmpty(ErrorSpans)"
+        if name == "pinned" and _pinned(n).startswith("TraceId IN"):
+            return _pinned(n)
         if name in ("session", "user") and not n.wildcard:
             self.selective = True
             return f"{'SessionId' if name == 'session' else 'UserId'} = {self.p.s(str(n.value))}"
@@ -255,6 +257,8 @@ class Compiler:
             alias = {"session": "Sess", "user": "Usr", "name": "Root", "project": "Proj"}[name]
             self.needs.add(alias)
             return self._str_match(alias, c)
+        if name == "pinned":
+            return _pinned(c)
         if name == "trace":
             test = f"startsWith(TraceId, {self.p.s(str(c.value))})"
             return f"NOT {test}" if c.op == "!=" else test
@@ -286,6 +290,14 @@ class Compiler:
             raise ValueError(name)
         sub = self._spans(cond)
         return f"NOT {sub}" if c.op == "!=" else sub
+
+
+def _pinned(c: Cmp) -> str:
+    """``pinned:true``: the trace has an active pin (tracelake.archiver.keep), in either tier."""
+    from tracelake.store.keep_schema import PINNED_TRACES_SQL
+
+    want = (c.value == "true") != (c.op == "!=")
+    return f"TraceId {'IN' if want else 'NOT IN'} ({PINNED_TRACES_SQL})"
 
 
 def is_span_term(node: Node) -> bool:

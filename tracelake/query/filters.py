@@ -25,7 +25,7 @@ from typing import Literal, Union
 
 Op = Literal[":", "=", "!=", ">", ">=", "<", "<="]
 OPS: tuple[str, ...] = (">=", "<=", "!=", ":", "=", ">", "<")  # longest first
-Kind = Literal["text", "list", "number", "duration", "status", "id"]
+Kind = Literal["text", "list", "number", "duration", "status", "id", "bool"]
 Level = Literal["trace", "span"]
 
 MAX_QUERY_CHARS = 2000
@@ -69,6 +69,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("name", "text", "trace", "root span name (first span's name if the root is missing)", ("root",)),
     FieldSpec("project", "text", "trace", "project (tracelake.project / openinference.project.name)"),
     FieldSpec("trace", "id", "trace", "trace id (hex)", ("trace_id", "id")),
+    FieldSpec("pinned", "bool", "trace", "true: the trace has an active pin (kept hot, never deleted); false: it has none"),
     FieldSpec("span", "text", "span", "any span of the trace has this name", ("span_name",)),
     FieldSpec("kind", "text", "span", "any span of this kind: server, client, internal, producer, consumer"),
     FieldSpec("operation", "text", "span", "any span with this LLM operation: chat, embeddings, execute_tool, llm, retriever, tool, agent, ...", ("op",)),
@@ -85,6 +86,7 @@ for _f in FIELDS:
 ATTR = next(f for f in FIELDS if f.name == "attr.<key>")
 RESOURCE = next(f for f in FIELDS if f.name == "resource.<key>")
 
+BOOL_VALUES = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 STATUS_VALUES = {"error": "error", "err": "error", "failed": "error", "ok": "ok", "success": "ok", "unset": "ok"}
 DURATION_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
                   "m": 60_000_000_000, "min": 60_000_000_000, "h": 3_600_000_000_000}
@@ -365,6 +367,11 @@ def make_cmp(name: str, name_pos: int, op: str, op_pos: int, raw: str, val_pos: 
         if norm is None:
             raise FilterError(f"status is error or ok, not {raw!r}", val_pos, val_end)
         return Cmp(spec, key, typed_op, norm, raw, name_pos)
+    if spec.kind == "bool":
+        flag = BOOL_VALUES.get(raw.lower())
+        if flag is None:
+            raise FilterError(f"{spec.name} is true or false, not {raw!r}", val_pos, val_end)
+        return Cmp(spec, key, typed_op, "true" if flag else "false", raw, name_pos)
     if spec.kind == "id":
         if not _HEX.match(raw):
             raise FilterError(f"a trace id is hexadecimal, not {raw!r}", val_pos, val_end)

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tracelake.auth import schema as _auth
-from tracelake.store import archive_schema, erase_schema
+from tracelake.store import archive_schema, erase_schema, keep_schema
 
 
 def _first(*keys: str, attrs: str = "SpanAttributes") -> str:
@@ -253,6 +253,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(30, "access: api keys, audit log, session secret", (_auth.API_KEYS, _auth.AUDIT_LOG, _auth.AUTH_SECRETS,
                                                                       _auth.REVOKED_SESSIONS)),
     Migration(31, "access: Project from the caller's key wins", (_auth.stamped_project_column(PROJECT),)),
+    Migration(21, "retention: pins and legal holds", keep_schema.STATEMENTS),
 )
 
 MIGRATIONS_TABLE = """

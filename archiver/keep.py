@@ -1,0 +1,316 @@
+"""Pins and legal holds: what keeps a trace from leaving hot or from being deleted.
+
+* A **pin** keeps one trace hot and out of every deletion until it is unpinned or its ``until``
+  passes. ``retention_pins`` has one row per change (pin, unpin), so who pinned what and when stays.
+* A **hold** is a named filter of the UI's language plus a reason: while it is active, no trace it
+  matches is deleted in any tier (a held trace may still move from hot to the archive).
+  ``retention_holds`` has one row per change (create, release); names are unique for all time, so a
+  name's history is one hold's history.
+
+Both tables are ReplacingMergeTree ordered by (key, Version): a change is an insert, an identical
+retry of the same insert merges away, and the history is never rewritten (migration 21).
+
+User values reach ClickHouse only as bound parameters; hold filters are parsed (a
+:class:`~tracelake.query.filters.FilterError` names what is wrong) and compiled by
+:mod:`tracelake.query.compile` like the trace list's filters.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from tracelake.query.compile import ALL_AGGS, ARCHIVE, HOT, Compiler, Tier, aggs
+from tracelake.query.filters import FilterError, Node, parse
+from tracelake.query.params import Params, query
+from tracelake.store.base import Store
+from tracelake.store.keep_schema import _ACTIVE_PIN, PINNED_TRACES_SQL, STATEMENTS, pinned_sql  # noqa: F401 - re-exported
+
+
+
+HEX_ID = re.compile(r"^[0-9a-f]{1,32}$")
+HOLD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@ \-]{0,99}$")
+MAX_REASON = 2000
+MAX_ACTOR = 200
+# Span subqueries of hold filters look at every span of the traces in scope.
+_SPAN_LO, _SPAN_HI = 0, 4_102_444_800 * 10**9  # 1970 .. 2100
+
+
+class KeepError(ValueError):
+    """A pin or hold request that cannot be done; the message names what is wrong."""
+
+
+@dataclass(frozen=True)
+class Pin:
+    trace_id: str
+    until: datetime | None  # None: until unpinned
+    actor: str
+    reason: str
+    created: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"trace_id": self.trace_id, "until": _iso(self.until), "actor": self.actor, "reason": self.reason,
+                "created": _iso(self.created)}
+
+
+@dataclass(frozen=True)
+class Hold:
+    name: str
+    filter: str
+    reason: str
+    actor: str  # who created it
+    created: datetime
+    released: datetime | None = None
+    released_by: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.released is None
+
+    def node(self) -> Node | None:
+        return parse(self.filter)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "filter": self.filter, "reason": self.reason, "actor": self.actor,
+                "created": _iso(self.created), "released": _iso(self.released), "released_by": self.released_by,
+                "active": self.active}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+def _ms(value: datetime) -> int:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return int(value.timestamp() * 1000)
+
+
+_VERSION_LOCK = threading.Lock()
+_last_version = [0]
+
+
+def _version() -> int:
+    """Strictly increasing within the process, and time-ordered across processes (ns clock)."""
+    with _VERSION_LOCK:
+        v = max(time.time_ns(), _last_version[0] + 1)
+        _last_version[0] = v
+        return v
+
+
+def check_trace_id(trace_id: str) -> str:
+    tid = (trace_id or "").strip().lower()
+    if not HEX_ID.match(tid):
+        raise KeepError(f"a trace id is 1-32 hexadecimal characters, not {trace_id[:80]!r}")
+    return tid
+
+
+def _actor(actor: str) -> str:
+    actor = (actor or "").strip()
+    if not actor:
+        raise KeepError("who makes the change (actor) is required")
+    return actor[:MAX_ACTOR]
+
+
+# --- pins ----------------------------------------------------------------------------------------
+def _write_pin(store: Store, trace_id: str, pinned: bool, until: datetime | None, actor: str, reason: str,
+               now_ms: int) -> None:
+    p = Params()
+    store.execute(
+        "INSERT INTO retention_pins (TraceId, Version, Pinned, Until, Actor, Reason, Time) VALUES "
+        f"({p.s(trace_id)}, {p.add(_version(), 'UInt64')}, {p.add(int(pinned), 'UInt8')}, "
+        f"fromUnixTimestamp64Milli({p.i(_ms(until) if until else 0)}), {p.s(actor)}, {p.s(reason)}, "
+        f"fromUnixTimestamp64Milli({p.i(now_ms)}))", p.bound(store))
+
+
+def pin(store: Store, trace_id: str, *, until: datetime | None, actor: str, reason: str = "") -> Pin:
+    """Pin a trace (again: the new pin replaces the old one's ``until``). The caller checks that
+    the trace exists; this only checks the id's form. ``until`` must be in the future."""
+    tid = check_trace_id(trace_id)
+    who = _actor(actor)
+    now = datetime.now(timezone.utc)
+    if until is not None and _ms(until) <= _ms(now):
+        raise KeepError(f"'until' must be in the future, not {until.isoformat()}")
+    if len(reason) > MAX_REASON:
+        raise KeepError(f"the reason is {len(reason)} characters, at most {MAX_REASON}")
+    _write_pin(store, tid, True, until, who, reason, _ms(now))
+    return Pin(tid, _dt(_ms(until)) if until else None, who, reason, _dt(_ms(now)))
+
+
+def unpin(store: Store, trace_id: str, *, actor: str) -> bool:
+    """Remove a trace's pin; False (nothing written) when it had no active pin."""
+    tid = check_trace_id(trace_id)
+    who = _actor(actor)
+    if tid not in pinned_until(store, [tid]):
+        return False
+    _write_pin(store, tid, False, None, who, "", _ms(datetime.now(timezone.utc)))
+    return True
+
+
+def _pin_rows(store: Store, where: str, p: Params) -> list[Pin]:
+    now = p.i(_ms(datetime.now(timezone.utc)))
+    rows = query(store, "SELECT TraceId, toUnixTimestamp64Milli(Until) AS U, Actor, Reason, "
+                        "toUnixTimestamp64Milli(Time) AS T FROM retention_pins_current "
+                        f"WHERE {_ACTIVE_PIN.format(now=now)} AND {where} ORDER BY Time DESC, TraceId", p)
+    return [Pin(r["TraceId"], _dt(r["U"]) if r["U"] else None, r["Actor"], r["Reason"], _dt(r["T"])) for r in rows]
+
+
+def active_pins(store: Store, trace_ids: list[str]) -> dict[str, Pin]:
+    """The active pin of each given trace that has one."""
+    ids = sorted({t.lower() for t in trace_ids if HEX_ID.match(t.lower())})
+    if not ids:
+        return {}
+    p = Params()
+    where = f"TraceId IN (SELECT arrayJoin(splitByChar(',', {p.s(','.join(ids))})))"
+    return {x.trace_id: x for x in _pin_rows(store, where, p)}
+
+
+def pinned_until(store: Store, trace_ids: list[str]) -> dict[str, datetime | None]:
+    """Active pins only: trace id -> until (None: until unpinned)."""
+    return {t: x.until for t, x in active_pins(store, trace_ids).items()}
+
+
+def list_pins(store: Store, limit: int = 500) -> list[Pin]:
+    """Active pins, newest first."""
+    p = Params()
+    return _pin_rows(store, "1", p)[: max(1, int(limit))]
+
+
+def pin_history(store: Store, trace_id: str) -> list[dict[str, Any]]:
+    """Every change of one trace's pin, oldest first."""
+    p = Params()
+    rows = query(store, "SELECT Pinned, toUnixTimestamp64Milli(Until) AS U, Actor, Reason, "
+                        f"toUnixTimestamp64Milli(Time) AS T FROM retention_pins FINAL WHERE TraceId = "
+                        f"{p.s(check_trace_id(trace_id))} ORDER BY Version", p)
+    return [{"action": "pin" if r["Pinned"] else "unpin", "until": _iso(_dt(r["U"])) if r["U"] else None,
+             "actor": r["Actor"], "reason": r["Reason"], "time": _iso(_dt(r["T"]))} for r in rows]
+
+
+# --- holds ---------------------------------------------------------------------------------------
+_HOLD_LOCK = threading.Lock()  # name uniqueness within a process (check then insert)
+
+
+def _write_hold(store: Store, name: str, active: bool, filter_text: str, reason: str, actor: str, now_ms: int) -> None:
+    p = Params()
+    store.execute(
+        "INSERT INTO retention_holds (Name, Version, Active, Filter, Reason, Actor, Time) VALUES "
+        f"({p.s(name)}, {p.add(_version(), 'UInt64')}, {p.add(int(active), 'UInt8')}, {p.s(filter_text)}, "
+        f"{p.s(reason)}, {p.s(actor)}, fromUnixTimestamp64Milli({p.i(now_ms)}))", p.bound(store))
+
+
+def check_hold_name(name: str) -> str:
+    name = (name or "").strip()
+    if not HOLD_NAME.match(name):
+        raise KeepError("a hold name is 1-100 characters: letters, digits, space, '_', '.', ':', '@' or '-', "
+                        f"starting with a letter or digit (got {name[:120]!r})")
+    return name
+
+
+def create_hold(store: Store, name: str, filter_text: str, reason: str, *, actor: str) -> Hold:
+    """A new active hold. Raises FilterError for a filter that does not parse (or is empty: a hold
+    on everything is refused), KeepError for a bad or already used name, a missing reason."""
+    name = check_hold_name(name)
+    who = _actor(actor)
+    filter_text = (filter_text or "").strip()
+    if parse(filter_text) is None:
+        raise FilterError("a hold needs a filter, e.g. user:alice or session:s-1", 0)
+    reason = (reason or "").strip()
+    if not reason:
+        raise KeepError("a hold needs a reason (why these traces must be kept)")
+    if len(reason) > MAX_REASON:
+        raise KeepError(f"the reason is {len(reason)} characters, at most {MAX_REASON}")
+    with _HOLD_LOCK:
+        if _hold_rows(store, name):
+            raise KeepError(f"a hold named {name!r} already exists or existed (names are never reused)")
+        now_ms = _ms(datetime.now(timezone.utc))
+        _write_hold(store, name, True, filter_text, reason, who, now_ms)
+    return Hold(name, filter_text, reason, who, _dt(now_ms))
+
+
+def release_hold(store: Store, name: str, *, actor: str) -> bool:
+    """Release an active hold; False (nothing written) when no active hold has that name."""
+    who = _actor(actor)
+    with _HOLD_LOCK:
+        holds = _fold(_hold_rows(store, name))
+        if not holds or not holds[0].active:
+            return False
+        h = holds[0]
+        _write_hold(store, h.name, False, h.filter, h.reason, who, _ms(datetime.now(timezone.utc)))
+    return True
+
+
+def _hold_rows(store: Store, name: str | None = None) -> list[dict[str, Any]]:
+    p = Params()
+    where = f"WHERE Name = {p.s(name)}" if name is not None else ""
+    return query(store, "SELECT Name, Active, Filter, Reason, Actor, toUnixTimestamp64Milli(Time) AS T "
+                        f"FROM retention_holds FINAL {where} ORDER BY Name, Version", p)
+
+
+def _fold(rows: list[dict[str, Any]]) -> list[Hold]:
+    """History rows (ordered by name, version) -> one Hold per name: the creation, then the release."""
+    out: dict[str, Hold] = {}
+    for r in rows:
+        h = out.get(r["Name"])
+        if h is None:
+            if r["Active"]:
+                out[r["Name"]] = Hold(r["Name"], r["Filter"], r["Reason"], r["Actor"], _dt(r["T"]))
+        elif r["Active"] == 0 and h.released is None:
+            out[r["Name"]] = Hold(h.name, h.filter, h.reason, h.actor, h.created, _dt(r["T"]), r["Actor"])
+    return list(out.values())
+
+
+def list_holds(store: Store) -> list[Hold]:
+    """Every hold, active ones first, newest first within each group."""
+    holds = _fold(_hold_rows(store))
+    return sorted(holds, key=lambda h: (not h.active, -h.created.timestamp(), h.name))
+
+
+def active_holds(store: Store) -> list[Hold]:
+    return [h for h in list_holds(store) if h.active]
+
+
+def hold_names_expr(holds: list[Hold], compiler: Compiler) -> str:
+    """An Array(String) expression over trace aliases: the names of ``holds`` whose filter the
+    trace passes. The caller computes every alias of ALL_AGGS (hot aggregates or archive columns)."""
+    if not holds:
+        return "CAST([], 'Array(String)')"
+    parts = [f"if({compiler.compile(h.node())}, {compiler.p.s(h.name)}, '')" for h in holds]
+    return f"arrayFilter(x -> x != '', [{', '.join(parts)}])"
+
+
+def _covering(store: Store, holds: list[Hold], ids: list[str], tier: Tier) -> list[dict[str, Any]]:
+    p = Params()
+    scope = f"SELECT arrayJoin(splitByChar(',', {p.s(','.join(ids))}))"  # hex ids: never a comma
+    names = hold_names_expr(holds, Compiler(p, p.i(_SPAN_LO), p.i(_SPAN_HI), scope_ids=scope, tier=tier))
+    if tier is HOT:
+        inner = (f"SELECT TraceId, {aggs(ALL_AGGS)} FROM trace_summary WHERE TraceId IN ({scope}) "
+                 "GROUP BY TraceId")
+    else:
+        inner = f"SELECT TraceId, {aggs(ALL_AGGS, ARCHIVE)} FROM archived_traces WHERE TraceId IN ({scope})"
+    return query(store, f"SELECT TraceId, {names} AS H FROM ({inner}) WHERE notEmpty(H)", p)
+
+
+def holds_covering(store: Store, trace_ids: list[str]) -> dict[str, list[str]]:
+    """Active hold name -> the given traces it covers, looking at both tiers (a trace matched in
+    either tier is covered). Holds that cover none of them are left out."""
+    from tracelake.ui.queries.tiers import archive_present
+
+    ids = sorted({t.lower() for t in trace_ids if HEX_ID.match(t.lower())})
+    holds = active_holds(store)
+    if not ids or not holds:
+        return {}
+    out: dict[str, set[str]] = {}
+    tiers = [HOT, ARCHIVE] if archive_present(store) else [HOT]
+    for tier in tiers:
+        for chunk in range(0, len(ids), 5000):
+            for r in _covering(store, holds, ids[chunk:chunk + 5000], tier):
+                for name in r["H"]:
+                    out.setdefault(name, set()).add(r["TraceId"])
+    return {name: sorted(v) for name, v in sorted(out.items())}

@@ -1,0 +1,55 @@
+"""Migration 21: pins and legal holds (tracelake.archiver.keep; docs/archive.md "Pins and holds").
+
+One row per change (pin, unpin; hold create, release), ReplacingMergeTree ordered by (key,
+Version): a change is an insert, an identical retried insert merges away, history stays.
+``retention_pins_current`` is each pinned trace's latest row (``Until`` = 0: no end).
+"""
+from __future__ import annotations
+
+PINS = """
+CREATE TABLE IF NOT EXISTS retention_pins (
+    TraceId String,
+    Version UInt64,
+    Pinned UInt8,
+    Until DateTime64(3),
+    Actor String,
+    Reason String,
+    Time DateTime64(3)
+) ENGINE = ReplacingMergeTree(Version)
+ORDER BY (TraceId, Version)
+"""
+
+# The current state of every trace that was ever pinned (Until = 0: no end).
+PINS_CURRENT = """
+CREATE VIEW IF NOT EXISTS retention_pins_current AS
+SELECT TraceId, max(Version) AS LastVersion, argMax(Pinned, Version) AS Pinned, argMax(Until, Version) AS Until,
+       argMax(Actor, Version) AS Actor, argMax(Reason, Version) AS Reason, argMax(Time, Version) AS Time
+FROM retention_pins GROUP BY TraceId
+"""
+
+HOLDS = """
+CREATE TABLE IF NOT EXISTS retention_holds (
+    Name String,
+    Version UInt64,
+    Active UInt8,
+    Filter String,
+    Reason String,
+    Actor String,
+    Time DateTime64(3)
+) ENGINE = ReplacingMergeTree(Version)
+ORDER BY (Name, Version)
+"""
+
+STATEMENTS: tuple[str, ...] = (PINS, PINS_CURRENT, HOLDS)
+
+_ACTIVE_PIN = "Pinned = 1 AND (toUnixTimestamp64Milli(Until) = 0 OR toUnixTimestamp64Milli(Until) > {now})"
+
+
+def pinned_sql(now_ms: str) -> str:
+    """``SELECT TraceId`` of the pins active at ``now_ms`` (an SQL Int64 expression, e.g. a bound
+    parameter): the archiver passes the run's clock, so a plan and its run agree."""
+    return f"SELECT TraceId FROM retention_pins_current WHERE {_ACTIVE_PIN.format(now=now_ms)}"
+
+
+# Active pins now, for ``TraceId IN (...)`` clauses (the filter language's ``pinned:``).
+PINNED_TRACES_SQL = pinned_sql("toUnixTimestamp64Milli(now64(3))")
