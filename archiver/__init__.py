@@ -18,3 +18,6 @@ def install(app: Any) -> None:
 
     app.include_router(router)
     app.include_router(keep_router)
+    from tracelake.archiver.api_erase import router as erase_router  # erasure, receipts, restore
+
+    app.include_router(erase_router)

@@ -114,25 +114,17 @@ def match_archive(store: Store, text: str) -> list[tuple[str, date]]:
     return sorted((r["TraceId"], r["Day"]) for r in store.query_arrow(sql, p.bound(store)).to_pylist())
 
 
-def _keep() -> Any:
-    """Pins and holds (tracelake.archiver.keep, the keep helper's module)."""
-    try:
-        from tracelake.archiver import keep
-    except ImportError:  # TEMPORARY until branch keep is merged
-        return None
-    return keep
-
-
 def _holds_covering(store: Store, ids: list[str]) -> dict[str, list[str]]:
-    keep = _keep()
-    return keep.holds_covering(store, ids) if ids and keep is not None else {}
+    from tracelake.archiver.keep import holds_covering
+
+    return holds_covering(store, ids) if ids else {}
 
 
 def _unpin(store: Store, ids: list[str], actor: str) -> int:
-    keep = _keep()
-    if keep is None or not ids:
-        return 0
-    return sum(bool(keep.unpin(store, tid, actor=actor)) for tid in keep.pinned_until(store, ids))
+    """An erased trace's pin goes too."""
+    from tracelake.archiver.keep import pinned_until, unpin
+
+    return sum(bool(unpin(store, tid, actor=actor)) for tid in pinned_until(store, ids)) if ids else 0
 
 
 # --- Delta helpers ------------------------------------------------------------------------------
@@ -189,8 +181,12 @@ SpoolProbe = Callable[[], int]  # unloaded spool segments (0: drained)
 
 class Eraser:
     def __init__(self, store: Store, location: ArchiveLocation, object_store: Any = None, *,
-                 spool: SpoolProbe | None = None, spool_wait_s: float = 30.0, parts_wait_s: float = 120.0) -> None:
+                 spool: SpoolProbe | None = None, spool_wait_s: float = 30.0, parts_wait_s: float = 120.0,
+                 match_store: Store | None = None) -> None:
         self.store = store
+        # Matching may go through a caller's project-scoped store (tracelake.auth.scope); the
+        # deletes use the process's store.
+        self.match_store = match_store or store
         self.location = location
         self.delta = DeltaArchive(location)
         self.object_store = object_store
@@ -214,8 +210,8 @@ class Eraser:
                 self._resume_locked()
             spool = self._wait_for_spool() if not dry_run else self._spool_now()
             text = criteria.filter_text()
-            hot = match_hot(self.store, text)
-            archive = match_archive(self.store, text)
+            hot = match_hot(self.match_store, text)
+            archive = match_archive(self.match_store, text)
             ids = sorted(set(hot) | {t for t, _ in archive})
             if dry_run:
                 return {"dry_run": True, "criteria": criteria.to_dict(), "matched_trace_ids": ids,

@@ -19,7 +19,7 @@ from typing import Any
 
 from tracelake.archiver import receipts
 from tracelake.archiver.delta import ArchiveLocation, DeltaArchive
-from tracelake.archiver.erase import IDS_PER_DELETE, MAX_NS, _keep
+from tracelake.archiver.erase import IDS_PER_DELETE, MAX_NS
 from tracelake.archiver.receipts import Request, check_trace_id, iso, record
 from tracelake.archiver.runs import InjectedFailure, fail_point
 from tracelake.query.compile import ALL_AGGS, ARCHIVE, Compiler, aggs
@@ -75,8 +75,9 @@ def match_archived(store: Store, *, trace_id: str | None = None, filter_text: st
 
 
 class Restorer:
-    def __init__(self, store: Store, location: ArchiveLocation) -> None:
+    def __init__(self, store: Store, location: ArchiveLocation, match_store: Store | None = None) -> None:
         self.store = store
+        self.match_store = match_store or store  # a caller's project-scoped store finds what it may restore
         self.location = location
         self.delta = DeltaArchive(location)
 
@@ -89,7 +90,7 @@ class Restorer:
         try:
             ensure_archive_view(self.store, self.location)
             self._resume_locked()
-            found = match_archived(self.store, trace_id=trace_id, filter_text=filter_text)
+            found = match_archived(self.match_store, trace_id=trace_id, filter_text=filter_text)
             until = datetime.now(timezone.utc) + pin_for
             req = receipts.new_request("restore", actor, role, {
                 "request": {"actor": actor, "role": role, "trace_id": trace_id, "filter": filter_text,
@@ -144,12 +145,11 @@ class Restorer:
 
     def _pin(self, req: Request) -> None:
         """Pinned first, so no archive run takes them back while (or right after) they are copied."""
-        keep = _keep()
-        if keep is None:
-            return
+        from tracelake.archiver.keep import pin
+
         until = datetime.fromisoformat(req.doc["pinned_until"].replace("Z", "+00:00"))
         for tid in req.doc.get("trace_ids", []):
-            keep.pin(self.store, tid, until=until, actor=req.actor, reason="restored")
+            pin(self.store, tid, until=until, actor=req.actor, reason="restored")
 
     def _copy(self, req: Request) -> None:
         rid, t = req.request_id, self._targets_sql()

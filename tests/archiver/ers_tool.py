@@ -69,13 +69,52 @@ def tiers(data_dir: str) -> dict:
         store.close()
 
 
+def hold(data_dir: str, name: str, filter_text: str) -> dict:
+    from tracelake.archiver.keep import create_hold
+
+    store = _open(data_dir)
+    try:
+        return create_hold(store, name, filter_text, "litigation", actor="test").to_dict()
+    finally:
+        store.close()
+
+
+def pin(data_dir: str, trace_id: str) -> dict:
+    from tracelake.archiver.keep import pin as keep_pin
+
+    store = _open(data_dir)
+    try:
+        return keep_pin(store, trace_id, until=None, actor="test", reason="keep").to_dict()
+    finally:
+        store.close()
+
+
+def pins(data_dir: str) -> dict:
+    from tracelake.archiver.keep import list_pins
+
+    store = _open(data_dir)
+    try:
+        return {"pins": [p.to_dict() for p in list_pins(store)]}
+    finally:
+        store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("command", choices=["inspect", "tiers"])
+    parser.add_argument("command", choices=["inspect", "tiers", "hold", "pin", "pins"])
     parser.add_argument("data_dir")
     parser.add_argument("needles", nargs="*")
     args = parser.parse_args()
-    doc = inspect(args.data_dir, args.needles) if args.command == "inspect" else tiers(args.data_dir)
+    if args.command == "inspect":
+        doc = inspect(args.data_dir, args.needles)
+    elif args.command == "hold":
+        doc = hold(args.data_dir, *args.needles)
+    elif args.command == "pin":
+        doc = pin(args.data_dir, *args.needles)
+    elif args.command == "pins":
+        doc = pins(args.data_dir)
+    else:
+        doc = tiers(args.data_dir)
     json.dump(doc, sys.stdout, default=str)
 
 

@@ -77,6 +77,8 @@ def _check_gone(world: dict[str, Any], data: Path) -> None:
 def test_erase_by_user_leaves_no_byte_and_writes_a_receipt(world):
     data = _fresh(world, "clean")
     w = world["w"]
+    pinned = sorted(w.victim_hot)[0]
+    tool("pin", data, pinned)
     dry = _erase(data, "--user", USER_MARK, "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert set(json.loads(dry.stdout)["matched_trace_ids"]) == w.victim
@@ -95,6 +97,7 @@ def test_erase_by_user_leaves_no_byte_and_writes_a_receipt(world):
     assert set(receipt["blobs_removed"]) == {sha(VICTIM_IMAGE), sha(VICTIM_ARCHIVED_IMAGE)}
     assert receipt["blobs_kept_shared"] == [sha(SHARED_IMAGE)]
     assert receipt["replaced_parts_left"] == []
+    assert receipt["pins_removed"] == 1 and pinned not in {p["trace_id"] for p in tool("pins", data)["pins"]}
     assert set(receipt["steps"]) == {"planned", "hot_erased", "archive_erased", "archive_scrubbed", "blobs_erased", "done"}
     assert receipt["spool"]["checked"] is True and receipt["spool"]["drained"] is True
     _check_gone(world, data)
@@ -113,6 +116,11 @@ def test_erase_refuses_bad_input_and_changes_nothing(world):
     assert none.returncode == 1 and "nothing matched" in none.stderr
     empty = _erase(data)
     assert empty.returncode == 1 and "--user" in empty.stderr
+    # A legal hold covering one matched trace refuses the whole request.
+    tool("hold", data, "case-42", "session:victim-s2")
+    held = _erase(data, "--user", USER_MARK)
+    assert held.returncode == 1 and "legal hold" in held.stderr and "case-42" in held.stderr
+    assert "nothing was changed" in held.stderr
     after = tool("tiers", data)
     assert after["hot"] == world["before"]["hot"] and after["archive_visible"] == world["before"]["archive_visible"]
     assert after["requests"] == []
