@@ -41,8 +41,9 @@ def _json(content: Any, status_code: int = 200, headers: dict[str, str] | None =
 
 
 def _spool_probe(request: Request) -> Any:
-    collector = getattr(request.app.state, "collector", None)
-    spool = getattr(collector, "spool", None) if collector is not None else None
+    """The collector's spool in this process (spool ack mode), or None (the receipt says so)."""
+    spooled = getattr(getattr(request.app.state, "collector", None), "spooled", None)
+    spool = getattr(spooled, "spool", None)
     return spool.unloaded_segments if spool is not None else None
 
 
