@@ -28,6 +28,13 @@ def _settings(clickhouse_url: str | None, data_dir: Path | None, object_store: s
         _fail(str(exc), 2)
 
 
+def _audit(store: Any, action: str, target: str, detail: str, outcome: str = "ok") -> None:
+    """Run on its own (no server, no caller): recorded as the local operator."""
+    from tracelake.auth import audit
+
+    audit.record(store, actor="local", role="local", action=action, target=target, detail=detail, outcome=outcome)
+
+
 def _post(url: str, path: str, body: dict[str, Any]) -> Any:
     import httpx
 
@@ -80,7 +87,16 @@ def erase(user: Annotated[Optional[str], typer.Option(help="Erase every trace of
         try:
             probe = spool_probe_for_dir(spool_config(settings).directory) if not settings.clickhouse_url else None
             eraser = eraser_from_settings(store, settings, probe)
-            doc = eraser.erase(Criteria(user, session, filter_text), dry_run=dry_run)
+            criteria = Criteria(user, session, filter_text)
+            try:
+                doc = eraser.erase(criteria, dry_run=dry_run)
+            except EraseError as exc:
+                if not dry_run:
+                    _audit(store, "erase", criteria.filter_text(), str(exc), "refused")
+                raise
+            if not dry_run:
+                _audit(store, "erase", criteria.filter_text(),
+                       f"{doc.get('request_id')}: {len(doc.get('matched_trace_ids', []))} traces erased")
             doc = json.loads(json.dumps(doc, default=str))
         except EraseError as exc:
             _fail(str(exc), 1)
@@ -120,8 +136,14 @@ def restore(trace_id: Annotated[Optional[str], typer.Argument(help="The archived
         store = open_store(settings.data_dir, settings.clickhouse_url, settings.prices_file)
         try:
             duration = parse_duration(pin_for or settings.restore_pin_for, allow_forever=False)
-            doc = restorer_from_settings(store, settings).restore(trace_id=trace_id, filter_text=filter_text,
-                                                                   pin_for=duration)
+            try:
+                doc = restorer_from_settings(store, settings).restore(trace_id=trace_id, filter_text=filter_text,
+                                                                       pin_for=duration)
+            except RestoreError as exc:
+                _audit(store, "restore", trace_id or filter_text or "", str(exc), "refused")
+                raise
+            _audit(store, "restore", trace_id or filter_text or "",
+                   f"{doc['request_id']}: {len(doc['trace_ids'])} traces, pinned until {doc.get('pinned_until')}")
             doc = json.loads(json.dumps(doc, default=str))
         except RestoreError as exc:
             _fail(str(exc), 1)

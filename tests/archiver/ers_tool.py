@@ -63,6 +63,7 @@ def tiers(data_dir: str) -> dict:
             "archive_rows": store.query_arrow("SELECT count() AS n FROM otel_traces_archive").to_pylist()[0]["n"],
             "archived_traces": sorted(store.query_arrow("SELECT TraceId FROM archived_traces").column("TraceId").to_pylist()),
             "summary_traces": sorted(store.query_arrow("SELECT DISTINCT TraceId FROM trace_summary").column("TraceId").to_pylist()),
+            "audit": store.query_arrow("SELECT Action, Outcome, Actor FROM audit_log ORDER BY Time").to_pylist(),
             "requests": store.query_arrow("SELECT RequestId, Kind, State FROM retention_request_state ORDER BY RequestId").to_pylist(),
         }
     finally:

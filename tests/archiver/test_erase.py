@@ -103,9 +103,19 @@ def test_erase_by_user_leaves_no_byte_and_writes_a_receipt(world):
     _check_gone(world, data)
     # Replaced parts are gone too: a byte search of the ClickHouse data finds no content marker.
     assert files_holding(data / "clickhouse" / "store", [CONTENT_MARK.encode()]) == []
+    # The archiver's own bookkeeping survives the log cleanup: its app transaction is in the
+    # checkpoint, and its next pass finds nothing new to move.
+    from deltalake import DeltaTable
+
+    assert DeltaTable(str(data / "attachments" / "archive" / "otel_traces")).transaction_version("tracelake-archiver") == 0
+    run = cli("archiver", "run", "--data-dir", str(data), "--json", "--retention", str(world["root"] / "retention.yaml"))
+    assert run.returncode == 0, run.stderr
+    assert [(r["state"], r["traces"]) for r in json.loads(run.stdout)["runs"]] == [("done", 0)]
     # A second run of the same request finds nothing, says so, and changes nothing.
     again = _erase(data, "--user", USER_MARK)
     assert again.returncode == 1 and "nothing matched" in again.stderr
+    audit = [(a["Action"], a["Outcome"], a["Actor"]) for a in tool("tiers", data)["audit"]]
+    assert audit == [("erase", "ok", "local"), ("erase", "refused", "local")]
 
 
 def test_erase_refuses_bad_input_and_changes_nothing(world):
@@ -124,6 +134,7 @@ def test_erase_refuses_bad_input_and_changes_nothing(world):
     after = tool("tiers", data)
     assert after["hot"] == world["before"]["hot"] and after["archive_visible"] == world["before"]["archive_visible"]
     assert after["requests"] == []
+    assert {(a["Action"], a["Outcome"]) for a in after["audit"]} == {("erase", "refused")}
 
 
 KILLS = [p for p in FAIL_POINTS]

@@ -60,6 +60,7 @@ def test_restore_one_trace_pins_it_and_removes_the_archive_copy(world):
     # Restoring it again: it is no longer archived.
     again = _restore(data, tid)
     assert again.returncode == 1 and "not in the archive" in again.stderr
+    assert [(a["Action"], a["Outcome"]) for a in tool("tiers", data)["audit"]] == [("restore", "ok"), ("restore", "refused")]
 
 
 def test_restore_refuses_bad_input_and_changes_nothing(world):
