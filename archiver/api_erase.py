@@ -9,8 +9,8 @@ JSON:
 * ``POST /api/traces/{id}/restore`` body ``{"pin_for": "7d"}``; ``POST /api/restore`` body
   ``{"filter", "pin_for"}`` -> the restore (404 not archived)
 
-HTML partials: ``GET /retention/erase`` and ``POST /retention/erase`` (the Retention page's
-section), ``POST /traces/{id}/restore`` (the trace page's Restore button).
+HTML partials: ``GET /retention/erase``, ``POST /retention/erase`` and ``POST /retention/restore``
+(the Retention page's section), ``POST /traces/{id}/restore`` (the trace page's Restore button).
 
 Under auth: erasure needs ``retention`` (ops and up), restore too; matching goes through the
 caller's project-scoped store, so a project's ops key erases and restores only its project's
@@ -182,10 +182,11 @@ def _section_ctx(request: Request) -> dict[str, Any]:
 
 
 async def _section(request: Request, form: dict[str, str] | None = None, result: dict[str, Any] | None = None,
-                   error: str = "") -> Response:
+                   error: str = "", restored: dict[str, Any] | None = None, restore_error: str = "") -> Response:
     ctx = await run_in_threadpool(_section_ctx, request)
     return _render(request, "_retention_erase.html", {**ctx, "form": form or {}, "result": result,
-                                                      "form_error": error, "pin_choices": PIN_CHOICES})
+                                                      "form_error": error, "pin_choices": PIN_CHOICES,
+                                                      "restored": restored, "restore_error": restore_error})
 
 
 @router.get("/retention/erase", include_in_schema=False)
@@ -203,6 +204,17 @@ async def section_erase(request: Request) -> Response:
     except ValueError as exc:
         return await _section(request, form, None, str(exc))  # 200: htmx swaps the section with the error
     return await _section(request, {} if not dry else form, doc)
+
+
+@router.post("/retention/restore", include_in_schema=False)
+async def section_restore(request: Request) -> Response:
+    body = await _body(request)
+    text = str(body.get("filter") or "")
+    try:
+        doc = await run_in_threadpool(_do_restore, request, None, text, body.get("pin_for"))
+    except ValueError as exc:
+        return await _section(request, {"restore_filter": text}, restore_error=str(exc))
+    return await _section(request, restored=doc)
 
 
 @router.post("/traces/{trace_id}/restore", include_in_schema=False)

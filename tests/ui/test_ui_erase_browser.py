@@ -119,3 +119,21 @@ def test_erase_from_the_retention_page_and_download_the_receipt(server, confirmi
     assert all(t == "confirm" for t, _ in page.dialogs) and not page.js_errors
     for tid in (server.recent.xss, server.old.xss):
         assert httpx.get(f"{server.ui_url}/api/traces/{tid}", timeout=60).status_code == 404
+
+
+def test_restore_by_filter_from_the_retention_page(server, confirming_page):
+    page = confirming_page
+    page.goto(f"{server.ui_url}/retention")
+    page.locator("#restore-filter-form").wait_for(timeout=30_000)
+    page.fill("#restore-filter", "nosuchfield:1")
+    page.locator("#restore-filter-submit").click()
+    page.locator("#restore-filter-error").wait_for(timeout=60_000)
+    assert "filter does not parse" in page.locator("#restore-filter-error").inner_text()
+    page.fill("#restore-filter", "session:sess-2")
+    page.select_option("#restore-filter-pin", "1d")
+    page.locator("#restore-filter-submit").click()
+    page.locator("#restore-filter-result").wait_for(timeout=120_000)
+    assert "Restored 1 trace(s)" in page.locator("#restore-filter-result").inner_text()
+    doc = httpx.get(f"{server.ui_url}/api/traces", params={"range": "7d", "q": "session:sess-2"}, timeout=60).json()
+    assert sorted(t.get("tier") for t in doc["traces"]) == ["hot", "hot"]
+    assert not page.js_errors
