@@ -62,6 +62,12 @@ def _release(obj: Any) -> None:
         release()
 
 
+def _project(request: Request) -> str:
+    """The caller's project ('*' for admin, or without auth): receipts are shown per project."""
+    caller = (request.scope.get("state") or {}).get("caller")
+    return caller.project if caller is not None else "*"
+
+
 def _criteria(body: dict[str, Any]) -> tuple[Criteria, bool]:
     def text(name: str) -> str | None:
         v = body.get(name)
@@ -75,7 +81,7 @@ def _do_erase(request: Request, criteria: Criteria, dry_run: bool) -> dict[str, 
     actor, role = _caller(request)
     eraser = _eraser(request)
     try:
-        doc = eraser.erase(criteria, actor=actor, role=role, dry_run=dry_run)
+        doc = eraser.erase(criteria, actor=actor, role=role, project=_project(request), dry_run=dry_run)
     except EraseError as exc:
         if not dry_run:
             _audit(request, "erase", criteria.filter_text(), str(exc), outcome="refused")
@@ -101,7 +107,7 @@ async def erase(request: Request) -> Response:
 
 @router.get("/api/erasure")
 async def erasure_list(request: Request, limit: int = 100) -> Response:
-    rows = await run_in_threadpool(receipts.list_receipts, _process_store(request), limit)
+    rows = await run_in_threadpool(receipts.list_receipts, _process_store(request), limit, _project(request))
     return _json({"receipts": rows})
 
 
@@ -113,6 +119,8 @@ async def erasure_receipt(request: Request, request_id: str, download: int = 0) 
     if not _RID.match(request_id):
         return _json({"error": f"not an erasure id: {request_id[:80]!r}"}, 400)
     doc = await run_in_threadpool(receipts.get_receipt, _process_store(request), request_id)
+    if doc is not None and _project(request) not in ("*", doc.get("request", {}).get("project", "*")):
+        return _json({"error": f"no erasure {request_id}"}, 404)  # another project's: as if there were none
     if doc is None:
         req = await run_in_threadpool(receipts.get, _process_store(request), request_id)
         if req is None:
@@ -175,10 +183,9 @@ async def restore_filter(request: Request) -> Response:
 
 # --- HTML partials --------------------------------------------------------------------------------
 def _section_ctx(request: Request) -> dict[str, Any]:
-    try:
-        return {"e": {"receipts": receipts.list_receipts(_process_store(request), 50), "error": ""}}
-    except Exception as exc:  # noqa: BLE001 - the page shows the rest
-        return {"e": {"receipts": [], "error": f"{type(exc).__name__}: {exc}"}}
+    from tracelake.ui.queries.erase import erase_section
+
+    return {"e": erase_section(_process_store(request), project=_project(request))}
 
 
 async def _section(request: Request, form: dict[str, str] | None = None, result: dict[str, Any] | None = None,

@@ -195,7 +195,7 @@ class Eraser:
         self.parts_wait_s = parts_wait_s
 
     # -- entry points ------------------------------------------------------------------------------
-    def erase(self, criteria: Criteria, *, actor: str = "local", role: str = "admin",
+    def erase(self, criteria: Criteria, *, actor: str = "local", role: str = "admin", project: str = "*",
               dry_run: bool = False) -> dict[str, Any]:
         """Resume unfinished erasures, then erase what ``criteria`` matches; returns the receipt
         (or, with ``dry_run``, what would be matched). :class:`EraseError` when refused."""
@@ -227,7 +227,8 @@ class Eraser:
                                  f"legal hold ({', '.join(sorted(covered))}); nothing was changed", 409,
                                  {"holds": covered})
             req = receipts.new_request("erase", actor, role, {
-                "request": {"actor": actor, "role": role, "criteria": criteria.to_dict(), "requested_at": iso()},
+                "request": {"actor": actor, "role": role, "project": project, "criteria": criteria.to_dict(),
+                            "requested_at": iso()},
                 "spool": spool})
             receipts.add_targets(self.store, req.request_id, [(t, "hot", None) for t in hot] +
                                  [(t, "archive", d) for t, d in archive])

@@ -166,13 +166,16 @@ def get_receipt(store: Store, request_id: str) -> dict[str, Any] | None:
     return json.loads(rows[0]["R"])
 
 
-def list_receipts(store: Store, limit: int = 100) -> list[dict[str, Any]]:
-    """Newest first: id, when, who, criteria, traces matched (the full receipt is :func:`get_receipt`)."""
+def list_receipts(store: Store, limit: int = 100, project: str = "*") -> list[dict[str, Any]]:
+    """Newest first: id, when, who, criteria, traces matched (the full receipt is :func:`get_receipt`).
+    ``project``: only erasures asked for by that project's callers ('*': all)."""
     out = []
     for r in store.query_arrow(
             "SELECT RequestId, argMax(Receipt, CreatedAt) AS R, max(CreatedAt) AS C FROM erasure_receipts "
             f"GROUP BY RequestId ORDER BY C DESC LIMIT {max(1, min(int(limit), 1000))}").to_pylist():
         doc = json.loads(r["R"])
+        if project != "*" and doc.get("request", {}).get("project", "*") != project:
+            continue
         out.append({"request_id": r["RequestId"], "finished_at": doc.get("finished_at"),
                     "requested_by": doc.get("request", {}).get("actor"), "criteria": doc.get("request", {}).get("criteria"),
                     "traces": len(doc.get("matched_trace_ids", []))})

@@ -90,6 +90,12 @@ class Restorer:
         try:
             ensure_archive_view(self.store, self.location)
             self._resume_locked()
+            from tracelake.archiver.runs import unfinished_runs
+
+            if unfinished_runs(self.store):
+                # Its traces may still have a hidden hot copy: a restore would duplicate them.
+                raise RestoreError("an archive run was left unfinished; run `tracelake archiver run` to finish it, "
+                                   "then restore", 409)
             found = match_archived(self.match_store, trace_id=trace_id, filter_text=filter_text)
             until = datetime.now(timezone.utc) + pin_for
             req = receipts.new_request("restore", actor, role, {
