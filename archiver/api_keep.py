@@ -252,9 +252,19 @@ def _render(request: Request, name: str, ctx: dict[str, Any], status: int = 200)
     return templates.TemplateResponse(request, name, {"request": request, **ctx}, status_code=status)
 
 
+def _may(request: Request, perm: str) -> bool:
+    """Whether the caller may (always without auth): the page hides buttons it would refuse."""
+    caller = (request.scope.get("state") or {}).get("caller")
+    if caller is None:
+        return True
+    from tracelake.auth.roles import Perm, has
+
+    return has(caller.role, Perm(perm))
+
+
 def _panel_ctx(request: Request, trace_id: str, error: str = "") -> dict[str, Any]:
     e = _explain(request, trace_id)
-    return {"e": e, "when": when, "until_choices": UNTIL_CHOICES, "error": error}
+    return {"e": e, "when": when, "until_choices": UNTIL_CHOICES, "error": error, "can_pin": _may(request, "annotate")}
 
 
 async def _panel(request: Request, trace_id: str, error: str = "", status: int = 200) -> Response:

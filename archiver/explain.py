@@ -137,7 +137,7 @@ def explain(store: Store, trace_id: str, policy: RetentionPolicy | None, now: da
     leaves, deleted = rule_leaves if loc.tier == "hot" else None, rule_deletes
     if pin is not None:
         leaves = deleted = None
-        notes.append("pinned" + (f" until {pin.until.isoformat()}" if pin.until else " until unpinned")
+        notes.append("pinned" + (f" until {pin.until:%Y-%m-%d %H:%M} UTC" if pin.until else " until unpinned")
                      + f" by {pin.actor}: stays " + ("hot" if loc.tier == "hot" else "archived") + " and is not deleted")
         if pin.until is not None and policy is not None and rule is not None:
             # When the pin ends, the rule applies again (at the first run after that).

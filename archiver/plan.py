@@ -143,11 +143,12 @@ def expired_condition(policy: RetentionPolicy, now_ns: int, p: Params, holds: Se
     return f"({base} AND NOT {pinned} AND NOT {held})"
 
 
-def kept_by_expr(holds: Sequence[Hold], p: Params) -> str:
-    """For archived_traces rows: 'pin' or 'hold: a, b' (what keeps an expired archived trace)."""
+def kept_by_expr(holds: Sequence[Hold], p: Params, scope: str = "") -> str:
+    """For archived_traces rows: 'pin' or 'hold: a, b' (what keeps an expired archived trace);
+    ``scope`` (a SELECT of trace ids) bounds the span reads of span-level hold terms."""
     if not holds:
         return "'pin'"
-    names = hold_names_expr(list(holds), Compiler(p, p.i(0), p.i(_SPAN_HI_NS), tier=ARCHIVE))
+    names = hold_names_expr(list(holds), Compiler(p, p.i(0), p.i(_SPAN_HI_NS), scope_ids=scope, tier=ARCHIVE))
     return f"if(notEmpty({names}), concat('hold: ', arrayStringConcat({names}, ', ')), 'pin')"
 
 
@@ -222,7 +223,7 @@ def make_plan(store: Store, policy: RetentionPolicy, now: datetime | None = None
         p2.bound(store)).to_pylist()
     p3 = Params()
     kept_cond = expired_condition(policy, now_ns, p3, holds, kept=True)
-    kept_by = kept_by_expr(holds, p3)
+    kept_by = kept_by_expr(holds, p3, f"SELECT TraceId FROM archived_traces WHERE {kept_cond}")
     kept_archived = store.query_arrow(
         f"SELECT Rule, toString(Day) AS D, {kept_by} AS KeptBy, count() AS T, sum(NSpans) AS S, sum(Bytes) AS B "
         f"FROM (SELECT TraceId, Rule, Day, Bytes, {aggs(ALL_AGGS, ARCHIVE)} FROM archived_traces WHERE {kept_cond}) "

@@ -44,3 +44,11 @@ def test_sdk_names_are_exported_at_the_top_level():
     for name in sdk.__all__:
         if name != "SpanHandle":
             assert getattr(tracelake, name) is getattr(sdk, name), name
+
+
+def test_ui_doc_lists_every_filter_field():
+    from tracelake.query.filters import FIELDS
+
+    doc = (ROOT / "docs" / "ui.md").read_text()
+    missing = [f.name for f in FIELDS if f"| `{f.name}`" not in doc]
+    assert not missing, f"docs/ui.md's field table does not list: {missing}"

@@ -106,6 +106,8 @@ def test_pins_and_holds_through_runs_with_hot_0d_archive_0d(world):
         assert _where(server, t["recent"]) == (2, 0)  # not settled yet (hot below 1h acts as 1h)
         e = c.get(f"/api/traces/{t['bob']}/retention").json()
         assert e["tier"] == "archive" and e["holds"] == ["hold-bob"] and e["deleted"] is None
+        e = c.get(f"/api/traces/{t['span']}/retention").json()  # a span-level hold over the archive
+        assert e["tier"] == "archive" and e["holds"] == ["hold-span"] and e["rule"]["name"] == "gone"
         assert c.get(f"/api/traces/{t['plain']}/retention").status_code == 404
 
         # pinned:true over both tiers: pin an archived trace too.

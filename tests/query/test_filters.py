@@ -190,3 +190,14 @@ def test_fuzz_only_filter_errors_from_any_text(text):
         parse(text)
     except FilterError as exc:
         assert 0 <= exc.pos <= max(len(text), 2000)
+
+
+def test_pinned_is_true_or_false():
+    from tracelake.query.filters import FilterError, parse
+
+    assert parse("pinned:true").value == "true" and parse("pinned:no").value == "false"
+    assert parse("pinned!=yes").op == "!="
+    with pytest.raises(FilterError, match="pinned is true or false"):
+        parse("pinned:maybe")
+    with pytest.raises(FilterError, match="does not apply"):
+        parse("pinned>1")

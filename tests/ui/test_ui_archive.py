@@ -51,6 +51,7 @@ def tiered(tmp_path_factory):
             archiver.run_once()
         mp.undo()
         yield client, hot, old, moving
+    archiver.release()  # its own chdb connection: left open, it pins the embedded engine to this path
     store.close()
 
 

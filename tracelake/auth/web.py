@@ -52,6 +52,7 @@ READ_RULES: tuple[tuple[str, Perm], ...] = (
     ("/api/keys", Perm.KEYS), ("/keys", Perm.KEYS),
     ("/api/audit", Perm.AUDIT), ("/audit", Perm.AUDIT),
     ("/retention", Perm.RETENTION), ("/api/retention", Perm.RETENTION), ("/api/archiver", Perm.RETENTION),
+    ("/api/holds", Perm.RETENTION),
     ("/api/erasure", Perm.RETENTION),  # receipts name who was erased
 )
 

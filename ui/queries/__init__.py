@@ -6,7 +6,8 @@
 * :mod:`.dashboard` — time series and per-service / per-model totals;
 * :mod:`.attachments` — attachment metadata for a span's blobs;
 * :mod:`.archive_list` — the trace list's archive half; :mod:`.tiers` — which tiers a read covers;
-* :mod:`.retention` — the Retention page (rules, plan, runs, tier sizes) from the archiver's API.
+* :mod:`.retention` — the Retention page (rules, plan, runs, tier sizes) from the archiver's API;
+* :mod:`.keep` — the Retention page's pins and holds (tracelake.archiver.keep).
 """
 
 from tracelake.ui.queries import (archive_list, attachments, dashboard, retention, sessions, tiers,  # noqa: E402
