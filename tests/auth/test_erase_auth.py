@@ -88,3 +88,12 @@ def test_erase_and_restore_need_ops_and_stay_in_the_project(world):
     rows = rows["entries"] if isinstance(rows, dict) else rows
     mine = {(row["action"], row["role"], row["outcome"]) for row in rows if row["action"] in ("erase", "restore")}
     assert ("erase", "ops", "ok") in mine and ("restore", "ops", "ok") in mine and ("restore", "ops", "refused") in mine
+
+
+def test_trace_page_shows_restore_only_to_ops(world):
+    server, traces, keys = world
+    tid = traces["B"]["old2"]
+    eng = Client(server, keys["B:engineer"]).get(f"/traces/{tid}")
+    assert eng.status_code == 200 and 'id="restore-button"' not in eng.text and "restore-not-allowed" in eng.text
+    ops = Client(server, keys["B:ops"]).get(f"/traces/{tid}")
+    assert ops.status_code == 200 and 'id="restore-button"' in ops.text
