@@ -19,7 +19,6 @@ import pyarrow as pa
 from tracelake.store.base import Store
 
 HEX_ID = re.compile(r"^[0-9a-f]{1,64}$")
-REQUEST_ID = re.compile(r"^(erase|restore)-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")
 
 _STATE_SCHEMA = pa.schema([("RequestId", pa.string()), ("Kind", pa.string()), ("State", pa.string()),
                            ("Version", pa.uint64()), ("CreatedAt", pa.timestamp("ms")),

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from att_media import png
-from arx_helpers import DAY_NS, POLICY, send
+from arx_helpers import DAY_NS, send
 from otlp_spans import GENAI_CHAT, new_trace_id, request, span
 from server_process import start_server
 

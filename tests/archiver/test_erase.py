@@ -4,7 +4,6 @@ every step and rerun, refused with nothing changed on bad input."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 

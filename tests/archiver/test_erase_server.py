@@ -3,8 +3,6 @@ after the receipt, nothing of the user is left in ClickHouse (SQL), in any S3 ob
 every Parquet file decoded by pyarrow) — and the API refuses bad input with nothing changed."""
 from __future__ import annotations
 
-import io
-import json
 from pathlib import Path
 from typing import Any
 
