@@ -162,7 +162,8 @@ def archive_view_sql() -> str:
                           else f"CAST({expr}, '{ch_type}') AS `{name}`"
                           for name, ch_type, expr in VIEW_COLUMNS)
     return (f"CREATE OR REPLACE VIEW otel_traces_archive AS\nSELECT\n    {cols}\nFROM otel_traces_archive_delta\n"
-            f"WHERE RunId IN (SELECT RunId FROM archive_run_state WHERE State IN ({_VISIBLE}))")
+            f"WHERE RunId IN (SELECT RunId FROM archive_run_state WHERE State IN ({_VISIBLE}))"
+            f"\n  AND TraceId NOT IN (SELECT TraceId FROM restore_flipped)")  # restore's flip (migration 22)
 
 
 def empty_archive_view_sql() -> str:
