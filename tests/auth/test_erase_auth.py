@@ -79,6 +79,10 @@ def test_erase_and_restore_need_ops_and_stay_in_the_project(world):
     assert c["B:ops"].get("/api/erasure").json()["receipts"] == []
     assert c["B:ops"].get(f"/api/erasure/{receipt['request_id']}").status_code == 404
     assert admin.get(f"/api/erasure/{receipt['request_id']}").status_code == 200
+    # Receipts name users and traces of every project: SQL from a project key cannot read them.
+    for table in ("erasure_receipts", "retention_requests", "retention_targets"):
+        r = c["B:ops"].sql(f"SELECT count() FROM {table}")
+        assert r.status_code == 400 and f"{table} is not readable here" in r.text, (table, r.status_code, r.text)
     # Restore: A's ops cannot reach B's archived trace; can restore A's.
     assert c["A:ops"].post(f"/api/traces/{traces['B']['old2']}/restore", json={}).status_code == 404
     ok = c["A:ops"].post(f"/api/traces/{traces['A']['old2']}/restore", json={"pin_for": "1d"}, timeout=300)
