@@ -16,7 +16,9 @@ def install(app: Any) -> None:
     from tracelake.archiver.api import router
     from tracelake.archiver.api_keep import router as keep_router  # explain, pins, holds
     from tracelake.archiver.api_rules import router as rules_router  # rules edited from the Retention page
+    from tracelake.archiver.api_erase import router as erase_router  # erasure, receipts, restore
 
     app.include_router(router)
     app.include_router(keep_router)
     app.include_router(rules_router)
+    app.include_router(erase_router)

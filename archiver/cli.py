@@ -232,6 +232,14 @@ def runs(url: UrlOpt = "http://127.0.0.1:4380", clickhouse_url: ClickHouseOpt = 
         _print_runs(doc["runs"], "archive runs")
 
 
+def _restore_command() -> None:
+    from tracelake.archiver.cli_erase import restore
+
+    app.command()(restore)  # tracelake archiver restore
+
+
+_restore_command()
+
 from tracelake.archiver.cli_keep import register as _register_keep  # noqa: E402 - explain, pin, unpin, hold
 
 _register_keep(app)

@@ -141,6 +141,9 @@ def _archiver_commands() -> None:
     from tracelake.archiver.cli import app as archiver_app
 
     app.add_typer(archiver_app, name="archiver")
+    from tracelake.archiver.cli_erase import erase
+
+    app.command()(erase)  # tracelake erase
 
 
 _archiver_commands()

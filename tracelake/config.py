@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     archive_every: str = Field("1h", description="How often `tracelake server` runs the archiver (30m, 1h, 1d ...).")
     archive_chunk_spans: int = Field(500_000, gt=0, description="Spans per archive file (a slice ClickHouse sorts and writes at once).")
     attachment_gc_grace: str = Field("24h", description="Unreferenced attachment blobs are deleted after this long.")
+    # Erasure and restore (erase helper; docs/archive.md "Erasure and restore").
+    erase_spool_wait_s: float = Field(30.0, ge=0, description="An erasure waits up to this long for the ingest "
+                                      "spool to be loaded before matching; the receipt says whether it was.")
+    erase_parts_wait_s: float = Field(120.0, ge=0, description="An erasure waits up to this long for ClickHouse to "
+                                      "remove the parts its deletes replaced; the receipt names any left.")
+    restore_pin_for: str = Field("7d", description="How long a restored trace stays pinned hot by default.")
 
     @field_validator("archive_every", "attachment_gc_grace")
     @classmethod

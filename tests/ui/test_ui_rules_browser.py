@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 import ui_traces
-from ui_browser import ARTIFACTS, clean, needs_chromium, post_otlp
+from ui_browser import clean, needs_chromium, post_otlp, shot
 
 pytestmark = needs_chromium
 
@@ -28,11 +28,6 @@ rules:
     archive: 90d
 """
 GOOD = BAD.replace("archive: 90x", "archive: 90d")
-
-
-def shot(page, name: str) -> None:
-    # caret="initial": Playwright hides the caret with an inline style, which our CSP (rightly) blocks.
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), caret="initial")
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,8 @@ def wait_js(page, expr: str, timeout: float = 15.0) -> None:
 
 
 def shot(page, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    # caret="initial": Playwright hides the caret with an inline style, which our CSP (rightly) blocks.
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), caret="initial")
 
 
 def clean(page) -> None:

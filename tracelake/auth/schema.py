@@ -75,4 +75,6 @@ def stamped_project_column(claimed: str) -> str:
 
 # Tables holding nothing a viewer of one project may see; never readable through scoped reads.
 PRIVATE_TABLES = ("api_keys", "audit_log", "auth_secrets", "auth_revoked_sessions",
-                  "retention_policy_versions")  # rules: who applied what (ops read it through the page)
+                  "retention_policy_versions",  # rules: who applied what (ops read it through the page)
+                  # erasure: receipts name users and traces of every project (the API filters them per project)
+                  "erasure_receipts", "retention_requests", "retention_targets")

@@ -46,7 +46,7 @@ CHANGE_RULES: tuple[tuple[str, Perm | None], ...] = (
     ("/api/pins", Perm.ANNOTATE), ("/api/saved-filters", Perm.ANNOTATE), ("/api/filters", Perm.ANNOTATE),
     ("/api/retention/apply", Perm.ADMIN), ("/retention/rules/apply", Perm.ADMIN),  # rules: every project's retention
     ("/api/retention", Perm.RETENTION), ("/retention", Perm.RETENTION), ("/api/holds", Perm.RETENTION),
-    ("/api/erase", Perm.RETENTION), ("/api/erasure", Perm.RETENTION),
+    ("/api/erase", Perm.RETENTION), ("/api/erasure", Perm.RETENTION), ("/api/restore", Perm.RETENTION),
 )  # /api/archiver plan and run act on every project: admin (the default above)
 # Retention pages show plans and runs over every project's traces (counts, not content): ops only.
 READ_RULES: tuple[tuple[str, Perm], ...] = (
@@ -54,16 +54,20 @@ READ_RULES: tuple[tuple[str, Perm], ...] = (
     ("/api/audit", Perm.AUDIT), ("/audit", Perm.AUDIT),
     ("/retention", Perm.RETENTION), ("/api/retention", Perm.RETENTION), ("/api/archiver", Perm.RETENTION),
     ("/api/holds", Perm.RETENTION),
+    ("/api/erasure", Perm.RETENTION),  # receipts name who was erased
 )
 
 
 PIN_PATH = re.compile(r"^/(api/)?traces/[^/]+/(pin|unpin)$")  # pinning a trace: engineer and up
+RESTORE_PATH = re.compile(r"^/(api/)?traces/[^/]+/restore$")  # restoring from the archive: ops and up
 
 
 def required(method: str, path: str) -> Perm | None:
     """The permission a request needs (None: any signed-in caller)."""
     if method.upper() not in SAFE_METHODS and PIN_PATH.match(path):
         return Perm.ANNOTATE
+    if method.upper() not in SAFE_METHODS and RESTORE_PATH.match(path):
+        return Perm.RETENTION
     if method.upper() in SAFE_METHODS:
         if path == "/api/whoami":
             return None

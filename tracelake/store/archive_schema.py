@@ -177,7 +177,8 @@ def archive_view_sql() -> str:
     """``CREATE OR REPLACE VIEW otel_traces_archive`` over ``otel_traces_archive_delta``."""
     cols = archive_columns_sql()
     return (f"CREATE OR REPLACE VIEW otel_traces_archive AS\nSELECT\n    {cols}\nFROM otel_traces_archive_delta\n"
-            f"WHERE RunId IN (SELECT RunId FROM archive_run_state WHERE State IN ({_VISIBLE}))")
+            f"WHERE RunId IN (SELECT RunId FROM archive_run_state WHERE State IN ({_VISIBLE}))"
+            f"\n  AND TraceId NOT IN (SELECT TraceId FROM restore_flipped)")  # restore's flip (migration 22)
 
 
 def empty_archive_view_sql() -> str:

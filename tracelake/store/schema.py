@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tracelake.auth import schema as _auth
-from tracelake.store import archive_schema, keep_schema, rules_schema
+from tracelake.store import archive_schema, erase_schema, keep_schema, rules_schema
 
 
 def _first(*keys: str, attrs: str = "SpanAttributes") -> str:
@@ -253,6 +253,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                                                                       _auth.REVOKED_SESSIONS)),
     Migration(31, "access: Project from the caller's key wins", (_auth.stamped_project_column(PROJECT),)),
     Migration(21, "retention: pins and legal holds", keep_schema.STATEMENTS),
+    Migration(22, "erasure and restore: requests, targets, receipts, restore flip", erase_schema.STATEMENTS),
     Migration(23, "retention rules edited from the page, versioned", (rules_schema.RETENTION_POLICY_VERSIONS,)),
     Migration(24, "archive: archived_traces without FINAL (trace lookups)", (archive_schema.ARCHIVED_TRACES_NO_FINAL,)),
 )

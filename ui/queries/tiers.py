@@ -25,7 +25,7 @@ from tracelake.store.base import Store
 
 HOT_VISIBLE = "TraceId NOT IN (SELECT TraceId FROM archive_moving)"
 T = TypeVar("T")
-ARCHIVE_OBJECTS = ("archived_traces", "archive_moving", "archive_runs", "otel_traces_archive")
+ARCHIVE_OBJECTS = ("archived_traces", "archive_moving", "archive_runs", "otel_traces_archive", "retention_request_state")
 
 
 @dataclass
@@ -66,7 +66,11 @@ def _run_states(store: Store) -> tuple[int, tuple[int, int]]:
     rows = query(store, "SELECT countIf(S = 'committed') AS c, sum(V) AS v, count() AS n FROM "
                         "(SELECT argMax(State, Version) AS S, max(Version) AS V FROM archive_runs GROUP BY RunId)")
     r = rows[0]
-    return int(r["c"]), (int(r["v"]), int(r["n"]))
+    # A restore (tracelake.archiver.restore) hides hot copies while it copies them, like a
+    # committed run; its state changes are part of the stamp too (migration 22).
+    rr = query(store, "SELECT countIf(Kind = 'restore' AND State IN ('planned', 'copied')) AS c, "
+                      "sum(LastVersion) AS v, count() AS n FROM retention_request_state")[0]
+    return int(r["c"]) + int(rr["c"]), (int(r["v"]), int(r["n"]), int(rr["v"] or 0), int(rr["n"]))
 
 
 def read_hot(store: Store, read: Callable[[str], T]) -> T:

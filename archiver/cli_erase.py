@@ -1,0 +1,163 @@
+"""``tracelake erase`` and ``tracelake archiver restore``.
+
+As the other archiver commands: with the embedded store they ask the running server (``--url``);
+``--data-dir`` opens an embedded store directly (no server on it), ``--clickhouse-url`` runs on
+its own against a ClickHouse server.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from tracelake.archiver.cli import ClickHouseOpt, DataDirOpt, JsonOpt, ObjectStoreOpt, UrlOpt, _fail
+
+
+def _settings(clickhouse_url: str | None, data_dir: Path | None, object_store: str | None) -> Any:
+    from pydantic import ValidationError
+
+    from tracelake.config import Settings
+
+    flags = {"clickhouse_url": clickhouse_url, "data_dir": data_dir.resolve() if data_dir else None,
+             "object_store": object_store}
+    try:
+        return Settings(**{k: v for k, v in flags.items() if v is not None})
+    except ValidationError as exc:
+        _fail(str(exc), 2)
+
+
+def _audit(store: Any, action: str, target: str, detail: str, outcome: str = "ok") -> None:
+    """Run on its own (no server, no caller): recorded as the local operator."""
+    from tracelake.auth import audit
+
+    audit.record(store, actor="local", role="local", action=action, target=target, detail=detail, outcome=outcome)
+
+
+def _post(url: str, path: str, body: dict[str, Any]) -> Any:
+    import httpx
+
+    from tracelake.cli import _auth_headers
+
+    try:
+        return httpx.post(f"{url.rstrip('/')}{path}", json=body, timeout=httpx.Timeout(60, read=None),
+                          headers=_auth_headers())
+    except httpx.HTTPError as exc:
+        _fail(f"cannot reach tracelake at {url}: {exc} (use --data-dir or --clickhouse-url to run on its own)", 2)
+
+
+def _print_receipt(doc: dict[str, Any]) -> None:
+    from rich.console import Console
+
+    from tracelake.cli import safe_cell
+
+    c = Console()
+    if doc.get("dry_run"):
+        c.print(f"dry run: {len(doc['matched_trace_ids'])} trace(s) would be erased "
+                f"({doc['hot_traces']} hot, {doc['archive_traces']} archived); nothing changed")
+        for tid in doc["matched_trace_ids"][:50]:
+            c.print(f"  {safe_cell(tid)}")
+        return
+    spans = doc["spans"]
+    c.print(f"erasure {safe_cell(doc['request_id'])}: {len(doc['matched_trace_ids'])} trace(s); spans hot "
+            f"{spans['before']['hot']} -> {spans['after']['hot']}, archive {spans['before']['archive']} -> "
+            f"{spans['after']['archive']}; Delta files rewritten {doc['delta'].get('files_rewritten', 0)}, "
+            f"vacuumed {len(doc['delta'].get('vacuumed', []))}; blobs removed {len(doc['blobs_removed'])}")
+    c.print(f"spool: {safe_cell(doc['spool'].get('note', ''))}")
+    if doc.get("replaced_parts_left"):
+        c.print(f"[yellow]{len(doc['replaced_parts_left'])} replaced ClickHouse part(s) not yet removed[/yellow]")
+
+
+def erase(user: Annotated[Optional[str], typer.Option(help="Erase every trace of this user id")] = None,
+          session: Annotated[Optional[str], typer.Option(help="Erase every trace of this session id")] = None,
+          filter_text: Annotated[Optional[str], typer.Option("--filter", help="Erase the traces this filter matches")] = None,
+          dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be matched; change nothing")] = False,
+          url: UrlOpt = "http://127.0.0.1:4380", clickhouse_url: ClickHouseOpt = None, data_dir: DataDirOpt = None,
+          object_store: ObjectStoreOpt = None, json_output: JsonOpt = False) -> None:
+    """Erase every span of the matched traces from every tier, and print the receipt."""
+    body = {"user": user, "session": session, "filter": filter_text, "dry_run": dry_run}
+    if clickhouse_url or data_dir:
+        from tracelake.archiver.erase import Criteria, EraseError, eraser_from_settings, spool_probe_for_dir
+        from tracelake.collector.config import spool_config
+        from tracelake.store import open_store
+
+        settings = _settings(clickhouse_url, data_dir, object_store)
+        store = open_store(settings.data_dir, settings.clickhouse_url, settings.prices_file)
+        try:
+            probe = spool_probe_for_dir(spool_config(settings).directory) if not settings.clickhouse_url else None
+            eraser = eraser_from_settings(store, settings, probe)
+            criteria = Criteria(user, session, filter_text)
+            try:
+                doc = eraser.erase(criteria, dry_run=dry_run)
+            except EraseError as exc:
+                if not dry_run:
+                    _audit(store, "erase", criteria.filter_text(), str(exc), "refused")
+                raise
+            if not dry_run:
+                _audit(store, "erase", criteria.filter_text(),
+                       f"{doc.get('request_id')}: {len(doc.get('matched_trace_ids', []))} traces erased")
+            doc = json.loads(json.dumps(doc, default=str))
+        except EraseError as exc:
+            _fail(str(exc), 1)
+        finally:
+            store.close()
+    else:
+        response = _post(url, "/api/erase", body)
+        if response.status_code != 200:
+            _fail(response.json().get("error", response.text))
+        doc = response.json()
+    if json_output:
+        typer.echo(json.dumps(doc, indent=2))
+    else:
+        _print_receipt(doc)
+
+
+def restore(trace_id: Annotated[Optional[str], typer.Argument(help="The archived trace to bring back")] = None,
+            filter_text: Annotated[Optional[str], typer.Option("--filter", help="Restore every archived trace this filter matches")] = None,
+            pin_for: Annotated[Optional[str], typer.Option(help="Keep them hot this long (pinned) [env TRACELAKE_RESTORE_PIN_FOR, default 7d]")] = None,
+            url: UrlOpt = "http://127.0.0.1:4380", clickhouse_url: ClickHouseOpt = None, data_dir: DataDirOpt = None,
+            object_store: ObjectStoreOpt = None, json_output: JsonOpt = False) -> None:
+    """Bring archived traces back to the hot tier, pinned, without duplicating them."""
+    from tracelake.archiver.policy import parse_duration
+
+    if (trace_id is None) == (filter_text is None):
+        _fail("give a TRACE_ID or --filter TEXT (one of them)", 2)
+    if pin_for is not None:
+        try:
+            parse_duration(pin_for, allow_forever=False)
+        except ValueError as exc:
+            _fail(f"--pin-for: {exc}", 2)
+    if clickhouse_url or data_dir:
+        from tracelake.archiver.restore import RestoreError, restorer_from_settings
+        from tracelake.store import open_store
+
+        settings = _settings(clickhouse_url, data_dir, object_store)
+        store = open_store(settings.data_dir, settings.clickhouse_url, settings.prices_file)
+        try:
+            duration = parse_duration(pin_for or settings.restore_pin_for, allow_forever=False)
+            try:
+                doc = restorer_from_settings(store, settings).restore(trace_id=trace_id, filter_text=filter_text,
+                                                                       pin_for=duration)
+            except RestoreError as exc:
+                _audit(store, "restore", trace_id or filter_text or "", str(exc), "refused")
+                raise
+            _audit(store, "restore", trace_id or filter_text or "",
+                   f"{doc['request_id']}: {len(doc['trace_ids'])} traces, pinned until {doc.get('pinned_until')}")
+            doc = json.loads(json.dumps(doc, default=str))
+        except RestoreError as exc:
+            _fail(str(exc), 1)
+        finally:
+            store.close()
+    else:
+        body = {"filter": filter_text, "pin_for": pin_for}
+        path = f"/api/traces/{trace_id}/restore" if trace_id is not None else "/api/restore"
+        response = _post(url, path, body)
+        if response.status_code != 200:
+            _fail(response.json().get("error", response.text))
+        doc = response.json()
+    if json_output:
+        typer.echo(json.dumps(doc, indent=2))
+    else:
+        typer.echo(f"restored {len(doc['trace_ids'])} trace(s), {doc.get('spans_restored', 0)} spans, "
+                   f"pinned until {doc.get('pinned_until')}")
