@@ -100,13 +100,15 @@ SELECT * FROM trace_summary_archive FINAL
 WHERE RunId IN (SELECT RunId FROM archive_run_state WHERE State IN ({_VISIBLE}))
 """
 
-# Migration 24 (perf): the same view without FINAL. Index rows are unique per (Project, TraceId,
+# Migration 24 (perf): the view as migration 22 (erase) left it — committed runs, minus traces a
+# restore has flipped back to hot — without FINAL. Index rows are unique per (Project, TraceId,
 # RunId) by construction (one insert per run; a run killed before 'planned' has its rows deleted),
 # and readers keep one row per trace anyway; FINAL cost every lookup a merge of the index.
 ARCHIVED_TRACES_NO_FINAL = f"""
 CREATE OR REPLACE VIEW archived_traces AS
 SELECT * FROM trace_summary_archive
 WHERE RunId IN (SELECT RunId FROM archive_run_state WHERE State IN ({_VISIBLE}))
+  AND TraceId NOT IN (SELECT TraceId FROM restore_flipped)
 """
 
 ARCHIVE_MOVING = """

@@ -151,7 +151,9 @@ def _archive_files_source(p: Params, loc: Location, store: Store) -> str | None:
     # Filter on the files' own columns (inner query) so the Parquet reader prunes row groups.
     reads = " UNION ALL ".join(f"SELECT * FROM {index.location.clickhouse_function(path, 'Parquet')} "
                                f"WHERE TraceId = {tid} AND RunId IN ({runs})" for path in paths)
-    return f"FROM (SELECT {archive_columns_sql(skip=('Project', 'Day'))} FROM ({reads})) WHERE TraceId = {tid}"
+    # As the view: a trace a restore has flipped back to hot is not read from the archive.
+    return (f"FROM (SELECT {archive_columns_sql(skip=('Project', 'Day'))} FROM ({reads})) WHERE TraceId = {tid} "
+            f"AND TraceId NOT IN (SELECT TraceId FROM restore_flipped WHERE TraceId = {tid})")
 
 
 def _query_spans(store: Store, loc: Location, build) -> list[dict[str, Any]]:
