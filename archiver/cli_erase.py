@@ -35,16 +35,20 @@ def _audit(store: Any, action: str, target: str, detail: str, outcome: str = "ok
     audit.record(store, actor="local", role="local", action=action, target=target, detail=detail, outcome=outcome)
 
 
-def _post(url: str, path: str, body: dict[str, Any]) -> Any:
+def _post(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The running server's JSON answer; its error (or why it cannot be reached) ends the command."""
     import httpx
 
     from tracelake.cli import _auth_headers
 
     try:
-        return httpx.post(f"{url.rstrip('/')}{path}", json=body, timeout=httpx.Timeout(60, read=None),
-                          headers=_auth_headers())
+        response = httpx.post(f"{url.rstrip('/')}{path}", json=body, timeout=httpx.Timeout(60, read=None),
+                              headers=_auth_headers())
     except httpx.HTTPError as exc:
         _fail(f"cannot reach tracelake at {url}: {exc} (use --data-dir or --clickhouse-url to run on its own)", 2)
+    if response.status_code != 200:
+        _fail(response.json().get("error", response.text))
+    return response.json()
 
 
 def _print_receipt(doc: dict[str, Any]) -> None:
@@ -103,10 +107,7 @@ def erase(user: Annotated[Optional[str], typer.Option(help="Erase every trace of
         finally:
             store.close()
     else:
-        response = _post(url, "/api/erase", body)
-        if response.status_code != 200:
-            _fail(response.json().get("error", response.text))
-        doc = response.json()
+        doc = _post(url, "/api/erase", body)
     if json_output:
         typer.echo(json.dumps(doc, indent=2))
     else:
@@ -152,10 +153,7 @@ def restore(trace_id: Annotated[Optional[str], typer.Argument(help="The archived
     else:
         body = {"filter": filter_text, "pin_for": pin_for}
         path = f"/api/traces/{trace_id}/restore" if trace_id is not None else "/api/restore"
-        response = _post(url, path, body)
-        if response.status_code != 200:
-            _fail(response.json().get("error", response.text))
-        doc = response.json()
+        doc = _post(url, path, body)
     if json_output:
         typer.echo(json.dumps(doc, indent=2))
     else:

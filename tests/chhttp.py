@@ -40,7 +40,9 @@ class Engine:
         self.session = session.Session(self.path)
         self.readonly = chdb.connect(f"{self.path}?readonly=1")
         self.lock = threading.Lock()
-        self.spool = tempfile.mkdtemp(prefix="chhttp-")
+        # Inside the test's data dir (pytest removes old ones), not a /tmp directory left behind.
+        self.spool = os.path.join(data_dir, "chhttp-spool")
+        os.makedirs(self.spool, exist_ok=True)
         self.delay = delay
         self.fail_inserts = False
         self.inserts_open = threading.Event()  # cleared by /__hold: INSERTs wait until /__release

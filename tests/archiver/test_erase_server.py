@@ -3,6 +3,7 @@ after the receipt, nothing of the user is left in ClickHouse (SQL), in any S3 ob
 every Parquet file decoded by pyarrow) — and the API refuses bad input with nothing changed."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,8 @@ import boto3
 import httpx
 import pytest
 from arx_helpers import POLICY
-from ers_helpers import (CONTENT_MARK, SHARED_IMAGE, USER_MARK, VICTIM_ARCHIVED_IMAGE, VICTIM_IMAGE, make_world,
-                         parquet_values_holding, seed_world, sha)
+from ers_helpers import (CONTENT_MARK, SHARED_IMAGE, USER_MARK, VICTIM_ARCHIVED_IMAGE, VICTIM_IMAGE, cli,
+                         make_world, parquet_values_holding, seed_world, sha)
 from server_process import start_server
 
 
@@ -51,6 +52,9 @@ def test_erase_and_restore_through_the_api_on_s3(s3_world):
         assert bad.status_code == 400 and "filter does not parse" in bad.json()["error"]
         none = httpx.post(f"{api}/api/erase", json={"user": "nobody"}, timeout=120)
         assert none.status_code == 404 and "nothing matched" in none.json()["error"]
+        # The CLI goes through the running server: its refusal is the server's.
+        out = cli("erase", "--user", "nobody", "--url", api)
+        assert out.returncode == 1 and "nothing matched" in out.stderr, (out.returncode, out.stderr)
         hold = httpx.post(f"{api}/api/holds", json={"name": "case-7", "filter": "session:victim-s1", "reason": "x"},
                           timeout=60)
         assert hold.status_code in (200, 201), hold.text
@@ -108,6 +112,10 @@ def test_erase_and_restore_through_the_api_on_s3(s3_world):
         assert _count(server, f"SELECT count() FROM otel_traces_archive WHERE TraceId = '{tid}'") == 0
         doc = httpx.get(f"{api}/api/traces/{tid}", timeout=60).json()
         assert doc.get("tier", "hot") == "hot"
+        second = sorted(w.others_archived)[1]
+        out = cli("archiver", "restore", second, "--pin-for", "1d", "--url", api, "--json")
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["spans_restored"] == w.spans[second]
         missing = httpx.post(f"{api}/api/traces/{tid}/restore", json={}, timeout=60)
         assert missing.status_code == 404
         bad_filter = httpx.post(f"{api}/api/restore", json={"filter": "status:"}, timeout=60)

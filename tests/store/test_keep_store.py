@@ -1,49 +1,16 @@
-"""Pins and holds data layer (tracelake.archiver.keep) on both stores: chdb and ClickHouse over HTTP."""
+"""Pins and holds data layer (tracelake.archiver.keep) on both stores (the ``store`` fixture of
+tests/store/conftest.py: chdb and ClickHouse over HTTP)."""
 from __future__ import annotations
 
-import itertools
-import os
-import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from otlp_spans import GENAI_CHAT, new_trace_id, request, span
-from server_process import start_clickhouse_endpoint
 
 from tracelake.archiver import keep
 from tracelake.query.filters import FilterError
-from tracelake.store import Store, open_store
+from tracelake.store import Store
 from tracelake.store.otlp import length_delimited
-
-_databases = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def clickhouse_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    real = os.environ.get("TRACELAKE_TEST_CLICKHOUSE_URL")
-    if real:
-        yield real.rstrip("/")
-        return
-    endpoint = start_clickhouse_endpoint(tmp_path_factory.mktemp("chhttp"))
-    yield endpoint.url
-    endpoint.stop()
-
-
-@pytest.fixture(params=["chdb", "clickhouse"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "chdb":
-        s = open_store(tmp_path / "data")
-    else:
-        url = request.getfixturevalue("clickhouse_url")
-        s = open_store(clickhouse_url=f"{url}/t_keep_{uuid.uuid4().hex[:8]}_{next(_databases)}")
-    try:
-        yield s
-    finally:
-        if request.param == "clickhouse":
-            s.execute(f"DROP DATABASE IF EXISTS {s.database}")
-        s.close()
 
 
 def _trace(store: Store, *, user: str = "", session: str = "", child: str = "chat", attrs: dict | None = None) -> str:
