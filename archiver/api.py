@@ -30,8 +30,11 @@ from tracelake.archiver.service import Archiver, archiver_from_settings
 router = APIRouter(prefix="/api/archiver", tags=["archiver"])
 
 
-def _json(content: Any, status_code: int = 200) -> Response:
-    return Response(orjson.dumps(content, default=str), status_code=status_code, media_type="application/json")
+def json_response(content: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """JSON answer of every archiver endpoint (orjson; datetimes and the like as strings)."""
+    return Response(orjson.dumps(content, default=str), status_code=status_code, media_type="application/json",
+                    headers=headers)
+
 
 
 class _NoArchiver(Exception):
@@ -85,9 +88,9 @@ async def _archiver_or_error(request: Request) -> Archiver | Response:
     try:
         return await _archiver(request)
     except PolicyError as exc:
-        return _json({"error": str(exc)}, 400)
+        return json_response({"error": str(exc)}, 400)
     except _NoArchiver:
-        return _json(_NO_POLICY, 409)
+        return json_response(_NO_POLICY, 409)
 
 
 @router.post("/plan")
@@ -98,10 +101,10 @@ async def plan(request: Request) -> Response:
     try:
         result = await run_in_threadpool(archiver.plan)
     except Exception as exc:  # noqa: BLE001 - reported to the caller
-        return _json({"error": f"{type(exc).__name__}: {exc}"}, 500)
+        return json_response({"error": f"{type(exc).__name__}: {exc}"}, 500)
     finally:
         _done_with(request, archiver)
-    return _json(result.to_dict())
+    return json_response(result.to_dict())
 
 
 @router.post("/run")
@@ -142,13 +145,13 @@ async def runs_list(request: Request, limit: int = 50) -> Response:
     from tracelake.archiver.runs import list_runs
 
     rows = await run_in_threadpool(list_runs, request.app.state.store, max(1, min(limit, 1000)))
-    return _json({"runs": [r.to_dict() for r in rows]})
+    return json_response({"runs": [r.to_dict() for r in rows]})
 
 
 @router.get("/status")
 async def status(request: Request) -> Response:
     archiver: Archiver | None = getattr(request.app.state, "archiver", None)
     if archiver is None:
-        return _json({"enabled": False})
-    return _json({"enabled": True, "archive": archiver.location.uri,
+        return json_response({"enabled": False})
+    return json_response({"enabled": True, "archive": archiver.location.uri,
                   "rules": [r.describe() for r in archiver.policy.rules], "last_error": archiver.last_error})

@@ -19,25 +19,21 @@ traces. Every request is audited (after it finished, or as refused).
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from tracelake.archiver import receipts
+from tracelake.archiver.api import json_response as _json
 from tracelake.archiver.api_keep import _audit, _body, _caller, _process_store, _render
-from tracelake.archiver.erase import Criteria, EraseError, Eraser, eraser_from_settings
-from tracelake.archiver.restore import RestoreError, Restorer, restorer_from_settings
+from tracelake.archiver.erase import Criteria, Eraser, erase_audited, eraser_from_settings
+from tracelake.archiver.restore import RestoreError, Restorer, restore_audited, restorer_from_settings
 
 router = APIRouter(tags=["erasure"])
 PIN_CHOICES = ("1d", "7d", "30d", "90d")
-
-
-def _json(content: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(content, default=str), status_code=status_code, media_type="application/json",
-                    headers=headers)
 
 
 def _spool_probe(request: Request) -> Any:
@@ -57,9 +53,9 @@ def _eraser(request: Request) -> Eraser:
 
 
 def _release(obj: Any) -> None:
-    release = getattr(obj.store, "release", None)
-    if release is not None:
-        release()
+    from tracelake.archiver.connection import release
+
+    release(obj.store)
 
 
 def _project(request: Request) -> str:
@@ -81,17 +77,10 @@ def _do_erase(request: Request, criteria: Criteria, dry_run: bool) -> dict[str, 
     actor, role = _caller(request)
     eraser = _eraser(request)
     try:
-        doc = eraser.erase(criteria, actor=actor, role=role, project=_project(request), dry_run=dry_run)
-    except EraseError as exc:
-        if not dry_run:
-            _audit(request, "erase", criteria.filter_text(), str(exc), outcome="refused")
-        raise
+        return erase_audited(eraser, criteria, partial(_audit, request), dry_run=dry_run, actor=actor, role=role,
+                             project=_project(request))
     finally:
         _release(eraser)
-    if not dry_run:
-        _audit(request, "erase", criteria.filter_text(),
-               f"{doc.get('request_id')}: {len(doc.get('matched_trace_ids', []))} traces erased")
-    return doc
 
 
 @router.post("/api/erase")
@@ -150,15 +139,10 @@ def _do_restore(request: Request, trace_id: str | None, filter_text: str | None,
         raise RestoreError(f"pin_for: {exc}") from exc
     restorer = _restorer(request)
     try:
-        doc = restorer.restore(trace_id=trace_id, filter_text=filter_text, pin_for=duration, actor=actor, role=role)
-    except RestoreError as exc:
-        _audit(request, "restore", trace_id or filter_text or "", str(exc), outcome="refused")
-        raise
+        return restore_audited(restorer, partial(_audit, request), trace_id=trace_id, filter_text=filter_text,
+                               pin_for=duration, actor=actor, role=role)
     finally:
         _release(restorer)
-    _audit(request, "restore", trace_id or filter_text or "",
-           f"{doc['request_id']}: {len(doc['trace_ids'])} traces, pinned until {doc.get('pinned_until')}")
-    return doc
 
 
 async def _restore_json(request: Request, trace_id: str | None) -> Response:

@@ -29,16 +29,13 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from tracelake.archiver import keep
+from tracelake.archiver.api import json_response as _json
 from tracelake.archiver.explain import Explanation, TraceNotFound, explain, when
 from tracelake.query.filters import FilterError
 
 router = APIRouter(tags=["retention"])
 
 UNTIL_CHOICES = ("", "1d", "7d", "30d", "90d", "365d")  # the page's choices ("" = until unpinned)
-
-
-def _json(content: Any, status_code: int = 200) -> Response:
-    return Response(orjson.dumps(content, default=str), status_code=status_code, media_type="application/json")
 
 
 def _caller(request: Request) -> tuple[str, str]:

@@ -23,13 +23,10 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from tracelake.archiver import policy_store, rules
+from tracelake.archiver.api import json_response as _json
 from tracelake.archiver.policy import PolicyError
 
 router = APIRouter(prefix="/api/retention", tags=["retention"])
-
-
-def _json(content: Any, status_code: int = 200) -> Response:
-    return Response(orjson.dumps(content, default=str), status_code=status_code, media_type="application/json")
 
 
 def process_store(request: Request) -> Any:

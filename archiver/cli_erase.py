@@ -7,6 +7,7 @@ its own against a ClickHouse server.
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -82,7 +83,8 @@ def erase(user: Annotated[Optional[str], typer.Option(help="Erase every trace of
     """Erase every span of the matched traces from every tier, and print the receipt."""
     body = {"user": user, "session": session, "filter": filter_text, "dry_run": dry_run}
     if clickhouse_url or data_dir:
-        from tracelake.archiver.erase import Criteria, EraseError, eraser_from_settings, spool_probe_for_dir
+        from tracelake.archiver.erase import (Criteria, EraseError, erase_audited, eraser_from_settings,
+                                               spool_probe_for_dir)
         from tracelake.collector.config import spool_config
         from tracelake.store import open_store
 
@@ -92,15 +94,7 @@ def erase(user: Annotated[Optional[str], typer.Option(help="Erase every trace of
             probe = spool_probe_for_dir(spool_config(settings).directory) if not settings.clickhouse_url else None
             eraser = eraser_from_settings(store, settings, probe)
             criteria = Criteria(user, session, filter_text)
-            try:
-                doc = eraser.erase(criteria, dry_run=dry_run)
-            except EraseError as exc:
-                if not dry_run:
-                    _audit(store, "erase", criteria.filter_text(), str(exc), "refused")
-                raise
-            if not dry_run:
-                _audit(store, "erase", criteria.filter_text(),
-                       f"{doc.get('request_id')}: {len(doc.get('matched_trace_ids', []))} traces erased")
+            doc = erase_audited(eraser, criteria, partial(_audit, store), dry_run=dry_run)
             doc = json.loads(json.dumps(doc, default=str))
         except EraseError as exc:
             _fail(str(exc), 1)
@@ -130,21 +124,15 @@ def restore(trace_id: Annotated[Optional[str], typer.Argument(help="The archived
         except ValueError as exc:
             _fail(f"--pin-for: {exc}", 2)
     if clickhouse_url or data_dir:
-        from tracelake.archiver.restore import RestoreError, restorer_from_settings
+        from tracelake.archiver.restore import RestoreError, restore_audited, restorer_from_settings
         from tracelake.store import open_store
 
         settings = _settings(clickhouse_url, data_dir, object_store)
         store = open_store(settings.data_dir, settings.clickhouse_url, settings.prices_file)
         try:
             duration = parse_duration(pin_for or settings.restore_pin_for, allow_forever=False)
-            try:
-                doc = restorer_from_settings(store, settings).restore(trace_id=trace_id, filter_text=filter_text,
-                                                                       pin_for=duration)
-            except RestoreError as exc:
-                _audit(store, "restore", trace_id or filter_text or "", str(exc), "refused")
-                raise
-            _audit(store, "restore", trace_id or filter_text or "",
-                   f"{doc['request_id']}: {len(doc['trace_ids'])} traces, pinned until {doc.get('pinned_until')}")
+            doc = restore_audited(restorer_from_settings(store, settings), partial(_audit, store), trace_id=trace_id,
+                                  filter_text=filter_text, pin_for=duration)
             doc = json.loads(json.dumps(doc, default=str))
         except RestoreError as exc:
             _fail(str(exc), 1)

@@ -13,3 +13,10 @@ from tracelake.store.base import Store
 def own_connection(store: Store) -> Store:
     dedicated = getattr(store, "dedicated", None)
     return dedicated() if dedicated is not None else store
+
+
+def release(store: Store) -> None:
+    """Close a connection made by :func:`own_connection` (a store used as is has nothing to close)."""
+    close = getattr(store, "release", None)
+    if close is not None:
+        close()

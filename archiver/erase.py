@@ -528,3 +528,22 @@ def eraser_from_settings(store: Store, settings: Any, spool: SpoolProbe | None =
         raise EraseError(f"object store not reachable: {exc}", 503) from exc
     return Eraser(store, ArchiveLocation.from_settings(settings), object_store, spool=spool,
                   spool_wait_s=settings.erase_spool_wait_s, parts_wait_s=settings.erase_parts_wait_s)
+
+
+Audit = Callable[..., None]  # audit(action, target, detail, outcome="ok"): the caller's audit log entry
+
+
+def erase_audited(eraser: "Eraser", criteria: Criteria, audit: Audit, *, dry_run: bool = False,
+                  **caller: str) -> dict[str, Any]:
+    """:meth:`Eraser.erase`, recorded in the audit log as refused (with the reason) or done; a dry
+    run changes nothing and is not recorded. Shared by the API and the CLI run on its own."""
+    try:
+        doc = eraser.erase(criteria, dry_run=dry_run, **caller)
+    except EraseError as exc:
+        if not dry_run:
+            audit("erase", criteria.filter_text(), str(exc), "refused")
+        raise
+    if not dry_run:
+        audit("erase", criteria.filter_text(),
+              f"{doc.get('request_id')}: {len(doc.get('matched_trace_ids', []))} traces erased")
+    return doc

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
 
 from tracelake.archiver import receipts
 from tracelake.archiver.delta import ArchiveLocation, DeltaArchive
@@ -197,3 +197,18 @@ class Restorer:
 
 def restorer_from_settings(store: Store, settings: Any) -> Restorer:
     return Restorer(store, ArchiveLocation.from_settings(settings))
+
+
+def restore_audited(restorer: "Restorer", audit: Callable[..., None], *, trace_id: str | None,
+                    filter_text: str | None, pin_for: timedelta, **caller: str) -> dict[str, Any]:
+    """:meth:`Restorer.restore`, recorded in the audit log as refused (with the reason) or done
+    (``audit(action, target, detail, outcome)``). Shared by the API and the CLI run on its own."""
+    target = trace_id or filter_text or ""
+    try:
+        doc = restorer.restore(trace_id=trace_id, filter_text=filter_text, pin_for=pin_for, **caller)
+    except RestoreError as exc:
+        audit("restore", target, str(exc), "refused")
+        raise
+    audit("restore", target,
+          f"{doc['request_id']}: {len(doc['trace_ids'])} traces, pinned until {doc.get('pinned_until')}")
+    return doc

@@ -110,9 +110,9 @@ class Archiver:
 
     def release(self) -> None:
         """Close the archiver's own connection (not the store it was made from)."""
-        release = getattr(self.store, "release", None)
-        if release is not None:
-            release()
+        from tracelake.archiver.connection import release
+
+        release(self.store)
 
     # --- setup ---------------------------------------------------------------------------------
     def setup(self) -> None:
