@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from tracelake.archiver.runs import as_utc
 from tracelake.store.base import Store
 
 HEX_ID = re.compile(r"^[0-9a-f]{1,64}$")
@@ -95,17 +96,13 @@ FROM retention_requests GROUP BY RequestId
 """
 
 
-def _utc(v: datetime) -> datetime:
-    return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
-
-
 def _request(r: dict[str, Any]) -> Request:
     try:
         doc = json.loads(r["Doc"] or "{}")
     except ValueError:
         doc = {}
-    return Request(r["RequestId"], r["Kind"], r["State"], r["Actor"], r["Role"], int(r["V"]), _utc(r["CreatedAt"]),
-                   _utc(r["UpdatedAt"]), doc, r["Error"])
+    return Request(r["RequestId"], r["Kind"], r["State"], r["Actor"], r["Role"], int(r["V"]), as_utc(r["CreatedAt"]),
+                   as_utc(r["UpdatedAt"]), doc, r["Error"])
 
 
 def get(store: Store, request_id: str) -> Request | None:

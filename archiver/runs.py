@@ -141,7 +141,8 @@ FROM archive_runs GROUP BY RunId
 """
 
 
-def _utc(value: Any) -> datetime | None:
+def as_utc(value: Any) -> datetime | None:
+    """A ClickHouse DateTime64 as read (naive UTC, or aware) -> an aware UTC datetime."""
     if value is None:
         return None
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
@@ -153,7 +154,7 @@ def _record(r: dict[str, Any]) -> RunRecord:
     except ValueError:
         rules = {}
     return RunRecord(run_id=r["RunId"], seq=int(r["Seq"]), state=r["State"], version=int(r["V"]),
-                     started_at=_utc(r["StartedAt"]), updated_at=_utc(r["UpdatedAt"]), now=_utc(r["Now"]),
+                     started_at=as_utc(r["StartedAt"]), updated_at=as_utc(r["UpdatedAt"]), now=as_utc(r["Now"]),
                      rules=rules, traces=r["Traces"], spans=r["Spans"], bytes=r["Bytes"],
                      archive_bytes=r["ArchiveBytes"], deleted_traces=r["DeletedTraces"],
                      deleted_spans=r["DeletedSpans"], dropped_partitions=r["DroppedPartitions"], error=r["Error"])
