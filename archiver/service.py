@@ -446,11 +446,14 @@ def archiver_from_settings(store: Store, settings: Any, policy: RetentionPolicy)
 
 
 def start_for_server(store: Store, settings: Any, policy: RetentionPolicy | None) -> tuple[Archiver | None, Scheduler | None]:
-    """In ``tracelake server``: the archive view always (readers query it), and with a policy the
-    Archiver and its schedule."""
+    """In ``tracelake server``: the archive view always (readers query it), erasures and restores
+    a killed process left midway finished in the background, and with a policy the Archiver and
+    its schedule."""
     from tracelake.archiver.policy import parse_duration
+    from tracelake.archiver.resume import start_resuming
 
     ensure_archive_view(store, ArchiveLocation.from_settings(settings))
+    start_resuming(store, settings)
     if policy is None:
         return None, None
     archiver = archiver_from_settings(store, settings, policy)

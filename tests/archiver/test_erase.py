@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from arx_helpers import POLICY, copy_store
 from ers_helpers import (CONTENT_MARK, SHARED_IMAGE, USER_MARK, VICTIM_ARCHIVED_IMAGE, VICTIM_IMAGE, cli,
@@ -157,3 +158,25 @@ def test_erase_killed_at_each_step_completes_on_rerun(world, point):
     _check_gone(world, data)
     done = _erase(data, "--session", "victim-s2")
     assert done.returncode == 1 and "nothing matched" in done.stderr
+
+
+def test_server_start_finishes_an_interrupted_erasure(world):
+    """Killed midway, then nobody erases again: the next server start finishes it (receipt,
+    audit entry) without a call."""
+    from server_process import start_server, wait_until
+
+    data = _fresh(world, "resume-at-start")
+    killed = _erase(data, "--session", "victim-s2", env={"TRACELAKE_ARCHIVER_FAIL_AT": "erase_mid_archive:kill"})
+    assert killed.returncode == -9, killed.stderr
+    assert [r["State"] for r in tool("tiers", data)["requests"]] == ["hot_erased"]
+    with start_server(data, env={"TRACELAKE_ERASE_PARTS_WAIT_S": "0"}) as server:
+        def finished() -> bool:
+            return server.sql("SELECT State FROM retention_request_state") == [["done"]]
+
+        wait_until(finished, "the interrupted erasure is done", timeout=180, every=0.5)
+        receipts = httpx.get(f"{server.ui_url}/api/erasure", timeout=60).json()["receipts"]
+    assert [(r["criteria"]["session"], r["traces"]) for r in receipts] == [("victim-s2", len(world["w"].victim_archived))]
+    after = tool("tiers", data)
+    assert [(a["Action"], a["Actor"]) for a in after["audit"]] == [("erase", "tracelake (resumed at start)")]
+    gone = {p.split(":")[0] for p in after["hot_visible"] + after["archive_visible"]}
+    assert not gone & world["w"].victim_archived and world["w"].others_archived <= gone

@@ -96,3 +96,20 @@ def test_restore_killed_at_each_step_keeps_one_tier_and_completes(world, point):
     snap = tool("tiers", data)
     _check_restored(world, snap, restored | {other})
     assert all(r["State"] == "done" for r in snap["requests"])
+
+
+def test_server_start_finishes_an_interrupted_restore(world):
+    """Killed after the copy, then no other restore call: the next server start finishes it."""
+    from server_process import start_server, wait_until
+
+    data = copy_store(world["template"], world["root"] / "resume-at-start")
+    tid = sorted(world["w"].others_archived)[0]
+    killed = _restore(data, tid, env={"TRACELAKE_ARCHIVER_FAIL_AT": "restore_after_copied:kill"})
+    assert killed.returncode == -9, killed.stderr
+    assert [r["State"] for r in tool("tiers", data)["requests"]] == ["copied"]
+    with start_server(data) as server:
+        wait_until(lambda: server.sql("SELECT State FROM retention_request_state") == [["done"]],
+                   "the interrupted restore is done", timeout=180, every=0.5)
+    snap = tool("tiers", data)
+    _check_restored(world, snap, {tid})
+    assert [(a["Action"], a["Actor"]) for a in snap["audit"]] == [("restore", "tracelake (resumed at start)")]
