@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from tracelake.archiver import receipts
 from tracelake.archiver.api import json_response as _json
 from tracelake.archiver.api_keep import _audit, _body, _caller, _process_store, _render
+from tracelake.archiver.api_keep import _viewer as _project  # receipts and holds are shown per project
 from tracelake.archiver.erase import Criteria, Eraser, erase_audited, eraser_from_settings
 from tracelake.archiver.restore import RestoreError, Restorer, restore_audited, restorer_from_settings
 
@@ -56,12 +57,6 @@ def _release(obj: Any) -> None:
     from tracelake.archiver.connection import release
 
     release(obj.store)
-
-
-def _project(request: Request) -> str:
-    """The caller's project ('*' for admin, or without auth): receipts are shown per project."""
-    caller = (request.scope.get("state") or {}).get("caller")
-    return caller.project if caller is not None else "*"
 
 
 def _criteria(body: dict[str, Any]) -> tuple[Criteria, bool]:

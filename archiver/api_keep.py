@@ -6,17 +6,21 @@ JSON:
 * ``POST   /api/traces/{id}/pin``         body ``{"until": "30d" | ISO time | null, "reason": ""}``
 * ``DELETE /api/traces/{id}/pin``, ``POST /api/traces/{id}/unpin``
 * ``GET    /api/pins``
-* ``GET    /api/holds``; ``POST /api/holds`` body ``{"name", "filter", "reason"}`` (400 names what is wrong)
-* ``DELETE /api/holds/{name}``, ``POST /api/holds/{name}/release``
+* ``GET    /api/holds``; ``POST /api/holds`` body ``{"name", "filter", "reason", "project"}`` (400 names
+  what is wrong, 403 a project the caller may not make holds for, 409 a used name)
+* ``DELETE /api/holds/{name}``, ``POST /api/holds/{name}/release`` (404 none the caller sees, 403 a
+  global hold released by a project's key)
 
 HTML partials (htmx): ``GET /traces/{id}/retention`` and ``POST /traces/{id}/pin|unpin`` (the trace
 page's panel); ``GET /retention/keep``, ``POST /retention/holds`` and
 ``POST /retention/holds/{name}/release`` (the Retention page's pins and holds section).
 
 Under auth (tracelake.auth.web) pinning needs the ``annotate`` permission (engineer and up), holds
-``retention`` (ops and up). Every change is audited with who made it; without auth the actor is
-"local". Trace ids are looked up through the caller's store, so a trace outside the caller's
-projects is "not found".
+``retention`` (ops and up). Holds are scoped by project (tracelake.archiver.keep): an admin (or no
+auth) sees and makes every hold, global ones by default; a project's ops key makes and releases
+its project's holds only, and sees global holds without their filter or reason. Every change is
+audited with who made it; without auth the actor is "local". Trace ids are looked up through the
+caller's store, so a trace outside the caller's projects is "not found".
 """
 from __future__ import annotations
 
@@ -45,8 +49,14 @@ def _caller(request: Request) -> tuple[str, str]:
     return caller.actor, caller.role.value
 
 
+def _viewer(request: Request) -> str:
+    """The caller's project ('*' for admin, or without auth): which holds it sees and changes."""
+    caller = (request.scope.get("state") or {}).get("caller")
+    return caller.project if caller is not None else keep.ALL_PROJECTS
+
+
 def _process_store(request: Request) -> Any:
-    """The process's store (holds are global; the audit log is written there)."""
+    """The process's store (holds of every project are kept there; so is the audit log)."""
     store = request.app.state.store
     return getattr(store, "inner", store)
 
@@ -182,30 +192,40 @@ async def pins_list(request: Request, limit: int = 500) -> Response:
 
 
 # --- holds ------------------------------------------------------------------------------------------
-def _do_create_hold(request: Request, name: str, filter_text: str, reason: str) -> keep.Hold:
+def _do_create_hold(request: Request, body: dict[str, Any]) -> keep.Hold:
     actor, _ = _caller(request)
-    hold = keep.create_hold(_process_store(request), name, filter_text, reason, actor=actor)
-    _audit(request, "retention.hold.create", hold.name, f"filter {hold.filter}; reason {hold.reason}")
+    hold = keep.create_hold(_process_store(request), str(body.get("name") or ""), str(body.get("filter") or ""),
+                            str(body.get("reason") or ""), actor=actor, project=str(body.get("project") or ""),
+                            viewer=_viewer(request))
+    _audit(request, "retention.hold.create", hold.name, keep.audit_detail(hold))
     return hold
 
 
-def _do_release_hold(request: Request, name: str) -> bool:
+def _do_release_hold(request: Request, name: str) -> keep.Hold | None:
     actor, _ = _caller(request)
-    done = keep.release_hold(_process_store(request), name, actor=actor)
-    if done:
-        _audit(request, "retention.hold.release", name)
-    return done
+    hold = keep.release_hold(_process_store(request), name, actor=actor, viewer=_viewer(request))
+    if hold is not None:
+        _audit(request, "retention.hold.release", name, keep.audit_detail(hold, full=False))
+    return hold
 
 
 def _hold_error(exc: Exception) -> dict[str, Any]:
     if isinstance(exc, FilterError):
         return {"error": f"filter: {exc}", "field": "filter", "pos": exc.pos, "end": exc.end}
-    return {"error": str(exc), "field": "name" if "name" in str(exc) else "reason"}
+    text = str(exc)
+    field = "project" if text.startswith(("project", "a key of project")) else "name" if "name" in text else "reason"
+    return {"error": text, "field": field}
+
+
+def _hold_status(exc: Exception) -> int:
+    if isinstance(exc, keep.HoldForbidden):
+        return 403
+    return 409 if "already exists" in str(exc) else 400
 
 
 @router.get("/api/holds")
 async def holds_list(request: Request) -> Response:
-    holds = await run_in_threadpool(keep.list_holds, _process_store(request))
+    holds = await run_in_threadpool(keep.list_holds, _process_store(request), _viewer(request))
     return _json({"holds": [h.to_dict() for h in holds]})
 
 
@@ -213,10 +233,9 @@ async def holds_list(request: Request) -> Response:
 async def holds_create(request: Request) -> Response:
     try:
         body = await _body(request)
-        hold = await run_in_threadpool(_do_create_hold, request, str(body.get("name") or ""),
-                                       str(body.get("filter") or ""), str(body.get("reason") or ""))
+        hold = await run_in_threadpool(_do_create_hold, request, body)
     except (FilterError, keep.KeepError) as exc:
-        return _json(_hold_error(exc), 409 if "already exists" in str(exc) else 400)
+        return _json(_hold_error(exc), _hold_status(exc))
     except ValueError as exc:
         return _json({"error": str(exc)}, 400)
     return _json({"hold": hold.to_dict()}, 201)
@@ -224,10 +243,10 @@ async def holds_create(request: Request) -> Response:
 
 async def _release_response(request: Request, name: str) -> Response:
     try:
-        done = await run_in_threadpool(_do_release_hold, request, name)
+        hold = await run_in_threadpool(_do_release_hold, request, name)
     except keep.KeepError as exc:
-        return _json({"error": str(exc)}, 400)
-    if not done:
+        return _json({"error": str(exc)}, _hold_status(exc))
+    if hold is None:
         return _json({"error": f"no active hold named {name[:120]!r}"}, 404)
     return _json({"released": name})
 
@@ -309,7 +328,8 @@ async def panel_unpin(request: Request, trace_id: str) -> Response:
 def _section_ctx(request: Request) -> dict[str, Any]:
     from tracelake.ui.queries.keep import keep_section
 
-    return {"k": keep_section(request.app.state.store, _process_store(request)), "when": when}
+    return {"k": keep_section(request.app.state.store, _process_store(request), _viewer(request)), "when": when,
+            "global_details": keep.GLOBAL_DETAILS}
 
 
 async def _section(request: Request, form: dict[str, str] | None = None, error: dict[str, Any] | None = None,
@@ -325,10 +345,9 @@ async def section(request: Request) -> Response:
 
 @router.post("/retention/holds", include_in_schema=False)
 async def section_create(request: Request) -> Response:
-    form = {k: str(v) for k, v in (await _body(request)).items() if k in ("name", "filter", "reason")}
+    form = {k: str(v) for k, v in (await _body(request)).items() if k in ("name", "filter", "reason", "project")}
     try:
-        await run_in_threadpool(_do_create_hold, request, form.get("name", ""), form.get("filter", ""),
-                                form.get("reason", ""))
+        await run_in_threadpool(_do_create_hold, request, form)
     except (FilterError, keep.KeepError) as exc:
         # 200 so htmx swaps the section: the form comes back with the error in place and the input kept.
         return await _section(request, form, _hold_error(exc))

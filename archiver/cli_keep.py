@@ -192,17 +192,21 @@ def unpin(trace_id: TraceArg, url: UrlOpt = "http://127.0.0.1:4380", clickhouse_
 def hold_create(name: Annotated[str, typer.Argument(help="A unique name, e.g. case-2026-114")],
                 filter_text: Annotated[str, typer.Option("--filter", help="Which traces (the UI's filter language), e.g. user:alice")],
                 reason: Annotated[str, typer.Option(help="Why they must be kept")],
+                project: Annotated[Optional[str], typer.Option(
+                    help="Cover only this project's traces (default: every project for an admin; a project's "
+                         "key always makes holds of its own project)")] = None,
                 url: UrlOpt = "http://127.0.0.1:4380", clickhouse_url: ClickHouseOpt = None,
                 data_dir: DataDirOpt = None, json_output: JsonOpt = False) -> None:
-    """Create a hold: nothing its filter matches is deleted, in any tier, until it is released."""
+    """Create a hold: nothing its filter matches (in --project, or in every project) is deleted, in
+    any tier, until it is released."""
     if clickhouse_url or data_dir:
         from tracelake.archiver import keep
         from tracelake.query.filters import FilterError
 
         store = _local_store(clickhouse_url, data_dir)
         try:
-            h = keep.create_hold(store, name, filter_text, reason, actor=_local_actor())
-            _audit(store, "retention.hold.create", h.name, f"filter {h.filter}; reason {h.reason}")
+            h = keep.create_hold(store, name, filter_text, reason, actor=_local_actor(), project=project or "")
+            _audit(store, "retention.hold.create", h.name, keep.audit_detail(h))
             doc = {"hold": h.to_dict()}
         except FilterError as exc:
             _fail(f"filter: {exc}")
@@ -211,11 +215,12 @@ def hold_create(name: Annotated[str, typer.Argument(help="A unique name, e.g. ca
         finally:
             store.close()
     else:
-        doc = _call("POST", url, "/api/holds", {"name": name, "filter": filter_text, "reason": reason})
+        doc = _call("POST", url, "/api/holds", {"name": name, "filter": filter_text, "reason": reason,
+                                                "project": project})
     if json_output:
         typer.echo(json.dumps(doc, indent=2))
     else:
-        typer.echo(f"hold {doc['hold']['name']!r} created")
+        typer.echo(f"hold {doc['hold']['name']!r} created for {_project_label(doc['hold'])}")
 
 
 @hold_app.command("release")
@@ -227,9 +232,10 @@ def hold_release(name: Annotated[str, typer.Argument(help="The hold's name")], u
 
         store = _local_store(clickhouse_url, data_dir)
         try:
-            if not keep.release_hold(store, name, actor=_local_actor()):
+            h = keep.release_hold(store, name, actor=_local_actor())
+            if h is None:
                 _fail(f"no active hold named {name!r}")
-            _audit(store, "retention.hold.release", name)
+            _audit(store, "retention.hold.release", name, keep.audit_detail(h, full=False))
         finally:
             store.close()
     else:
@@ -260,14 +266,19 @@ def hold_list(url: UrlOpt = "http://127.0.0.1:4380", clickhouse_url: ClickHouseO
     from rich.markup import escape
     from rich.table import Table
 
-    t = Table("name", "filter", "reason", "created", "released", title="holds")
+    t = Table("name", "project", "filter", "reason", "created", "released", title="holds")
     for h in doc["holds"]:
-        t.add_row(escape(h["name"]), escape(h["filter"]), escape(h["reason"]),
+        hidden = h.get("details") or ""  # a global hold seen by a project's key: no filter or reason
+        t.add_row(escape(h["name"]), escape(h.get("project") or "all projects"), escape(h["filter"] or hidden), escape(h["reason"] or ""),
                   escape(f"{h['created'][:19]} by {h['actor']}"),
                   escape(f"{h['released'][:19]} by {h['released_by']}") if h["released"] else "active")
     if not doc["holds"]:
         t.caption = "no holds"
     Console().print(t)
+
+
+def _project_label(hold: dict[str, Any]) -> str:
+    return f"project {hold['project']}" if hold.get("project") else "all projects"
 
 
 def register(app: typer.Typer) -> None:

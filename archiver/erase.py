@@ -114,10 +114,12 @@ def match_archive(store: Store, text: str) -> list[tuple[str, date]]:
     return sorted((r["TraceId"], r["Day"]) for r in store.query_arrow(sql, p.bound(store)).to_pylist())
 
 
-def _holds_covering(store: Store, ids: list[str]) -> dict[str, list[str]]:
+def _holds_covering(store: Store, ids: list[str], project: str) -> dict[str, list[str]]:
+    """Holds covering ``ids``, as the caller of ``project`` may be told of them (another
+    project's or a global hold is only "a hold made by an admin")."""
     from tracelake.archiver.keep import holds_covering
 
-    return holds_covering(store, ids) if ids else {}
+    return holds_covering(store, ids, viewer=project) if ids else {}
 
 
 def _unpin(store: Store, ids: list[str], actor: str) -> int:
@@ -216,11 +218,11 @@ class Eraser:
             if dry_run:
                 return {"dry_run": True, "criteria": criteria.to_dict(), "matched_trace_ids": ids,
                         "hot_traces": len(hot), "archive_traces": len({t for t, _ in archive}), "spool": spool,
-                        "holds": _holds_covering(self.store, ids)}
+                        "holds": _holds_covering(self.store, ids, project)}
             if not ids:
                 raise EraseError(f"nothing matched {text!r}: no trace in either tier (already erased?)", 404,
                                  {"matched": 0, "criteria": criteria.to_dict()})
-            holds = _holds_covering(self.store, ids)
+            holds = _holds_covering(self.store, ids, project)
             if any(holds.values()):
                 covered = {name: sorted(t)[:20] for name, t in holds.items() if t}
                 raise EraseError(f"refused: {sum(len(v) for v in holds.values())} matched trace(s) are under "

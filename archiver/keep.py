@@ -4,8 +4,13 @@
   passes. ``retention_pins`` has one row per change (pin, unpin), so who pinned what and when stays.
 * A **hold** is a named filter of the UI's language plus a reason: while it is active, no trace it
   matches is deleted in any tier (a held trace may still move from hot to the archive).
-  ``retention_holds`` has one row per change (create, release); names are unique for all time, so a
-  name's history is one hold's history.
+  ``retention_holds`` has one row per change (create, release); names are unique for all time and
+  across projects, so a name's history is one hold's history.
+* A hold has a **project**: it covers only that project's traces (its filter AND ``project = P``,
+  in both tiers). ``''`` means every project (a global hold, made by an admin; every hold made
+  before migration 25 is one). Who sees and changes what (:func:`visible`, :func:`hold_project`,
+  :func:`release_hold`): an admin (viewer ``*``) everything; a project's caller its project's holds,
+  and of global holds only that they exist (name, who, when), never their filter or reason.
 
 Both tables are ReplacingMergeTree ordered by (key, Version): a change is an insert, an identical
 retry of the same insert merges away, and the history is never rewritten (migration 21).
@@ -19,7 +24,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -39,8 +44,17 @@ MAX_ACTOR = 200
 _SPAN_LO, _SPAN_HI = 0, 4_102_444_800 * 10**9  # 1970 .. 2100
 
 
+ALL_PROJECTS = "*"  # a viewer who sees and changes every hold (an admin, or no auth)
+GLOBAL_DETAILS = "global hold (details visible to admins)"
+ADMIN_HOLD = "a hold made by an admin"  # what a project's caller is told of a hold not its own
+
+
 class KeepError(ValueError):
     """A pin or hold request that cannot be done; the message names what is wrong."""
+
+
+class HoldForbidden(KeepError):
+    """The caller may not do this to a hold (HTTP 403); the message reveals nothing of other projects."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +79,8 @@ class Hold:
     created: datetime
     released: datetime | None = None
     released_by: str = ""
+    project: str = ""  # '' = every project
+    hidden: bool = False  # filter and reason withheld from this viewer (see seen_by)
 
     @property
     def active(self) -> bool:
@@ -73,10 +89,20 @@ class Hold:
     def node(self) -> Node | None:
         return parse(self.filter)
 
+    def seen_by(self, viewer: str) -> Hold:
+        """This hold as ``viewer`` (a project, or ``*``) may see it: a global hold's filter and
+        reason are for admins only."""
+        if viewer == ALL_PROJECTS or self.project:
+            return self
+        return replace(self, filter="", reason="", hidden=True)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "filter": self.filter, "reason": self.reason, "actor": self.actor,
-                "created": _iso(self.created), "released": _iso(self.released), "released_by": self.released_by,
-                "active": self.active}
+        doc = {"name": self.name, "project": self.project or None, "filter": self.filter, "reason": self.reason,
+               "actor": self.actor, "created": _iso(self.created), "released": _iso(self.released),
+               "released_by": self.released_by, "active": self.active}
+        if self.hidden:
+            doc.update(filter=None, reason=None, details=GLOBAL_DETAILS)
+        return doc
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -197,12 +223,42 @@ def pin_history(store: Store, trace_id: str) -> list[dict[str, Any]]:
 _HOLD_LOCK = threading.Lock()  # name uniqueness within a process (check then insert)
 
 
-def _write_hold(store: Store, name: str, active: bool, filter_text: str, reason: str, actor: str, now_ms: int) -> None:
+def _write_hold(store: Store, h: Hold, active: bool, actor: str, now_ms: int) -> None:
     p = Params()
     store.execute(
-        "INSERT INTO retention_holds (Name, Version, Active, Filter, Reason, Actor, Time) VALUES "
-        f"({p.s(name)}, {p.add(_version(), 'UInt64')}, {p.add(int(active), 'UInt8')}, {p.s(filter_text)}, "
-        f"{p.s(reason)}, {p.s(actor)}, fromUnixTimestamp64Milli({p.i(now_ms)}))", p.bound(store))
+        "INSERT INTO retention_holds (Name, Version, Active, Filter, Reason, Actor, Time, Project) VALUES "
+        f"({p.s(h.name)}, {p.add(_version(), 'UInt64')}, {p.add(int(active), 'UInt8')}, {p.s(h.filter)}, "
+        f"{p.s(h.reason)}, {p.s(actor)}, fromUnixTimestamp64Milli({p.i(now_ms)}), {p.s(h.project)})", p.bound(store))
+
+
+def audit_detail(hold: Hold, full: bool = True) -> str:
+    """An audit entry's detail of a hold change: its project always, filter and reason on creation."""
+    scope = f"project {hold.project or 'all projects'}"
+    return f"{scope}; filter {hold.filter}; reason {hold.reason}" if full else scope
+
+
+def visible(h: Hold, viewer: str) -> bool:
+    """Whether ``viewer`` sees the hold at all: admins every hold, a project its own and global ones."""
+    return viewer == ALL_PROJECTS or h.project in ("", viewer)
+
+
+def hold_project(requested: str | None, viewer: str) -> str:
+    """The project of a hold ``viewer`` asks to make: an admin's choice ('' = every project, the
+    default); a project's caller always makes holds of its own project, and asking for another
+    project is refused (:class:`HoldForbidden`)."""
+    from tracelake.auth.roles import valid_project
+
+    requested = (requested or "").strip()
+    if viewer != ALL_PROJECTS:
+        if requested not in ("", viewer):
+            raise HoldForbidden(f"a key of project {viewer!r} makes holds for that project only, not for "
+                                f"{requested[:80]!r}; holds of other projects or of all projects are made by an admin")
+        return viewer
+    if requested in ("", ALL_PROJECTS):
+        return ""
+    if not valid_project(requested):
+        raise KeepError(f"project: {requested[:80]!r} is not a project name (letters, digits, '_', '.', '-')")
+    return requested
 
 
 def check_hold_name(name: str) -> str:
@@ -210,13 +266,19 @@ def check_hold_name(name: str) -> str:
     if not HOLD_NAME.match(name):
         raise KeepError("a hold name is 1-100 characters: letters, digits, space, '_', '.', ':', '@' or '-', "
                         f"starting with a letter or digit (got {name[:120]!r})")
+    if name.lower() == ADMIN_HOLD:
+        raise KeepError(f"{name!r} is what erasure says of holds not the caller's own; choose another name")
     return name
 
 
-def create_hold(store: Store, name: str, filter_text: str, reason: str, *, actor: str) -> Hold:
-    """A new active hold. Raises FilterError for a filter that does not parse (or is empty: a hold
-    on everything is refused), KeepError for a bad or already used name, a missing reason."""
+def create_hold(store: Store, name: str, filter_text: str, reason: str, *, actor: str, project: str = "",
+                viewer: str = ALL_PROJECTS) -> Hold:
+    """A new active hold of ``project`` ('' = every project) made by ``viewer`` (see
+    :func:`hold_project`). Raises FilterError for a filter that does not parse (or is empty: a hold
+    on everything is refused), KeepError for a bad or already used name, a missing reason, a
+    project the viewer may not make holds for."""
     name = check_hold_name(name)
+    project = hold_project(project, viewer)
     who = _actor(actor)
     filter_text = (filter_text or "").strip()
     if parse(filter_text) is None:
@@ -228,28 +290,36 @@ def create_hold(store: Store, name: str, filter_text: str, reason: str, *, actor
         raise KeepError(f"the reason is {len(reason)} characters, at most {MAX_REASON}")
     with _HOLD_LOCK:
         if _hold_rows(store, name):
-            raise KeepError(f"a hold named {name!r} already exists or existed (names are never reused)")
+            # Said the same whoever holds the name: another project's hold stays unnamed.
+            raise KeepError(f"a hold named {name!r} already exists or existed (names are unique across all "
+                            "projects and never reused)")
         now_ms = _ms(datetime.now(timezone.utc))
-        _write_hold(store, name, True, filter_text, reason, who, now_ms)
-    return Hold(name, filter_text, reason, who, _dt(now_ms))
+        hold = Hold(name, filter_text, reason, who, _dt(now_ms), project=project)
+        _write_hold(store, hold, True, who, now_ms)
+    return hold
 
 
-def release_hold(store: Store, name: str, *, actor: str) -> bool:
-    """Release an active hold; False (nothing written) when no active hold has that name."""
+def release_hold(store: Store, name: str, *, actor: str, viewer: str = ALL_PROJECTS) -> Hold | None:
+    """Release an active hold; the released hold, or None (nothing written) when ``viewer`` sees no
+    active hold of that name (another project's hold is as if there were none). A global hold
+    released by a project's caller: :class:`HoldForbidden`."""
     who = _actor(actor)
     with _HOLD_LOCK:
         holds = _fold(_hold_rows(store, name))
-        if not holds or not holds[0].active:
-            return False
+        if not holds or not holds[0].active or not visible(holds[0], viewer):
+            return None
         h = holds[0]
-        _write_hold(store, h.name, False, h.filter, h.reason, who, _ms(datetime.now(timezone.utc)))
-    return True
+        if viewer != ALL_PROJECTS and not h.project:
+            raise HoldForbidden(f"hold {name[:120]!r} covers all projects; only an admin may release it")
+        now_ms = _ms(datetime.now(timezone.utc))
+        _write_hold(store, h, False, who, now_ms)
+    return replace(h, released=_dt(now_ms), released_by=who)
 
 
 def _hold_rows(store: Store, name: str | None = None) -> list[dict[str, Any]]:
     p = Params()
     where = f"WHERE Name = {p.s(name)}" if name is not None else ""
-    return query(store, "SELECT Name, Active, Filter, Reason, Actor, toUnixTimestamp64Milli(Time) AS T "
+    return query(store, "SELECT Name, Active, Filter, Reason, Actor, toUnixTimestamp64Milli(Time) AS T, Project "
                         f"FROM retention_holds FINAL {where} ORDER BY Name, Version", p)
 
 
@@ -260,28 +330,37 @@ def _fold(rows: list[dict[str, Any]]) -> list[Hold]:
         h = out.get(r["Name"])
         if h is None:
             if r["Active"]:
-                out[r["Name"]] = Hold(r["Name"], r["Filter"], r["Reason"], r["Actor"], _dt(r["T"]))
+                out[r["Name"]] = Hold(r["Name"], r["Filter"], r["Reason"], r["Actor"], _dt(r["T"]),
+                                      project=r["Project"])
         elif r["Active"] == 0 and h.released is None:
-            out[r["Name"]] = Hold(h.name, h.filter, h.reason, h.actor, h.created, _dt(r["T"]), r["Actor"])
+            out[r["Name"]] = replace(h, released=_dt(r["T"]), released_by=r["Actor"])
     return list(out.values())
 
 
-def list_holds(store: Store) -> list[Hold]:
-    """Every hold, active ones first, newest first within each group."""
-    holds = _fold(_hold_rows(store))
+def list_holds(store: Store, viewer: str = ALL_PROJECTS) -> list[Hold]:
+    """Every hold ``viewer`` sees (as it may see it), active ones first, newest first within each group."""
+    holds = [h.seen_by(viewer) for h in _fold(_hold_rows(store)) if visible(h, viewer)]
     return sorted(holds, key=lambda h: (not h.active, -h.created.timestamp(), h.name))
 
 
 def active_holds(store: Store) -> list[Hold]:
+    """Every active hold, in full: what the archiver, explain and erasure evaluate."""
     return [h for h in list_holds(store) if h.active]
 
 
+def _hold_condition(h: Hold, compiler: Compiler) -> str:
+    """The hold's filter, and for a project's hold also the trace's project (alias ``Proj``)."""
+    cond = compiler.compile(h.node())
+    return f"(Proj = {compiler.p.s(h.project)} AND ({cond}))" if h.project else cond
+
+
 def hold_names_expr(holds: list[Hold], compiler: Compiler) -> str:
-    """An Array(String) expression over trace aliases: the names of ``holds`` whose filter the
-    trace passes. The caller computes every alias of ALL_AGGS (hot aggregates or archive columns)."""
+    """An Array(String) expression over trace aliases: the names of ``holds`` covering the trace
+    (its filter passes, and it is of the hold's project if the hold has one). The caller computes
+    every alias of ALL_AGGS (hot aggregates or archive columns)."""
     if not holds:
         return "CAST([], 'Array(String)')"
-    parts = [f"if({compiler.compile(h.node())}, {compiler.p.s(h.name)}, '')" for h in holds]
+    parts = [f"if({_hold_condition(h, compiler)}, {compiler.p.s(h.name)}, '')" for h in holds]
     return f"arrayFilter(x -> x != '', [{', '.join(parts)}])"
 
 
@@ -297,9 +376,10 @@ def _covering(store: Store, holds: list[Hold], ids: list[str], tier: Tier) -> li
     return query(store, f"SELECT TraceId, {names} AS H FROM ({inner}) WHERE notEmpty(H)", p)
 
 
-def holds_covering(store: Store, trace_ids: list[str]) -> dict[str, list[str]]:
+def holds_covering(store: Store, trace_ids: list[str], viewer: str = ALL_PROJECTS) -> dict[str, list[str]]:
     """Active hold name -> the given traces it covers, looking at both tiers (a trace matched in
-    either tier is covered). Holds that cover none of them are left out."""
+    either tier is covered). Holds that cover none of them are left out. For a project's
+    ``viewer`` holds not of its project are all named :data:`ADMIN_HOLD` (no name crosses projects)."""
     from tracelake.ui.queries.tiers import archive_present
 
     ids = sorted({t.lower() for t in trace_ids if HEX_ID.match(t.lower())})
@@ -313,4 +393,10 @@ def holds_covering(store: Store, trace_ids: list[str]) -> dict[str, list[str]]:
             for r in _covering(store, holds, ids[chunk:chunk + 5000], tier):
                 for name in r["H"]:
                     out.setdefault(name, set()).add(r["TraceId"])
+    if viewer != ALL_PROJECTS:
+        own = {h.name for h in holds if h.project == viewer}
+        told: dict[str, set[str]] = {}
+        for name, v in out.items():
+            told.setdefault(name if name in own else ADMIN_HOLD, set()).update(v)
+        out = told
     return {name: sorted(v) for name, v in sorted(out.items())}

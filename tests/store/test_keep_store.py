@@ -13,12 +13,14 @@ from tracelake.store import Store
 from tracelake.store.otlp import length_delimited
 
 
-def _trace(store: Store, *, user: str = "", session: str = "", child: str = "chat", attrs: dict | None = None) -> str:
+def _trace(store: Store, *, user: str = "", session: str = "", child: str = "chat", attrs: dict | None = None,
+           project: str = "") -> str:
     tid = new_trace_id()
     root_attrs = {k: v for k, v in (("user.id", user), ("session.id", session)) if v}
     root = span("agent run", tid, attrs=root_attrs)
     kid = span(child, tid, parent=root["span_id"], attrs={**GENAI_CHAT, **(attrs or {}), **root_attrs})
-    store.insert_otlp("otel_traces", length_delimited([request([root, kid]).SerializeToString()]))
+    resource = {"tracelake.project": project} if project else None
+    store.insert_otlp("otel_traces", length_delimited([request([root, kid], resource=resource).SerializeToString()]))
     return tid.hex()
 
 
@@ -72,9 +74,10 @@ def test_holds_create_release_list(store):
     keep.create_hold(store, "sess", "session:s-1 OR span:retrieve", "audit", actor="ops")
     names = [x.name for x in keep.list_holds(store)]
     assert set(names) == {"case 2026-114", "sess"}
-    assert keep.release_hold(store, "sess", actor="ops2") is True
-    assert keep.release_hold(store, "sess", actor="ops2") is False
-    assert keep.release_hold(store, "nope", actor="ops2") is False
+    released = keep.release_hold(store, "sess", actor="ops2")
+    assert released is not None and released.released_by == "ops2" and not released.active
+    assert keep.release_hold(store, "sess", actor="ops2") is None
+    assert keep.release_hold(store, "nope", actor="ops2") is None
     holds = {x.name: x for x in keep.list_holds(store)}
     assert holds["sess"].released is not None and holds["sess"].released_by == "ops2"
     assert holds["sess"].actor == "ops" and holds["case 2026-114"].active
@@ -130,3 +133,75 @@ def test_holds_covering_pinned_term(store):
     keep.pin(store, a, until=None, actor="x")
     keep.create_hold(store, "pinned", "pinned:true", "keep what is pinned", actor="a")
     assert keep.holds_covering(store, [a, b]) == {"pinned": [a]}
+
+
+def test_project_hold_covers_only_its_project_and_global_covers_all(store):
+    a, b = _trace(store, user="alice", project="A"), _trace(store, user="alice", project="B")
+    keep.create_hold(store, "a-only", "user:alice", "case of A", actor="admin", project="A")
+    assert keep.holds_covering(store, [a, b]) == {"a-only": [a]}
+    keep.create_hold(store, "everywhere", "user:alice", "case of all", actor="admin")
+    assert keep.holds_covering(store, [a, b]) == {"a-only": [a], "everywhere": sorted([a, b])}
+    holds = {h.name: h for h in keep.list_holds(store)}
+    assert holds["a-only"].project == "A" and holds["everywhere"].project == ""
+    assert holds["a-only"].to_dict()["project"] == "A" and holds["everywhere"].to_dict()["project"] is None
+    rows = store.query_arrow("SELECT Name, Project FROM retention_holds ORDER BY Name").to_pylist()
+    assert rows == [{"Name": "a-only", "Project": "A"}, {"Name": "everywhere", "Project": ""}]
+    # Released, the project's hold keeps its project in its history row.
+    assert keep.release_hold(store, "a-only", actor="admin").project == "A"
+    assert keep.holds_covering(store, [a, b]) == {"everywhere": sorted([a, b])}
+    assert store.query_arrow("SELECT count() AS n FROM retention_holds WHERE Project = 'A'").to_pylist()[0]["n"] == 2
+
+
+def test_a_project_viewer_sees_changes_and_is_told_only_its_own(store):
+    b = _trace(store, user="bob", project="B")
+    keep.create_hold(store, "of-a", "user:alice", "secret reason of A", actor="admin", project="A")
+    keep.create_hold(store, "global", "user:bob", "secret reason of all", actor="admin")
+    mine = keep.create_hold(store, "of-b", "user:bob", "reason of B", actor="ops-b", viewer="B")
+    assert mine.project == "B"  # a project's caller makes holds of its project
+    # B sees its own in full, the global one without filter or reason, not A's at all.
+    seen = {h.name: h.to_dict() for h in keep.list_holds(store, "B")}
+    assert set(seen) == {"global", "of-b"}
+    assert seen["of-b"]["filter"] == "user:bob" and seen["of-b"]["reason"] == "reason of B"
+    assert seen["global"]["filter"] is None and seen["global"]["reason"] is None
+    assert seen["global"]["details"] == keep.GLOBAL_DETAILS and seen["global"]["actor"] == "admin"
+    assert "secret" not in repr(keep.list_holds(store, "B"))
+    assert {h.name for h in keep.list_holds(store)} == {"of-a", "global", "of-b"}  # an admin sees all
+    # B may not make holds for A nor for everyone.
+    with pytest.raises(keep.HoldForbidden, match="project 'B'"):
+        keep.create_hold(store, "b-for-a", "user:x", "r", actor="ops-b", project="A", viewer="B")
+    # A used name is refused without saying whose it is.
+    with pytest.raises(keep.KeepError, match="across all projects") as err:
+        keep.create_hold(store, "of-a", "user:x", "r", actor="ops-b", viewer="B")
+    assert "'A'" not in str(err.value)
+    # Release: A's hold is as if it did not exist; the global one is refused; its own works.
+    assert keep.release_hold(store, "of-a", actor="ops-b", viewer="B") is None
+    with pytest.raises(keep.HoldForbidden, match="only an admin"):
+        keep.release_hold(store, "global", actor="ops-b", viewer="B")
+    assert {h.name for h in keep.active_holds(store)} == {"of-a", "global", "of-b"}
+    # Erasure's view: its own hold by name, the global one only as an admin's.
+    assert keep.holds_covering(store, [b], viewer="B") == {keep.ADMIN_HOLD: [b], "of-b": [b]}
+    assert keep.holds_covering(store, [b]) == {"global": [b], "of-b": [b]}
+    assert keep.release_hold(store, "of-b", actor="ops-b", viewer="B") is not None
+    with pytest.raises(keep.KeepError, match="choose another name"):
+        keep.create_hold(store, "A hold made by an admin", "user:x", "r", actor="a")
+    with pytest.raises(keep.KeepError, match="not a project name"):
+        keep.create_hold(store, "bad-project", "user:x", "r", actor="a", project="no'quote")
+
+
+def test_migration_keeps_an_existing_hold_global(store):
+    """A store as it was before migration 25: its hold keeps covering every project's traces."""
+    from tracelake.store.keep_schema import HOLDS
+    from tracelake.store.migrate import applied_versions, migrate
+
+    store.execute("DROP TABLE retention_holds")
+    store.execute(HOLDS)  # migration 21's table, without Project
+    store.execute("INSERT INTO retention_holds (Name, Version, Active, Filter, Reason, Actor, Time) "
+                  "VALUES ('old', 1, 1, 'user:alice', 'made before projects', 'legal', now64(3))")
+    store.execute("DELETE FROM schema_migrations WHERE Version = 25")
+    assert 25 not in applied_versions(store)
+    assert migrate(store) == [25]
+    a, b = _trace(store, user="alice", project="A"), _trace(store, user="alice", project="B")
+    (old,) = keep.list_holds(store)
+    assert old.name == "old" and old.project == "" and old.active
+    assert keep.holds_covering(store, [a, b]) == {"old": sorted([a, b])}
+    assert keep.holds_covering(store, [a], viewer="A") == {keep.ADMIN_HOLD: [a]}

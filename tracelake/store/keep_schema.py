@@ -1,4 +1,5 @@
 """Migration 21: pins and legal holds (tracelake.archiver.keep; docs/archive.md "Pins and holds").
+Migration 25: a hold's project (``''``: every project, what every hold made before it stays).
 
 One row per change (pin, unpin; hold create, release), ReplacingMergeTree ordered by (key,
 Version): a change is an insert, an identical retried insert merges away, history stays.
@@ -41,6 +42,10 @@ ORDER BY (Name, Version)
 """
 
 STATEMENTS: tuple[str, ...] = (PINS, PINS_CURRENT, HOLDS)
+
+# Migration 25: the project a hold covers. The default '' (all projects) keeps every existing hold
+# global, so nothing already held becomes deletable.
+HOLDS_PROJECT = "ALTER TABLE retention_holds ADD COLUMN IF NOT EXISTS Project String DEFAULT ''"
 
 _ACTIVE_PIN = "Pinned = 1 AND (toUnixTimestamp64Milli(Until) = 0 OR toUnixTimestamp64Milli(Until) > {now})"
 

@@ -256,6 +256,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(22, "erasure and restore: requests, targets, receipts, restore flip", erase_schema.STATEMENTS),
     Migration(23, "retention rules edited from the page, versioned", (rules_schema.RETENTION_POLICY_VERSIONS,)),
     Migration(24, "archive: archived_traces without FINAL (trace lookups)", (archive_schema.ARCHIVED_TRACES_NO_FINAL,)),
+    Migration(25, "retention: a legal hold's project ('' = all projects)", (keep_schema.HOLDS_PROJECT,)),
 )
 
 MIGRATIONS_TABLE = """
