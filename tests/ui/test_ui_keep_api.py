@@ -42,3 +42,22 @@ def test_hold_section_escapes_and_keeps_the_form_on_error(client):
     assert again.status_code == 409 and "never reused" in again.json()["error"]
     assert client.post("/retention/holds/x1/release").status_code == 200
     assert client.get("/api/holds").json()["holds"][0]["released_by"] == "local"
+
+
+def test_hold_form_project_for_an_admin(client):
+    """Without auth the caller is an admin: the form has a project field; a bad project is shown in
+    place and nothing is made; an empty one makes a hold of every project."""
+    page = client.get("/retention/keep").text
+    assert 'id="hold-project"' in page and "all projects" in page
+    bad = client.post("/retention/holds", data={"name": "p1", "filter": "user:a", "reason": "r", "project": "a b"})
+    assert bad.status_code == 200 and 'id="hold-error"' in bad.text and "not a project name" in bad.text
+    assert 'value="a b"' in bad.text  # kept in the form
+    assert all(h["name"] != "p1" for h in client.get("/api/holds").json()["holds"])
+    made = client.post("/retention/holds", data={"name": "p1", "filter": "user:a", "reason": "r", "project": "A"})
+    assert made.status_code == 200 and 'id="hold-error"' not in made.text
+    made = client.post("/api/holds", json={"name": "p2", "filter": "user:a", "reason": "r"})
+    assert made.status_code == 201 and made.json()["hold"]["project"] is None
+    holds = {h["name"]: h["project"] for h in client.get("/api/holds").json()["holds"]}
+    assert holds["p1"] == "A" and holds["p2"] is None
+    for name in ("p1", "p2"):
+        assert client.delete(f"/api/holds/{name}").status_code == 200

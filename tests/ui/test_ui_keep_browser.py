@@ -80,6 +80,7 @@ def test_hold_form_bad_then_good_filter(server, page):
     shot(page, "retention-hold-error")
 
     page.locator("#hold-filter").fill('user:"<script>window.__xss=1</script>"')
+    page.locator("#hold-project").fill("proj-7")  # without auth the caller is an admin: it may choose
     page.locator("#hold-create").click()
     row = page.locator("#holds tr[data-hold='case-42']")
     row.wait_for(timeout=15_000)
@@ -87,12 +88,14 @@ def test_hold_form_bad_then_good_filter(server, page):
     text = row.inner_text()
     assert "<img src=x onerror=window.__xss=1> litigation" in text and "<script>" in text
     assert "by local" in text and "active" in text
+    assert row.locator("td.hold-project").inner_text() == "proj-7"
     assert page.locator("#holds img, #holds script").count() == 0
     holds = httpx.get(f"{server.ui_url}/api/holds", timeout=60).json()["holds"]
     assert [h["name"] for h in holds] == ["case-42"] and holds[0]["actor"] == "local"
+    assert holds[0]["project"] == "proj-7"
     shot(page, "retention-holds")
 
     row.locator("button.release-hold").click()
     page.locator("#holds tr[data-hold='case-42'].hold-released").wait_for(timeout=15_000)
-    assert "by local" in page.locator("#holds tr[data-hold='case-42'] td").nth(4).inner_text()
+    assert "by local" in page.locator("#holds tr[data-hold='case-42'] td").nth(5).inner_text()
     clean(page)
