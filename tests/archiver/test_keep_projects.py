@@ -3,6 +3,7 @@ traces of two projects matching the same filter, a rule of ``hot: 0d archive: 0d
 deleting what no hold covers, in the hot tier and in the archive."""
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -10,7 +11,7 @@ import pytest
 from arx_helpers import DAY_NS, send
 from otlp_spans import GENAI_CHAT, new_trace_id, request, span
 from server_process import start_server
-from test_keep_server import POLICY, _run, _where
+from test_keep_server import POLICY, _cli, _run, _where
 
 
 def _trace(start_ns: int, user: str, project: str) -> tuple[str, bytes]:
@@ -89,3 +90,23 @@ def test_a_project_hold_keeps_only_its_project_and_a_global_hold_keeps_all(world
         assert details["pia-of-a"].startswith("project A;") and details["gus-everywhere"].startswith("project all projects;")
         released = server.sql("SELECT Detail FROM audit_log WHERE Action = 'retention.hold.release'")
         assert [r[0] for r in released] == ["project all projects"]
+
+
+def test_cli_hold_create_with_a_project_and_list_shows_it(world):
+    server, _ = world
+    url = ["--url", server.ui_url]
+    made = _cli("archiver", "hold", "create", "cli-of-b", "--filter", "user:nobody", "--reason", "r",
+                "--project", "B", *url)
+    assert made.returncode == 0, made.stderr
+    assert "created for project B" in made.stdout
+    made = _cli("archiver", "hold", "create", "cli-all", "--filter", "user:nobody", "--reason", "r", *url)
+    assert made.returncode == 0 and "created for all projects" in made.stdout
+    listed = json.loads(_cli("archiver", "hold", "list", *url, "--json").stdout)
+    projects = {h["name"]: h["project"] for h in listed["holds"]}
+    assert projects["cli-of-b"] == "B" and projects["cli-all"] is None
+    table = _cli("archiver", "hold", "list", *url)
+    assert table.returncode == 0 and "project" in table.stdout
+    row = next(line for line in table.stdout.splitlines() if "cli-of-b" in line)
+    assert " B " in row
+    assert _cli("archiver", "hold", "release", "cli-of-b", *url).returncode == 0
+    assert _cli("archiver", "hold", "release", "cli-all", *url).returncode == 0
