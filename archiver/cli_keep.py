@@ -220,7 +220,7 @@ def hold_create(name: Annotated[str, typer.Argument(help="A unique name, e.g. ca
     if json_output:
         typer.echo(json.dumps(doc, indent=2))
     else:
-        typer.echo(f"hold {doc['hold']['name']!r} created for {_project_label(doc['hold'])}")
+        typer.echo(f"hold {doc['hold']['name']!r} created, project: {_scope(doc['hold'])}")
 
 
 @hold_app.command("release")
@@ -269,7 +269,7 @@ def hold_list(url: UrlOpt = "http://127.0.0.1:4380", clickhouse_url: ClickHouseO
     t = Table("name", "project", "filter", "reason", "created", "released", title="holds")
     for h in doc["holds"]:
         hidden = h.get("details") or ""  # a global hold seen by a project's key: no filter or reason
-        t.add_row(escape(h["name"]), escape(h.get("project") or "all projects"), escape(h["filter"] or hidden), escape(h["reason"] or ""),
+        t.add_row(escape(h["name"]), escape(_scope(h)), escape(h["filter"] or hidden), escape(h["reason"] or ""),
                   escape(f"{h['created'][:19]} by {h['actor']}"),
                   escape(f"{h['released'][:19]} by {h['released_by']}") if h["released"] else "active")
     if not doc["holds"]:
@@ -277,8 +277,9 @@ def hold_list(url: UrlOpt = "http://127.0.0.1:4380", clickhouse_url: ClickHouseO
     Console().print(t)
 
 
-def _project_label(hold: dict[str, Any]) -> str:
-    return f"project {hold['project']}" if hold.get("project") else "all projects"
+def _scope(hold: dict[str, Any]) -> str:
+    """A hold's project as the CLI says it (a hold without one covers every project)."""
+    return hold.get("project") or "all projects"
 
 
 def register(app: typer.Typer) -> None:

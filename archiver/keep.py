@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
+from tracelake.auth.roles import ALL_PROJECTS, valid_project  # ALL_PROJECTS: a viewer who sees every hold
 from tracelake.query.compile import ALL_AGGS, ARCHIVE, HOT, Compiler, Tier, aggs
 from tracelake.query.filters import FilterError, Node, parse
 from tracelake.query.params import Params, query
@@ -44,7 +45,6 @@ MAX_ACTOR = 200
 _SPAN_LO, _SPAN_HI = 0, 4_102_444_800 * 10**9  # 1970 .. 2100
 
 
-ALL_PROJECTS = "*"  # a viewer who sees and changes every hold (an admin, or no auth)
 GLOBAL_DETAILS = "global hold (details visible to admins)"
 ADMIN_HOLD = "a hold made by an admin"  # what a project's caller is told of a hold not its own
 
@@ -246,8 +246,6 @@ def hold_project(requested: str | None, viewer: str) -> str:
     """The project of a hold ``viewer`` asks to make: an admin's choice ('' = every project, the
     default); a project's caller always makes holds of its own project, and asking for another
     project is refused (:class:`HoldForbidden`)."""
-    from tracelake.auth.roles import valid_project
-
     requested = (requested or "").strip()
     if viewer != ALL_PROJECTS:
         if requested not in ("", viewer):

@@ -9,18 +9,8 @@ import time
 import httpx
 import pytest
 from arx_helpers import DAY_NS, send
-from otlp_spans import GENAI_CHAT, new_trace_id, request, span
 from server_process import start_server
-from test_keep_server import POLICY, _cli, _run, _where
-
-
-def _trace(start_ns: int, user: str, project: str) -> tuple[str, bytes]:
-    tid = new_trace_id()
-    attrs = {"user.id": user}
-    root = span("agent run", tid, start_ns=start_ns, duration_ns=5_000_000, attrs=attrs)
-    kid = span("chat", tid, parent=root["span_id"], start_ns=start_ns + 1000, attrs={**GENAI_CHAT, **attrs})
-    body = request([root, kid], resource={"tracelake.project": project}).SerializeToString()
-    return tid.hex(), body
+from test_keep_server import POLICY, _cli, _run, _trace, _where
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +20,7 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     policy.write_text(POLICY)
     old = time.time_ns() - 3 * DAY_NS
     pairs = [(user, project) for user in ("pia", "gus", "lou") for project in ("A", "B")]
-    traces = {f"{user}-{project}": _trace(old + i * 10**9, user, project) for i, (user, project) in enumerate(pairs)}
+    traces = {f"{user}-{project}": _trace(old + i * 10**9, user=user, project=project) for i, (user, project) in enumerate(pairs)}
     server = start_server(tmp / "data", retention=str(policy), archive_every="1d")
     try:
         send(server, [body for _, body in traces.values()])
@@ -98,9 +88,9 @@ def test_cli_hold_create_with_a_project_and_list_shows_it(world):
     made = _cli("archiver", "hold", "create", "cli-of-b", "--filter", "user:nobody", "--reason", "r",
                 "--project", "B", *url)
     assert made.returncode == 0, made.stderr
-    assert "created for project B" in made.stdout
+    assert "created, project: B" in made.stdout
     made = _cli("archiver", "hold", "create", "cli-all", "--filter", "user:nobody", "--reason", "r", *url)
-    assert made.returncode == 0 and "created for all projects" in made.stdout
+    assert made.returncode == 0 and "created, project: all projects" in made.stdout
     listed = json.loads(_cli("archiver", "hold", "list", *url, "--json").stdout)
     projects = {h["name"]: h["project"] for h in listed["holds"]}
     assert projects["cli-of-b"] == "B" and projects["cli-all"] is None

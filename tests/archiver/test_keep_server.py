@@ -20,12 +20,13 @@ from server_process import start_server
 POLICY = "rules:\n  - name: gone\n    hot: 0d\n    archive: 0d\n"
 
 
-def _trace(start_ns: int, *, user: str = "", child: str = "chat") -> tuple[str, bytes]:
+def _trace(start_ns: int, *, user: str = "", child: str = "chat", project: str = "") -> tuple[str, bytes]:
     tid = new_trace_id()
     attrs = {"user.id": user} if user else {}
     root = span("agent run", tid, start_ns=start_ns, duration_ns=5_000_000, attrs=attrs)
     kid = span(child, tid, parent=root["span_id"], start_ns=start_ns + 1000, attrs={**GENAI_CHAT, **attrs})
-    return tid.hex(), request([root, kid]).SerializeToString()
+    resource = {"tracelake.project": project} if project else None
+    return tid.hex(), request([root, kid], resource=resource).SerializeToString()
 
 
 def _run(server) -> dict[str, Any]:
