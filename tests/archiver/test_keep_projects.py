@@ -20,7 +20,8 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     policy.write_text(POLICY)
     old = time.time_ns() - 3 * DAY_NS
     pairs = [(user, project) for user in ("pia", "gus", "lou") for project in ("A", "B")]
-    traces = {f"{user}-{project}": _trace(old + i * 10**9, user=user, project=project) for i, (user, project) in enumerate(pairs)}
+    traces = {f"{user}-{project}": _trace(old + i * 10**9, user=user, project=project)
+              for i, (user, project) in enumerate(pairs)}
     server = start_server(tmp / "data", retention=str(policy), archive_every="1d")
     try:
         send(server, [body for _, body in traces.values()])
@@ -77,7 +78,8 @@ def test_a_project_hold_keeps_only_its_project_and_a_global_hold_keeps_all(world
         assert holds["pia-of-a"]["project"] == "A" and holds["gus-everywhere"]["project"] is None
         assert holds["pia-of-a"]["filter"] == "user:pia"  # an admin sees every hold in full
         details = dict(server.sql("SELECT Target, Detail FROM audit_log WHERE Action = 'retention.hold.create'"))
-        assert details["pia-of-a"].startswith("project A;") and details["gus-everywhere"].startswith("project all projects;")
+        assert details["pia-of-a"].startswith("project A;")
+        assert details["gus-everywhere"].startswith("project all projects;")
         released = server.sql("SELECT Detail FROM audit_log WHERE Action = 'retention.hold.release'")
         assert [r[0] for r in released] == ["project all projects"]
 
