@@ -3,8 +3,11 @@
 Reading an archived trace through the ``DeltaLake`` engine table costs a fixed ~45 ms per query:
 ClickHouse re-reads the Delta log and every file's footer of the partition each time. A lookup by
 trace id instead reads the one or two files that can hold the trace straight through ``file()`` /
-``s3()``: those of the trace's partition whose TraceId and RunId statistics (in each add action)
-contain the trace and one of the runs that archived it.
+``s3()``: those of the trace's partition whose statistics (in each add action) can hold it — the
+trace's time window (from the archive's index) overlaps the file's StartTimeUnixNano range, its id
+is within the file's TraceId range, and one of the runs that archived it within its RunId range.
+Runs write each file for a range of trace start times (archiver.spans), so that is one file, or
+two where the trace starts at a file's boundary.
 
 The file list is kept per table and refreshed whenever the table has a newer version
 (``update_incremental`` reads only commits after the cached one), so a delete or vacuum done by
@@ -33,9 +36,14 @@ class _File:
     trace_hi: str | None
     run_lo: str | None
     run_hi: str | None
+    time_lo: int | None = None  # StartTimeUnixNano range of the file's spans
+    time_hi: int | None = None
 
-    def may_hold(self, trace_id: str, runs: set[str]) -> bool:
+    def may_hold(self, trace_id: str, runs: set[str], window: tuple[int, int] | None = None) -> bool:
         if self.trace_lo is not None and self.trace_hi is not None and not self.trace_lo <= trace_id <= self.trace_hi:
+            return False
+        if (window is not None and self.time_lo is not None and self.time_hi is not None
+                and (window[1] < self.time_lo or window[0] > self.time_hi)):
             return False
         if self.run_lo is None or self.run_hi is None:
             return True
@@ -72,15 +80,17 @@ class ArchiveFiles:
             return table.column(name).to_pylist() if name in names else [None] * table.num_rows
 
         by: dict[tuple[str, str], list[_File]] = {}
-        for path, day, project, tlo, thi, rlo, rhi in zip(
+        for path, day, project, tlo, thi, rlo, rhi, slo, shi in zip(
                 col("path"), col("partition.Day"), col("partition.Project"), col("min.TraceId"), col("max.TraceId"),
-                col("min.RunId"), col("max.RunId")):
-            by.setdefault((str(day), str(project)), []).append(_File(path, tlo, thi, rlo, rhi))
+                col("min.RunId"), col("max.RunId"), col("min.StartTimeUnixNano"), col("max.StartTimeUnixNano")):
+            by.setdefault((str(day), str(project)), []).append(_File(path, tlo, thi, rlo, rhi, _int(slo), _int(shi)))
         self._by_partition, self._version = by, version
 
-    def files(self, trace_id: str, partitions: list[tuple[str, str]], runs: set[str]) -> list[str] | None:
-        """Relative paths of the files that may hold the trace's spans; None when the list cannot
-        be used (a path that is percent-encoded, or the log could not be read)."""
+    def files(self, trace_id: str, partitions: list[tuple[str, str]], runs: set[str],
+              window: tuple[int, int] | None = None) -> list[str] | None:
+        """Relative paths of the files that may hold the trace's spans (starting within
+        ``window``, ns, when given); None when the list cannot be used (a path that is
+        percent-encoded, or the log could not be read)."""
         with self._lock:
             try:
                 self._refresh()
@@ -89,10 +99,14 @@ class ArchiveFiles:
                 self._table, self._version = None, -1
                 return None
             out = [f.path for part in partitions for f in self._by_partition.get(part, ())
-                   if f.may_hold(trace_id, runs)]
+                   if f.may_hold(trace_id, runs, window)]
         if not all(_plain(p) for p in out):
             return None  # a writer's escaped (or odd) path: let the engine resolve it
         return out
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _plain(path: str) -> bool:

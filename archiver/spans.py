@@ -1,14 +1,21 @@
 """Write a run's spans from the hot tier into Parquet files of the Delta table — by ClickHouse itself.
 
-The run's traces are cut per (Day, Project) partition into TraceId ranges of about ``chunk_spans``
-spans (:func:`slices`). For each slice ClickHouse reads the spans, deduplicates them with
-``LIMIT 1 BY`` (otel_traces is a ReplacingMergeTree that may still hold a retried span twice),
-sorts them by TraceId then time, and writes them as ONE Parquet file straight into the table's
-directory (``INSERT INTO FUNCTION file(...)`` / ``s3(...)``): no row crosses into Python. Each file
-then holds a disjoint TraceId range, sorted, in small row groups: a lookup by id reads one row group
-of one file. The file's footer gives the Delta ``add`` action's row count and statistics; the
-caller commits every file of the run in ONE Delta commit (:meth:`DeltaArchive.commit`), so a file
-written by a run that dies before its commit is never part of the table (vacuum removes it).
+The run's traces are cut per (Day, Project) partition into consecutive ranges of trace start time
+of about ``chunk_spans`` spans (:func:`slices`). For each slice ClickHouse reads the spans of its
+time window, keeps those of its traces, deduplicates them with ``LIMIT 1 BY`` (otel_traces is a
+ReplacingMergeTree that may still hold a retried span twice), sorts them by TraceId then time, and
+writes them as ONE Parquet file straight into the table's directory (``INSERT INTO FUNCTION
+file(...)`` / ``s3(...)``): no row crosses into Python. The file's footer gives the Delta ``add``
+action's row count and statistics; the caller commits every file of the run in ONE Delta commit
+(:meth:`DeltaArchive.commit`), so a file written by a run that dies before its commit is never part
+of the table (vacuum removes it).
+
+Why slices by time, not by TraceId: otel_traces is ordered by service, span name and time, so a
+time window reads only its own granules, while a TraceId range had to read its whole day — a day
+of N spans cost N / chunk full reads (a 10M-span day archived at 33k spans/s; by time, the same
+work is one read of the day). Each file holds a time range of traces, sorted by TraceId inside in
+small row groups: a lookup by id picks the file by its time and TraceId statistics (the trace's
+start and end are in the archive's index) and reads one row group of it.
 
 Why ClickHouse writes the Parquet (measured, docs/archive.md "Figures"): converting whole ~1 KB
 spans to Arrow for Python cost as much CPU as reading and sorting them, and delta-rs' encoder at
@@ -42,15 +49,18 @@ DELTA_COLUMNS = """
     CostUsd, SessionId, UserId, {run:String} AS RunId
 """
 
+# A slice is the run's traces of one partition from (first_ns, first) to (last_ns, last) in
+# (Start, TraceId) order; its spans lie within [lo_ns, hi_ns] (its traces' earliest start and
+# latest end), the range the primary key of otel_traces prunes by.
 SELECT_SLICE = f"""
 SELECT {DELTA_COLUMNS}
 FROM otel_traces
 WHERE Timestamp >= fromUnixTimestamp64Nano({{lo_ns:Int64}}) AND Timestamp <= fromUnixTimestamp64Nano({{hi_ns:Int64}})
   AND Project = {{project:String}}
-  AND TraceId >= {{first:String}} AND TraceId <= {{last:String}}
   AND TraceId IN (SELECT TraceId FROM trace_summary_archive
                   WHERE RunId = {{run:String}} AND Day = {{day:Date}} AND Project = {{project:String}}
-                    AND TraceId >= {{first:String}} AND TraceId <= {{last:String}})
+                    AND (toUnixTimestamp64Nano(Start), TraceId) >= ({{first_ns:Int64}}, {{first:String}})
+                    AND (toUnixTimestamp64Nano(Start), TraceId) <= ({{last_ns:Int64}}, {{last:String}}))
 ORDER BY TraceId, Timestamp, SpanId
 LIMIT 1 BY TraceId, SpanId
 """
@@ -73,7 +83,7 @@ SLICES = """
 SELECT toString(Day) AS Day, toString(Project) AS Project, TraceId, SpanCount,
        toUnixTimestamp64Nano(Start) AS S, toUnixTimestamp64Nano(End) AS E
 FROM trace_summary_archive WHERE RunId = {run:String}
-ORDER BY Day, Project, TraceId
+ORDER BY Day, Project, S, TraceId
 """
 
 # Statistics in each add action (from the file's footer): every engine can skip files by time and
@@ -88,17 +98,19 @@ _STAT_FLOATS = ("CostUsd",)
 class Slice:
     day: str
     project: str
-    first: str
+    first: str  # TraceId of the first trace in (Start, TraceId) order
+    first_ns: int  # its Start
     last: str
-    lo_ns: int
-    hi_ns: int
+    last_ns: int
+    lo_ns: int  # earliest span start of the slice's traces
+    hi_ns: int  # latest end
     spans: int
 
 
 def slices(store: Store, run_id: str, chunk_spans: int, writers: int = 1) -> list[Slice]:
-    """The run's traces cut into TraceId ranges of about ``chunk_spans`` spans, per (Day, Project);
-    a partition is cut into at least ``writers`` slices (when it has that many traces) so that
-    the writers share it."""
+    """The run's traces cut into ranges of start time of about ``chunk_spans`` spans, per (Day,
+    Project); a partition is cut into at least ``writers`` slices (when it has that many traces)
+    so that the writers share it."""
     table = store.query_arrow(SLICES, {"run": run_id})
     cols = [table.column(c).to_pylist() for c in ("Day", "Project", "TraceId", "SpanCount", "S", "E")]
     totals: dict[tuple[str, str], int] = {}
@@ -109,9 +121,9 @@ def slices(store: Store, run_id: str, chunk_spans: int, writers: int = 1) -> lis
     for day, project, tid, n, s, e in zip(*cols):
         size = min(chunk_spans, max(1, -(-totals[(day, project)] // max(1, writers))))
         if cur is None or cur.day != day or cur.project != project or cur.spans >= size:
-            cur = Slice(day, project, tid, tid, s, e, 0)
+            cur = Slice(day, project, tid, s, tid, s, s, e, 0)
             out.append(cur)
-        cur.last = tid
+        cur.last, cur.last_ns = tid, s
         cur.lo_ns = min(cur.lo_ns, s)
         cur.hi_ns = max(cur.hi_ns, e)
         cur.spans += n
@@ -141,8 +153,8 @@ def write_slice(store: Store, location: ArchiveLocation, run_id: str, s: Slice, 
     """ClickHouse writes the slice's spans as one Parquet file in the table; None if it had none."""
     name = f"part-{index:05d}-{run_id}-{uuid.uuid4().hex[:12]}.zstd.parquet"
     rel = location.partition_path(s.day, s.project) + name
-    params = {"lo_ns": s.lo_ns, "hi_ns": s.hi_ns, "first": s.first, "last": s.last, "run": run_id,
-              "day": s.day, "project": s.project}
+    params = {"lo_ns": s.lo_ns, "hi_ns": s.hi_ns, "first": s.first, "first_ns": s.first_ns, "last": s.last,
+              "last_ns": s.last_ns, "run": run_id, "day": s.day, "project": s.project}
     store.execute(f"INSERT INTO FUNCTION {location.clickhouse_function(rel, 'Parquet')}\n"
                   f"{SELECT_SLICE}SETTINGS {WRITE_SETTINGS}", params)
     meta = store.query_arrow(f"SELECT _size AS size, num_rows AS rows, row_groups "

@@ -40,6 +40,7 @@ class Dataset:
     archive: set[str] = field(default_factory=set)
     delete: set[str] = field(default_factory=set)
     spans: dict[str, int] = field(default_factory=dict)
+    busy_day: list[str] = field(default_factory=list)  # one day's many traces, a minute apart, in start order
 
     def add(self, spans: list[dict[str, Any]], fate: str, service: str = "svc") -> None:
         tid = spans[0]["trace_id"].hex()
@@ -75,8 +76,10 @@ def make_dataset(now_ns: int | None = None) -> Dataset:
     midnight = (now_ns - 12 * DAY_NS) // DAY_NS * DAY_NS
     ds.add(_trace(midnight - 2_000_000, children=2, child_gap_ns=1_500_000), "archive")
     # Many traces on one day, so a run reads in several chunks (the chunk size is set small in tests).
-    for _ in range(20):
-        ds.add(_trace(now_ns - 15 * DAY_NS - 3600 * 10**9, children=1), "archive")
+    for i in range(20):
+        spans = _trace(now_ns - 15 * DAY_NS - 3600 * 10**9 + i * 60 * 10**9, children=1)
+        ds.add(spans, "archive")
+        ds.busy_day.append(spans[0]["trace_id"].hex())
     return ds
 
 

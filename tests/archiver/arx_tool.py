@@ -128,7 +128,9 @@ def lookup(data_dir: str, sample: list[str]) -> dict[str, Any]:
     def read(store) -> dict[str, Any]:
         from deltalake import DeltaTable
 
-        live = set(DeltaTable(location.uri).get_add_actions(flatten=True).column("path").to_pylist())
+        adds = DeltaTable(location.uri).get_add_actions(flatten=True)
+        live = set(adds.column("path").to_pylist())
+        days = [str(d) for d in adds.column("partition.Day").to_pylist()]
         out: dict[str, Any] = {}
         for tid in sample:
             loc = trace.archive_location(store, tid)
@@ -141,7 +143,8 @@ def lookup(data_dir: str, sample: list[str]) -> dict[str, Any]:
             detail = trace.get_span(store, tid, spans[0]["span_id"], loc) if spans else None
             used = re.findall(r"file\('[^']*/archive/otel_traces/([^']+)'", direct)
             out[tid] = {"direct": bool(used) and "otel_traces_archive" not in direct, "spans": spans,
-                        "files_live": bool(used) and set(used) <= live,
+                        "files_live": bool(used) and set(used) <= live, "files_used": len(used),
+                        "partition_files": sum(1 for d in days if d in {x.isoformat() for x in loc.days}),
                         "view_spans": [s.as_json() for s in trace._read_spans(store, view)],
                         "detail": None if detail is None else [detail.attributes, detail.resource, detail.events]}
         return out

@@ -90,13 +90,19 @@ def test_trace_by_id_reads_its_files_and_sees_deletes_by_others(world):
     data = _fresh(world, "lookup")
     out = archiver(data, retention=world["policy"])
     assert out.returncode == 0, out.stderr
-    sample = world["sample"]
-    got = snapshot(data, sample, command="lookup")
     ds = world["ds"]
+    busy = [ds.busy_day[i] for i in (2, 9, 17)]
+    sample = world["sample"] + [t for t in busy if t not in world["sample"]]
+    got = snapshot(data, sample, command="lookup")
     for tid in sample:
         before = got["before"][tid]
         # Read from the trace's Parquet files (not the engine table), same spans as the view.
         assert before["direct"] and before["files_live"], tid
+    for tid in busy:
+        # Its day has a file per slice of start times (each spanning most TraceIds); it is read
+        # from its own only, picked by its time window (the traces are a minute apart).
+        before = got["before"][tid]
+        assert before["partition_files"] >= 2 and before["files_used"] == 1, before
         assert len(before["spans"]) == ds.spans[tid]
         assert before["spans"] == before["view_spans"]
         assert before["detail"] is not None and before["detail"][0]  # attributes of the first span

@@ -69,7 +69,7 @@ class Location:
 
     trace_id: str
     tier: str  # 'hot' | 'archive'
-    window: tuple[int, int] = (0, 0)  # hot: [start, end] ns
+    window: tuple[int, int] = (0, 0)  # [start, end] ns (archive: which of its files to open)
     days: tuple[date, ...] = field(default=())  # archive: Day partitions
     projects: tuple[str, ...] = field(default=())  # archive: Project partitions
     runs: tuple[str, ...] = field(default=())  # archive: the visible runs that archived it
@@ -95,10 +95,13 @@ def archive_location(store: Store, trace_id: str) -> Location | None:
     if not tiers.archive_present(store):
         return None
     p = Params()
-    rows = query(store, f"SELECT DISTINCT Day, Project, RunId FROM archived_traces WHERE TraceId = {p.s(trace_id)}", p)
+    rows = query(store, "SELECT DISTINCT Day, Project, RunId, toUnixTimestamp64Nano(Start) AS S, "
+                        f"toUnixTimestamp64Nano(End) AS E FROM archived_traces WHERE TraceId = {p.s(trace_id)}", p)
     if not rows:
         return None
-    return Location(trace_id, "archive", days=tuple(sorted({r["Day"] for r in rows})),
+    # Widened by a second each side, as trace_window: only a guide to which files to open.
+    window = (min(r["S"] for r in rows) - 10**9, max(r["E"] for r in rows) + 10**9)
+    return Location(trace_id, "archive", window=window, days=tuple(sorted({r["Day"] for r in rows})),
                     projects=tuple(sorted({r["Project"] for r in rows})), runs=tuple(sorted({r["RunId"] for r in rows})))
 
 
@@ -142,7 +145,7 @@ def _archive_files_source(p: Params, loc: Location, store: Store) -> str | None:
     if index is None:
         return None
     parts = [(d.isoformat(), project) for d in loc.days for project in loc.projects]
-    paths = index.files(loc.trace_id, parts, set(loc.runs))
+    paths = index.files(loc.trace_id, parts, set(loc.runs), loc.window)
     if not paths:
         return None
     from tracelake.store.archive_schema import archive_columns_sql
