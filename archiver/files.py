@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,11 +40,16 @@ class _File:
     time_lo: int | None = None  # StartTimeUnixNano range of the file's spans
     time_hi: int | None = None
 
+    def overlaps(self, window: tuple[int, int]) -> bool:
+        """Whether some span of the file may start within ``window`` (no statistics: it may)."""
+        if self.time_lo is None or self.time_hi is None:
+            return True
+        return not (window[1] < self.time_lo or window[0] > self.time_hi)
+
     def may_hold(self, trace_id: str, runs: set[str], window: tuple[int, int] | None = None) -> bool:
         if self.trace_lo is not None and self.trace_hi is not None and not self.trace_lo <= trace_id <= self.trace_hi:
             return False
-        if (window is not None and self.time_lo is not None and self.time_hi is not None
-                and (window[1] < self.time_lo or window[0] > self.time_hi)):
+        if window is not None and not self.overlaps(window):
             return False
         if self.run_lo is None or self.run_hi is None:
             return True
@@ -86,11 +92,7 @@ class ArchiveFiles:
             by.setdefault((str(day), str(project)), []).append(_File(path, tlo, thi, rlo, rhi, _int(slo), _int(shi)))
         self._by_partition, self._version = by, version
 
-    def files(self, trace_id: str, partitions: list[tuple[str, str]], runs: set[str],
-              window: tuple[int, int] | None = None) -> list[str] | None:
-        """Relative paths of the files that may hold the trace's spans (starting within
-        ``window``, ns, when given); None when the list cannot be used (a path that is
-        percent-encoded, or the log could not be read)."""
+    def _select(self, partitions: list[tuple[str, str]], keep: Callable[[_File], bool]) -> list[str] | None:
         with self._lock:
             try:
                 self._refresh()
@@ -98,11 +100,23 @@ class ArchiveFiles:
                 log.warning("archive file list unavailable (%s); reading through the Delta engine", exc)
                 self._table, self._version = None, -1
                 return None
-            out = [f.path for part in partitions for f in self._by_partition.get(part, ())
-                   if f.may_hold(trace_id, runs, window)]
+            out = [f.path for part in partitions for f in self._by_partition.get(part, ()) if keep(f)]
         if not all(_plain(p) for p in out):
             return None  # a writer's escaped (or odd) path: let the engine resolve it
         return out
+
+    def files(self, trace_id: str, partitions: list[tuple[str, str]], runs: set[str],
+              window: tuple[int, int] | None = None) -> list[str] | None:
+        """Relative paths of the files that may hold the trace's spans (starting within
+        ``window``, ns, when given); None when the list cannot be used (a path that is
+        percent-encoded, or the log could not be read)."""
+        return self._select(partitions, lambda f: f.may_hold(trace_id, runs, window))
+
+    def in_window(self, partitions: list[tuple[str, str]], window: tuple[int, int]) -> list[str] | None:
+        """Relative paths of the files of ``partitions`` holding spans that start within
+        ``window`` (ns): every file a set of traces of that window can be in; None as for
+        :meth:`files`."""
+        return self._select(partitions, lambda f: f.overlaps(window))
 
 
 def _int(value: Any) -> int | None:

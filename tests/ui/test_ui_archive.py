@@ -254,3 +254,21 @@ def test_span_filters_give_the_same_rows_past_the_candidate_steps(tiered, monkey
         if not cursor:
             break
     assert paged == want
+
+
+@pytest.mark.parametrize("q", ['"refund"', "span:retrieve", "-span:retrieve model:*", "event:exception OR tokens>1000"])
+def test_span_terms_on_candidates_read_their_files_with_the_views_answer(tiered, monkeypatch, q):
+    """The candidates' span check reads the Parquet files of their time window, not the engine
+    view; the rows are the same as through the view."""
+    from tracelake.query.params import Params
+    from tracelake.ui.queries import archive_files, archive_list
+
+    client, _hot, old, _moving = tiered
+    p = Params()
+    ids = [old.genai, old.error, old.openinference]
+    tier = archive_list._files_tier(client.app.state.store, p, f"SELECT arrayJoin(splitByChar(',', {p.s(','.join(ids))}))")
+    assert tier is not None and "file(" in tier.spans_table and "otel_traces_archive" not in tier.spans_table
+    direct = [(r["trace_id"], r["tier"]) for r in _list(client, range="7d", q=q)]
+    monkeypatch.setattr(archive_files, "file_index", lambda store: None)  # through the view
+    assert [(r["trace_id"], r["tier"]) for r in _list(client, range="7d", q=q)] == direct
+    assert any(tier == "archive" for _, tier in direct) or q.startswith("-")

@@ -3,22 +3,27 @@
 The archive's index has one finalized row per trace, so trace-level terms are plain conditions on
 its columns (no aggregation, no windows): one ``ORDER BY TS DESC LIMIT n`` query over the range.
 
-Span-level terms read ``otel_traces_archive``, whose files are sorted by TraceId: a scan of a day's
-span payloads costs ~1.5 s per million spans, while checking a few hundred given traces reads
-only the row groups holding them. So span terms are first checked on the newest candidate traces
-of the index (those passing the filter's trace-level terms), 64 then 512 then 4096 of them, which
-fills a page whenever the term is not rare; once the match rate says the next steps cannot fill
-the page (a rare term), the rest of the range below the last candidate is scanned day by day, newest first (1 day, then 4x more days each step), each step bounded to its
-``Day`` partitions.
+Span-level terms read archived spans: a scan of a day's span payloads costs ~1.5 s per million
+spans, while checking a few hundred given traces reads only the files of their time window (each
+file holds the traces of a range of start times) and, inside them, the row groups holding them
+(sorted by TraceId). So span terms are first checked on the newest candidate traces of the index
+(those passing the filter's trace-level terms), 64 then 512 then 4096 of them, read straight from
+their files (:mod:`.archive_files`; the engine view cannot prune files by time); that fills a page
+whenever the term is not rare. Once the match rate says the next steps cannot fill the page (a
+rare term), the rest of the range below the last candidate is scanned through
+``otel_traces_archive`` day by day, newest first (1 day, then 4x more days each step), each step
+bounded to its ``Day`` partitions.
 """
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
-from tracelake.query.compile import ALL_AGGS, ARCHIVE, Compiler, aggs, has_span_terms
+from tracelake.query.compile import ALL_AGGS, ARCHIVE, ARCHIVE_COLUMNS, Compiler, Tier, aggs, has_span_terms
 from tracelake.query.filters import And, Node
 from tracelake.query.params import Params, query
-from tracelake.store.base import Store
+from tracelake.store.archive_schema import VISIBLE_STATES
+from tracelake.store.base import Store, StoreError
+from tracelake.ui.queries import archive_files
 from tracelake.ui.queries.trace_list import HEX_ID, SPAN_SLACK_NS, TracePage, TraceRow, trace_row
 
 DAY_NS = 86400 * 10**9
@@ -46,17 +51,52 @@ def _range(p: Params, lo_ns: int, hi_ns: int, upper: tuple[int, str]) -> str:
 def _rows(store: Store, node: Node | None, lo_ns: int, hi_ns: int, upper: tuple[int, str], want: int,
           ids: list[str] | None = None) -> list[TraceRow]:
     """Archived traces with start in [lo_ns, hi_ns), below the cursor ``upper``, matching ``node``;
-    only among ``ids`` when given (then span subqueries read only those traces' spans)."""
-    p = Params()
-    scope = ""
-    if ids is not None:
-        scope = f"SELECT arrayJoin(splitByChar(',', {p.s(','.join(ids))}))"  # hex ids: never a comma
-    cond = Compiler(p, p.i(lo_ns), p.i(hi_ns + SPAN_SLACK_NS), scope_ids=scope, tier=ARCHIVE).compile(node)
-    only = f"AND TraceId IN ({scope}) " if scope else ""
-    sql = (f"SELECT TraceId, {aggs(ALL_AGGS, ARCHIVE)} FROM archived_traces "
-           f"WHERE {_range(p, lo_ns, hi_ns, upper)} {only}AND {cond} "
-           f"ORDER BY TS DESC, TraceId DESC LIMIT {int(want) + DUP_MARGIN}")
-    return [trace_row(r, "archive") for r in query(store, sql, p)]
+    only among ``ids`` when given (then span subqueries read only those traces' spans, from their
+    files when the file list is at hand, else through the view)."""
+    def run(direct: bool) -> list[TraceRow]:
+        p = Params()
+        scope, tier = "", ARCHIVE
+        if ids is not None:
+            scope = f"SELECT arrayJoin(splitByChar(',', {p.s(','.join(ids))}))"  # hex ids: never a comma
+            if direct:
+                tier = _files_tier(store, p, scope) or ARCHIVE
+        cond = Compiler(p, p.i(lo_ns), p.i(hi_ns + SPAN_SLACK_NS), scope_ids=scope, tier=tier).compile(node)
+        only = f"AND TraceId IN ({scope}) " if scope else ""
+        sql = (f"SELECT TraceId, {aggs(ALL_AGGS, ARCHIVE)} FROM archived_traces "
+               f"WHERE {_range(p, lo_ns, hi_ns, upper)} {only}AND {cond} "
+               f"ORDER BY TS DESC, TraceId DESC LIMIT {int(want) + DUP_MARGIN}")
+        return [trace_row(r, "archive") for r in query(store, sql, p)]
+
+    if ids is None:
+        return run(False)
+    try:
+        return run(True)
+    except StoreError:  # a file vacuumed between the list and the read: the view sees the new version
+        return run(False)
+
+
+def _files_tier(store: Store, p: Params, scope: str) -> Tier | None:
+    """The archive tier with spans read from the files that can hold the traces of ``scope`` (their
+    partitions and time window, from every index row of theirs: a trace archived twice has two);
+    None when the file list is not at hand."""
+    index = archive_files.file_index(store)
+    if index is None:
+        return None
+    rows = query(store, "SELECT toString(Day) AS D, toString(Project) AS P, toUnixTimestamp64Nano(min(Start)) AS S, "
+                        f"toUnixTimestamp64Nano(max(End)) AS E FROM archived_traces WHERE TraceId IN ({scope}) "
+                        "GROUP BY D, P", p)
+    if not rows:
+        return None
+    window = (min(r["S"] for r in rows) - 10**9, max(r["E"] for r in rows) + 10**9)
+    paths = index.in_window(sorted((r["D"], r["P"]) for r in rows), window)
+    if not paths:
+        return None
+    visible = ", ".join(p.s(s) for s in VISIBLE_STATES)
+    source = archive_files.spans_source(
+        index, paths, f"TraceId IN ({scope}) AND RunId IN (SELECT RunId FROM archive_run_state WHERE State IN ({visible}))")
+    # As the view: traces a restore has flipped back to hot are not read from the archive.
+    source = f"(SELECT * FROM {source} WHERE TraceId NOT IN (SELECT TraceId FROM restore_flipped))"
+    return Tier("archive", ARCHIVE_COLUMNS, source, False)  # files of the window only: no Day bound needed
 
 
 def _candidates(store: Store, node: Node | None, lo_ns: int, hi_ns: int, upper: tuple[int, str],

@@ -15,7 +15,7 @@ from typing import Any
 
 from tracelake.query.params import Params, query
 from tracelake.store.base import Store, StoreError
-from tracelake.ui.queries import tiers
+from tracelake.ui.queries import archive_files, tiers
 
 MAX_TRACE_SPANS = 20_000
 
@@ -128,34 +128,25 @@ def _source(p: Params, loc: Location, store: Store | None = None) -> str:
 
 
 def _archive_files_source(p: Params, loc: Location, store: Store) -> str | None:
-    """The archived trace's spans read from the few Parquet files that can hold them (the Delta
-    file list, cached per table version: :mod:`tracelake.archiver.files`) rather than through the
-    engine table, which re-reads the log and every footer of the partition on each query.
+    """The archived trace's spans read from the few Parquet files that can hold them
+    (:mod:`.archive_files`) rather than through the engine table.
 
     Same rows as the view: only the runs the index shows as visible (``loc.runs``, from
     ``archived_traces``), only the partitions of projects the caller may see (``loc`` comes from
     the index, which a scoped caller reads filtered)."""
     if not loc.runs:
         return None
-    try:
-        from tracelake.archiver import files as archive_files
-    except ImportError:  # the archive's libraries are not installed: the view answers
-        return None
-    index = archive_files.lookup(store)
+    index = archive_files.file_index(store)
     if index is None:
         return None
     parts = [(d.isoformat(), project) for d in loc.days for project in loc.projects]
     paths = index.files(loc.trace_id, parts, set(loc.runs), loc.window)
     if not paths:
         return None
-    from tracelake.store.archive_schema import archive_columns_sql
-
     tid, runs = p.s(loc.trace_id), ", ".join(p.s(r) for r in loc.runs)
-    # Filter on the files' own columns (inner query) so the Parquet reader prunes row groups.
-    reads = " UNION ALL ".join(f"SELECT * FROM {index.location.clickhouse_function(path, 'Parquet')} "
-                               f"WHERE TraceId = {tid} AND RunId IN ({runs})" for path in paths)
+    source = archive_files.spans_source(index, paths, f"TraceId = {tid} AND RunId IN ({runs})")
     # As the view: a trace a restore has flipped back to hot is not read from the archive.
-    return (f"FROM (SELECT {archive_columns_sql(skip=('Project', 'Day'))} FROM ({reads})) WHERE TraceId = {tid} "
+    return (f"FROM {source} WHERE TraceId = {tid} "
             f"AND TraceId NOT IN (SELECT TraceId FROM restore_flipped WHERE TraceId = {tid})")
 
 

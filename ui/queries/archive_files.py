@@ -1,0 +1,38 @@
+"""Archived spans read straight from the Delta table's Parquet files, not through the engine table.
+
+The ``otel_traces_archive`` view reads through ClickHouse's DeltaLake engine, which re-reads the
+log and the footers of every file of the partitions on each query, and cannot prune files by time
+(the view's ``Timestamp`` is an expression over the files' ``StartTimeUnixNano``). When the caller
+knows which traces it wants and when they ran — a trace by id, the newest candidates of a
+span-level filter — the file list (:mod:`tracelake.archiver.files`, cached per Delta version)
+names the one or few files that can hold them, and those are read with ``file()`` / ``s3()``.
+
+Rows are filtered on the files' own columns first (``inner``: the Parquet reader prunes row
+groups by their TraceId statistics), then mapped to otel_traces' names and types as the view does.
+Callers fall back to the view when there is no file list (None) or a read fails (a vacuum between
+the list and the read).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from tracelake.store.base import Store
+
+
+def file_index(store: Store) -> Any:
+    """The store's archive file list, or None (no archive registered, or its libraries missing)."""
+    try:
+        from tracelake.archiver import files as archive_files
+    except ImportError:
+        return None
+    return archive_files.lookup(store)
+
+
+def spans_source(index: Any, paths: list[str], inner: str) -> str:
+    """A subquery of the files' spans with the view's columns (no ``Day``/``Project``: the files
+    hold no partition columns), keeping rows that pass ``inner`` (over the files' columns)."""
+    from tracelake.store.archive_schema import archive_columns_sql
+
+    reads = " UNION ALL ".join(f"SELECT * FROM {index.location.clickhouse_function(path, 'Parquet')} WHERE {inner}"
+                               for path in paths)
+    return f"(SELECT {archive_columns_sql(skip=('Project', 'Day'))} FROM ({reads}))"
