@@ -8,27 +8,18 @@ import time
 
 import httpx
 import pytest
-from arx_helpers import DAY_NS, send
-from server_process import start_server
-from test_keep_server import POLICY, _cli, _run, _trace, _where
+from arx_helpers import DAY_NS
+from test_keep_server import _cli, _run, _trace, _where, serve
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("keep-projects")
-    policy = tmp / "retention.yaml"
-    policy.write_text(POLICY)
     old = time.time_ns() - 3 * DAY_NS
     pairs = [(user, project) for user in ("pia", "gus", "lou") for project in ("A", "B")]
     traces = {f"{user}-{project}": _trace(old + i * 10**9, user=user, project=project)
               for i, (user, project) in enumerate(pairs)}
-    server = start_server(tmp / "data", retention=str(policy), archive_every="1d")
-    try:
-        send(server, [body for _, body in traces.values()])
-        server.wait_for_count("SELECT count() FROM otel_traces", 2 * len(traces))
-        yield server, {k: v[0] for k, v in traces.items()}
-    finally:
-        server.terminate()
+    yield from serve(tmp, traces)
 
 
 def test_a_project_hold_keeps_only_its_project_and_a_global_hold_keeps_all(world):

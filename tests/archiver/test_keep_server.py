@@ -56,12 +56,17 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("keep")
-    policy = tmp / "retention.yaml"
-    policy.write_text(POLICY)
     old = time.time_ns() - 3 * DAY_NS
     traces = {"pinned": _trace(old, user="pat"), "bob": _trace(old + 10**9, user="bob"),
               "span": _trace(old + 2 * 10**9, child="retrieve docs"), "plain": _trace(old + 3 * 10**9),
               "recent": _trace(time.time_ns() - 10 * 60 * 10**9)}  # 10 min old: not settled, stays hot
+    yield from serve(tmp, traces)
+
+
+def serve(tmp: Path, traces: dict[str, tuple[str, bytes]]):
+    """A server on the 0d/0d rule with ``traces`` (two spans each) stored: yields (server, name -> id)."""
+    policy = tmp / "retention.yaml"
+    policy.write_text(POLICY)
     server = start_server(tmp / "data", retention=str(policy), archive_every="1d")
     try:
         send(server, [body for _, body in traces.values()])
