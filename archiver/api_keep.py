@@ -165,7 +165,9 @@ async def pin_trace(request: Request, trace_id: str) -> Response:
     return _json({"pin": pin.to_dict()})
 
 
-async def _unpin_response(request: Request, trace_id: str) -> Response:
+@router.delete("/api/traces/{trace_id}/pin")
+@router.post("/api/traces/{trace_id}/unpin")  # for clients that cannot send DELETE
+async def unpin_trace(request: Request, trace_id: str) -> Response:
     try:
         done = await run_in_threadpool(_do_unpin, request, trace_id)
     except keep.KeepError as exc:
@@ -173,16 +175,6 @@ async def _unpin_response(request: Request, trace_id: str) -> Response:
     except TraceNotFound as exc:
         return _json({"error": str(exc)}, 404)
     return _json({"unpinned": done})
-
-
-@router.delete("/api/traces/{trace_id}/pin")
-async def unpin_trace(request: Request, trace_id: str) -> Response:
-    return await _unpin_response(request, trace_id)
-
-
-@router.post("/api/traces/{trace_id}/unpin")
-async def unpin_trace_post(request: Request, trace_id: str) -> Response:
-    return await _unpin_response(request, trace_id)
 
 
 @router.get("/api/pins")
@@ -212,15 +204,13 @@ def _do_release_hold(request: Request, name: str) -> keep.Hold | None:
 def _hold_error(exc: Exception) -> dict[str, Any]:
     if isinstance(exc, FilterError):
         return {"error": f"filter: {exc}", "field": "filter", "pos": exc.pos, "end": exc.end}
-    text = str(exc)
-    field = "project" if text.startswith(("project", "a key of project")) else "name" if "name" in text else "reason"
-    return {"error": text, "field": field}
+    return {"error": str(exc), "field": getattr(exc, "field", "reason")}
 
 
 def _hold_status(exc: Exception) -> int:
     if isinstance(exc, keep.HoldForbidden):
         return 403
-    return 409 if "already exists" in str(exc) else 400
+    return 409 if isinstance(exc, keep.HoldNameTaken) else 400
 
 
 @router.get("/api/holds")
@@ -241,7 +231,9 @@ async def holds_create(request: Request) -> Response:
     return _json({"hold": hold.to_dict()}, 201)
 
 
-async def _release_response(request: Request, name: str) -> Response:
+@router.delete("/api/holds/{name}")
+@router.post("/api/holds/{name}/release")  # for clients that cannot send DELETE
+async def holds_release(request: Request, name: str) -> Response:
     try:
         hold = await run_in_threadpool(_do_release_hold, request, name)
     except keep.KeepError as exc:
@@ -249,16 +241,6 @@ async def _release_response(request: Request, name: str) -> Response:
     if hold is None:
         return _json({"error": f"no active hold named {name[:120]!r}"}, 404)
     return _json({"released": name})
-
-
-@router.delete("/api/holds/{name}")
-async def holds_release(request: Request, name: str) -> Response:
-    return await _release_response(request, name)
-
-
-@router.post("/api/holds/{name}/release")
-async def holds_release_post(request: Request, name: str) -> Response:
-    return await _release_response(request, name)
 
 
 # --- HTML partials (htmx) ------------------------------------------------------------------------------

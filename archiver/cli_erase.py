@@ -7,6 +7,7 @@ its own against a ClickHouse server.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -27,6 +28,20 @@ def _settings(clickhouse_url: str | None, data_dir: Path | None, object_store: s
         return Settings(**{k: v for k, v in flags.items() if v is not None})
     except ValidationError as exc:
         _fail(str(exc), 2)
+
+
+def _on_own(settings: Any, work: Callable[[Any], dict[str, Any]], refused: type[Exception]) -> dict[str, Any]:
+    """``work(store)`` on a store of its own (no server): its answer as JSON types; ``refused``
+    ends the command with its message."""
+    from tracelake.store import open_store
+
+    store = open_store(settings.data_dir, settings.clickhouse_url, settings.prices_file)
+    try:
+        return json.loads(json.dumps(work(store), default=str))
+    except refused as exc:
+        _fail(str(exc), 1)
+    finally:
+        store.close()
 
 
 def _audit(store: Any, action: str, target: str, detail: str, outcome: str = "ok") -> None:
@@ -86,20 +101,12 @@ def erase(user: Annotated[Optional[str], typer.Option(help="Erase every trace of
         from tracelake.archiver.erase import (Criteria, EraseError, erase_audited, eraser_from_settings,
                                                spool_probe_for_dir)
         from tracelake.collector.config import spool_config
-        from tracelake.store import open_store
 
         settings = _settings(clickhouse_url, data_dir, object_store)
-        store = open_store(settings.data_dir, settings.clickhouse_url, settings.prices_file)
-        try:
-            probe = spool_probe_for_dir(spool_config(settings).directory) if not settings.clickhouse_url else None
-            eraser = eraser_from_settings(store, settings, probe)
-            criteria = Criteria(user, session, filter_text)
-            doc = erase_audited(eraser, criteria, partial(_audit, store), dry_run=dry_run)
-            doc = json.loads(json.dumps(doc, default=str))
-        except EraseError as exc:
-            _fail(str(exc), 1)
-        finally:
-            store.close()
+        probe = spool_probe_for_dir(spool_config(settings).directory) if not settings.clickhouse_url else None
+        doc = _on_own(settings, lambda store: erase_audited(
+            eraser_from_settings(store, settings, probe), Criteria(user, session, filter_text),
+            partial(_audit, store), dry_run=dry_run), EraseError)
     else:
         doc = _post(url, "/api/erase", body)
     if json_output:
@@ -125,19 +132,12 @@ def restore(trace_id: Annotated[Optional[str], typer.Argument(help="The archived
             _fail(f"--pin-for: {exc}", 2)
     if clickhouse_url or data_dir:
         from tracelake.archiver.restore import RestoreError, restore_audited, restorer_from_settings
-        from tracelake.store import open_store
 
         settings = _settings(clickhouse_url, data_dir, object_store)
-        store = open_store(settings.data_dir, settings.clickhouse_url, settings.prices_file)
-        try:
-            duration = parse_duration(pin_for or settings.restore_pin_for, allow_forever=False)
-            doc = restore_audited(restorer_from_settings(store, settings), partial(_audit, store), trace_id=trace_id,
-                                  filter_text=filter_text, pin_for=duration)
-            doc = json.loads(json.dumps(doc, default=str))
-        except RestoreError as exc:
-            _fail(str(exc), 1)
-        finally:
-            store.close()
+        duration = parse_duration(pin_for or settings.restore_pin_for, allow_forever=False)
+        doc = _on_own(settings, lambda store: restore_audited(
+            restorer_from_settings(store, settings), partial(_audit, store), trace_id=trace_id,
+            filter_text=filter_text, pin_for=duration), RestoreError)
     else:
         body = {"filter": filter_text, "pin_for": pin_for}
         path = f"/api/traces/{trace_id}/restore" if trace_id is not None else "/api/restore"

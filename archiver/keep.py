@@ -50,11 +50,27 @@ ADMIN_HOLD = "a hold made by an admin"  # what a project's caller is told of a h
 
 
 class KeepError(ValueError):
-    """A pin or hold request that cannot be done; the message names what is wrong."""
+    """A pin or hold request that cannot be done; the message names what is wrong, ``field`` the
+    form field it is about."""
+
+    field = "reason"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        if field is not None:
+            self.field = field
 
 
 class HoldForbidden(KeepError):
     """The caller may not do this to a hold (HTTP 403); the message reveals nothing of other projects."""
+
+    field = "project"
+
+
+class HoldNameTaken(KeepError):
+    """The name is (or was) a hold's, of any project (HTTP 409)."""
+
+    field = "name"
 
 
 @dataclass(frozen=True)
@@ -255,7 +271,8 @@ def hold_project(requested: str | None, viewer: str) -> str:
     if requested in ("", ALL_PROJECTS):
         return ""
     if not valid_project(requested):
-        raise KeepError(f"project: {requested[:80]!r} is not a project name (letters, digits, '_', '.', '-')")
+        raise KeepError(f"project: {requested[:80]!r} is not a project name (letters, digits, '_', '.', '-')",
+                        "project")
     return requested
 
 
@@ -263,9 +280,9 @@ def check_hold_name(name: str) -> str:
     name = (name or "").strip()
     if not HOLD_NAME.match(name):
         raise KeepError("a hold name is 1-100 characters: letters, digits, space, '_', '.', ':', '@' or '-', "
-                        f"starting with a letter or digit (got {name[:120]!r})")
+                        f"starting with a letter or digit (got {name[:120]!r})", "name")
     if name.lower() == ADMIN_HOLD:
-        raise KeepError(f"{name!r} is what erasure says of holds not the caller's own; choose another name")
+        raise KeepError(f"{name!r} is what erasure says of holds not the caller's own; choose another name", "name")
     return name
 
 
@@ -289,7 +306,7 @@ def create_hold(store: Store, name: str, filter_text: str, reason: str, *, actor
     with _HOLD_LOCK:
         if _hold_rows(store, name):
             # Said the same whoever holds the name: another project's hold stays unnamed.
-            raise KeepError(f"a hold named {name!r} already exists or existed (names are unique across all "
+            raise HoldNameTaken(f"a hold named {name!r} already exists or existed (names are unique across all "
                             "projects and never reused)")
         now_ms = _ms(datetime.now(timezone.utc))
         hold = Hold(name, filter_text, reason, who, _dt(now_ms), project=project)
