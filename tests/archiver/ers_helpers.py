@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from att_media import png
-from arx_helpers import DAY_NS, send
+from arx_helpers import DAY_NS, POLICY, send
 from otlp_spans import GENAI_CHAT, new_trace_id, request, span
 from server_process import start_server
 
@@ -97,6 +97,17 @@ def seed_world(data_dir: Path, w: World, policy: Path, **server_flags: Any) -> N
         assert out.returncode == 0, out.stderr
         archived = sum(w.spans[t] for t in w.victim_archived | w.others_archived)
         server.wait_for_count("SELECT count() FROM otel_traces_archive", archived)
+
+
+def seeded_template(root: Path) -> dict[str, Any]:
+    """A seeded store under ``root``/template (copy it per test) with its world, retention file and
+    ``tiers`` snapshot: root, w, template, before."""
+    w = make_world()
+    policy = root / "retention.yaml"
+    policy.write_text(POLICY)
+    template = root / "template"
+    seed_world(template, w, policy)
+    return {"root": root, "w": w, "template": template, "before": tool("tiers", template)}
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:

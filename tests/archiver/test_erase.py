@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
-from arx_helpers import POLICY, copy_store
+from arx_helpers import copy_store
 from ers_helpers import (CONTENT_MARK, SHARED_IMAGE, USER_MARK, VICTIM_ARCHIVED_IMAGE, VICTIM_IMAGE, cli,
-                         files_holding, make_world, parquet_values_holding, seed_world, sha, tool)
+                         files_holding, parquet_values_holding, seeded_template, sha, tool)
 
 from tracelake.archiver.erase import FAIL_POINTS
 
@@ -20,15 +20,10 @@ NEEDLES = [CONTENT_MARK, USER_MARK]
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("ers")
-    w = make_world()
-    policy = root / "retention.yaml"
-    policy.write_text(POLICY)
-    template = root / "template"
-    seed_world(template, w, policy)
-    before = tool("tiers", template)
-    assert set(before["archived_traces"]) == w.victim_archived | w.others_archived
-    return {"root": root, "w": w, "template": template, "before": before}
+    world = seeded_template(tmp_path_factory.mktemp("ers"))
+    w = world["w"]
+    assert set(world["before"]["archived_traces"]) == w.victim_archived | w.others_archived
+    return world
 
 
 def _fresh(world: dict[str, Any], name: str) -> Path:

@@ -7,21 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from arx_helpers import POLICY, copy_store
-from ers_helpers import cli, make_world, seed_world, tool
+from arx_helpers import copy_store
+from ers_helpers import cli, seeded_template, tool
 
 from tracelake.archiver.restore import FAIL_POINTS
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("rst")
-    w = make_world()
-    policy = root / "retention.yaml"
-    policy.write_text(POLICY)
-    template = root / "template"
-    seed_world(template, w, policy)
-    return {"root": root, "w": w, "template": template, "before": tool("tiers", template)}
+    return seeded_template(tmp_path_factory.mktemp("rst"))
 
 
 def _restore(data: Path, *args: str, env: dict[str, str] | None = None):

@@ -101,5 +101,24 @@ class Client:
         return self.http.post("/api/sql", data={"q": query})
 
 
-def start_auth_server(data_dir: Any, **flags: Any) -> ServerProcess:
-    return start_server(data_dir, "--auth", env={"TRACELAKE_ADMIN_KEY": ADMIN_KEY}, **flags)
+def start_auth_server(data_dir: Any, env: dict[str, str] | None = None, **flags: Any) -> ServerProcess:
+    return start_server(data_dir, "--auth", env={"TRACELAKE_ADMIN_KEY": ADMIN_KEY, **(env or {})}, **flags)
+
+
+# Archive-tier tests: spans older than a day are archived, kept for 90 days.
+RETENTION = """\
+rules:
+  - name: default
+    hot: 1d
+    archive: 90d
+"""
+DAY_NS = 86400 * 10**9
+
+
+def post_spans(server: ServerProcess, key: str, spans: list[dict[str, Any]]) -> None:
+    """One OTLP/HTTP protobuf request with the ingest key; it must be accepted."""
+    from otlp_spans import request
+
+    r = httpx.post(f"{server.otlp_http_url}/v1/traces", content=request(spans).SerializeToString(),
+                   headers={"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {key}"}, timeout=60)
+    assert r.status_code == 200, r.text

@@ -11,27 +11,15 @@ import time
 
 import httpx
 import pytest
-from auth_stack import ADMIN_KEY, Client, create_key, start_auth_server
-from otlp_spans import new_trace_id, request, span
-
-RETENTION = """\
-rules:
-  - name: default
-    hot: 1d
-    archive: 90d
-"""
-DAY_NS = 86400 * 10**9
+from auth_stack import ADMIN_KEY, DAY_NS, RETENTION, Client, create_key, post_spans, start_auth_server
+from otlp_spans import new_trace_id, span
 
 
 def _send_old_trace(server, key: str, name: str) -> str:
     trace_id = new_trace_id()
     start = time.time_ns() - 3 * DAY_NS
     root = span(name, trace_id, start_ns=start, duration_ns=5_000_000, attrs={"input.value": f"prompt of {name}"})
-    child = span(f"{name}-child", trace_id, parent=root["span_id"], start_ns=start + 1_000_000)
-    response = httpx.post(f"{server.otlp_http_url}/v1/traces", content=request([root, child]).SerializeToString(),
-                          headers={"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {key}"},
-                          timeout=60)
-    assert response.status_code == 200, response.text
+    post_spans(server, key, [root, span(f"{name}-child", trace_id, parent=root["span_id"], start_ns=start + 1_000_000)])
     return trace_id.hex()
 
 

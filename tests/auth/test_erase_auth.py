@@ -5,29 +5,16 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import pytest
-from auth_stack import ADMIN_KEY, Client, create_key
-from otlp_spans import new_trace_id, request, span
-from server_process import start_server
-
-RETENTION = """\
-rules:
-  - name: default
-    hot: 1d
-    archive: 90d
-"""
-DAY_NS = 86400 * 10**9
+from auth_stack import ADMIN_KEY, DAY_NS, RETENTION, Client, create_key, post_spans, start_auth_server
+from otlp_spans import new_trace_id, span
 
 
 def _send(server, key: str, name: str, days_old: int, user: str) -> str:
     trace_id = new_trace_id()
     start = time.time_ns() - days_old * DAY_NS
-    root = span(name, trace_id, start_ns=start, duration_ns=5_000_000, attrs={"input.value": f"prompt of {name}",
-                                                                            "user.id": user})
-    r = httpx.post(f"{server.otlp_http_url}/v1/traces", content=request([root]).SerializeToString(),
-                   headers={"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {key}"}, timeout=60)
-    assert r.status_code == 200, r.text
+    post_spans(server, key, [span(name, trace_id, start_ns=start, duration_ns=5_000_000,
+                                  attrs={"input.value": f"prompt of {name}", "user.id": user})])
     return trace_id.hex()
 
 
@@ -36,8 +23,7 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("auth-erase")
     rules = root / "retention.yaml"
     rules.write_text(RETENTION)
-    server = start_server(root / "data", "--auth", retention=str(rules),
-                          env={"TRACELAKE_ADMIN_KEY": ADMIN_KEY, "TRACELAKE_ERASE_PARTS_WAIT_S": "0"})
+    server = start_auth_server(root / "data", retention=str(rules), env={"TRACELAKE_ERASE_PARTS_WAIT_S": "0"})
     try:
         traces = {}
         for p in ("A", "B"):

@@ -4,14 +4,8 @@ Retention page and an archived trace opened from the trace list.
 """
 from __future__ import annotations
 
-import json
-import time
-
-import httpx
 import pytest
-
-import ui_traces
-from ui_browser import clean, needs_chromium, post_otlp, shot
+from ui_browser import clean, list_7d, needs_chromium, run_archiver, send_recent_and_old, shot
 
 pytestmark = needs_chromium
 
@@ -25,18 +19,6 @@ rules:
     hot: 1d
     archive: 90d
 """
-DAY = 86400 * ui_traces.S
-
-
-def _wait_traces(url: str, want: int, output: list[str]) -> None:
-    deadline = time.monotonic() + 60
-    n = -1
-    while time.monotonic() < deadline:
-        n = len(httpx.get(f"{url}/api/traces", params={"range": "7d"}, timeout=120).json()["traces"])
-        if n >= want:
-            break
-        time.sleep(0.3)
-    assert n == want, "".join(output[-30:])
 
 
 @pytest.fixture(scope="module")
@@ -48,16 +30,9 @@ def server(tmp_path_factory):
     rules.write_text(RETENTION)
     srv = start_server(root / "data", retention=str(rules))
     try:
-        now = time.time_ns()
-        srv.recent = ui_traces.known_traces(now, seed=45, extracted=False)  # type: ignore[attr-defined]
-        srv.old = ui_traces.known_traces(now - 3 * DAY, seed=46, extracted=False)  # type: ignore[attr-defined]
-        for body in srv.recent.requests + srv.old.requests:  # type: ignore[attr-defined]
-            post_otlp(srv.otlp_http_url, body)
-        _wait_traces(srv.ui_url, 10, srv.output)
-        with httpx.stream("POST", f"{srv.ui_url}/api/archiver/run", timeout=300) as r:
-            assert r.status_code == 200, r.read()
-            events = [json.loads(line) for line in r.iter_lines() if line.strip()]
-        assert events[-1]["event"] == "result", events[-1]
+        srv.recent, srv.old = send_recent_and_old(srv, (45, 46))  # type: ignore[attr-defined]
+        assert len(list_7d(srv.ui_url)) == 10, "".join(srv.output[-30:])
+        events = run_archiver(srv.ui_url)
         assert [run["state"] for run in events[-1]["runs"]] == ["done"]
         yield srv
     finally:

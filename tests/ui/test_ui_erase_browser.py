@@ -4,13 +4,12 @@ download the receipt."""
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import pytest
 
 import ui_traces
-from ui_browser import needs_chromium, post_otlp, shot
+from ui_browser import needs_chromium, run_archiver, send_recent_and_old, shot
 
 pytestmark = needs_chromium
 
@@ -20,7 +19,6 @@ rules:
     hot: 1d
     archive: 90d
 """
-DAY = 86400 * ui_traces.S
 
 
 @pytest.fixture(scope="module")
@@ -33,18 +31,8 @@ def server(tmp_path_factory):
     srv = start_server(root / "data", retention=str(rules), env={"TRACELAKE_ERASE_PARTS_WAIT_S": "0",
                                                                    "TRACELAKE_ERASE_SPOOL_WAIT_S": "30"})
     try:
-        now = time.time_ns()
-        srv.recent = ui_traces.known_traces(now, seed=55, extracted=False)  # type: ignore[attr-defined]
-        srv.old = ui_traces.known_traces(now - 3 * DAY, seed=56, extracted=False)  # type: ignore[attr-defined]
-        for body in srv.recent.requests + srv.old.requests:  # type: ignore[attr-defined]
-            post_otlp(srv.otlp_http_url, body)
-        deadline = time.monotonic() + 60
-        while len(httpx.get(f"{srv.ui_url}/api/traces", params={"range": "7d"}, timeout=120).json()["traces"]) < 10:
-            assert time.monotonic() < deadline, "".join(srv.output[-30:])
-            time.sleep(0.3)
-        with httpx.stream("POST", f"{srv.ui_url}/api/archiver/run", timeout=300) as r:
-            events = [json.loads(line) for line in r.iter_lines() if line.strip()]
-        assert events[-1]["event"] == "result", events[-1]
+        srv.recent, srv.old = send_recent_and_old(srv, (55, 56))  # type: ignore[attr-defined]
+        run_archiver(srv.ui_url)
         yield srv
     finally:
         srv.stop()

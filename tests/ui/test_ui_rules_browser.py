@@ -5,17 +5,14 @@ archiver runs with it. Rule filters and the comment carry markup that must stay 
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import pytest
 
-import ui_traces
-from ui_browser import clean, needs_chromium, post_otlp, shot
+from ui_browser import clean, needs_chromium, send_recent_and_old, shot
 
 pytestmark = needs_chromium
 
-DAY = 86400 * ui_traces.S
 HOSTILE = "<img src=x onerror=window.__xss=1>"
 BAD = f"""\
 rules:
@@ -36,15 +33,7 @@ def server(tmp_path_factory):
 
     srv = start_server(tmp_path_factory.mktemp("ui-rules") / "data", archive_every="1d")
     try:
-        now = time.time_ns()
-        recent = ui_traces.known_traces(now, seed=47, extracted=False)
-        old = ui_traces.known_traces(now - 3 * DAY, seed=48, extracted=False)
-        for body in recent.requests + old.requests:
-            post_otlp(srv.otlp_http_url, body)
-        deadline = time.monotonic() + 60
-        while len(httpx.get(f"{srv.ui_url}/api/traces", params={"range": "7d"}, timeout=120).json()["traces"]) < 10:
-            assert time.monotonic() < deadline, "".join(srv.output[-30:])
-            time.sleep(0.3)
+        send_recent_and_old(srv, (47, 48))
         yield srv
     finally:
         srv.stop()

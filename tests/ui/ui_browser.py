@@ -9,6 +9,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,6 +27,38 @@ needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists() or shutil.which(
 def post_otlp(otlp_http_url: str, body: bytes) -> None:
     r = httpx.post(f"{otlp_http_url}/v1/traces", content=body, headers={"Content-Type": "application/x-protobuf"}, timeout=180)
     assert r.status_code == 200, r.text
+
+
+def send_recent_and_old(srv: Any, seeds: tuple[int, int]) -> tuple[Any, Any]:
+    """The known traces twice, through the collector: now and three days ago (old enough to be
+    archived); returns both sets once the 7-day list shows at least the 10 traces."""
+    import ui_traces
+
+    now = time.time_ns()
+    recent = ui_traces.known_traces(now, seed=seeds[0], extracted=False)
+    old = ui_traces.known_traces(now - 3 * 86400 * ui_traces.S, seed=seeds[1], extracted=False)
+    for body in recent.requests + old.requests:
+        post_otlp(srv.otlp_http_url, body)
+    deadline = time.monotonic() + 60
+    while len(list_7d(srv.ui_url)) < 10:
+        assert time.monotonic() < deadline, "".join(srv.output[-30:])
+        time.sleep(0.3)
+    return recent, old
+
+
+def list_7d(ui_url: str) -> list[dict[str, Any]]:
+    return httpx.get(f"{ui_url}/api/traces", params={"range": "7d"}, timeout=120).json()["traces"]
+
+
+def run_archiver(ui_url: str) -> list[dict[str, Any]]:
+    """One archiver pass through the API; its progress events, the last one the result."""
+    import json
+
+    with httpx.stream("POST", f"{ui_url}/api/archiver/run", timeout=300) as r:
+        assert r.status_code == 200, r.read()
+        events = [json.loads(line) for line in r.iter_lines() if line.strip()]
+    assert events[-1]["event"] == "result", events[-1]
+    return events
 
 
 def wait_js(page, expr: str, timeout: float = 15.0) -> None:
