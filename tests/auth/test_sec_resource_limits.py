@@ -99,6 +99,7 @@ _ENGINE = textwrap.dedent("""
 def _engine_run(tmp_path, cap: int) -> tuple[int, int, str]:
     done = subprocess.run([sys.executable, "-c", _ENGINE, str(tmp_path / f"engine-{cap}"), str(cap)],
                           capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
     before, peak, outcome = done.stdout.strip().splitlines()[-1].split(" ", 2)
     return int(before), int(peak), outcome
 

@@ -13,7 +13,9 @@
   per window for all sources together, the rest are counted in a summary row.
 
 The source is the connection's peer, or, when the peer is a trusted proxy (``auth_proxy_trusted``),
-the right-most address in ``X-Forwarded-For`` that is not a trusted proxy itself.
+the right-most address in ``X-Forwarded-For`` that is not a trusted proxy itself. A trusted proxy
+is never refused as a source itself (it stands for all its clients; its failures are still counted
+and audited, and per key id limits apply): configure it to send ``X-Forwarded-For``.
 """
 from __future__ import annotations
 
@@ -97,8 +99,10 @@ class _Window:
 
 
 class FailureThrottle:
-    def __init__(self, per_source: int, per_key: int, window_s: float, clock: Any = time.monotonic) -> None:
+    def __init__(self, per_source: int, per_key: int, window_s: float, exempt: frozenset[str] = frozenset(),
+                 clock: Any = time.monotonic) -> None:
         self.per_source = per_source
+        self.exempt = exempt
         self.per_key = per_key
         self.window_s = window_s
         self._clock = clock
@@ -111,7 +115,8 @@ class FailureThrottle:
 
     @classmethod
     def from_settings(cls, settings: Any) -> FailureThrottle:
-        return cls(settings.auth_fail_per_source, settings.auth_fail_per_key, settings.auth_fail_window_s)
+        return cls(settings.auth_fail_per_source, settings.auth_fail_per_key, settings.auth_fail_window_s,
+                   frozenset(settings.auth_proxy_trusted))
 
     # -- the two questions ----------------------------------------------------------------------------
     def refused(self, source: str) -> int | None:
@@ -120,7 +125,7 @@ class FailureThrottle:
             now = self._clock()
             self._sweep(now)
             window = self._sources.get(source_key(source))
-            if window is None or window.failures < self.per_source or now - window.start >= self.window_s:
+            if window is None or source in self.exempt or window.failures < self.per_source or now - window.start >= self.window_s:
                 return None
             window.refused += 1
             return self._retry_after(window, now)
@@ -139,7 +144,7 @@ class FailureThrottle:
                     window.key_ids.append(kid)
                 if window.failures == 1:
                     self._first_failure(window, what, kid, source, now)
-                if window.failures == self.per_source:
+                if window.failures == self.per_source and source not in self.exempt:
                     self._rows.append(AuditRow("auth.limit", kid, source, "limited",
                                                f"{window.failures} failed keys or sign-ins from this address in "
                                                f"{self.window_s:g} s: refused with 429 until the window ends"))
