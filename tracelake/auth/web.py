@@ -354,23 +354,21 @@ class Guard:
             return
         remote = client_address(scope, self.settings.auth_proxy_trusted)
         store = self.app_state(scope).store
-        retry = self.throttle.refused(remote)
-        record = await _in_thread(self.registry.resolve, presented) if retry is None else None
+        record, retry = None, self.throttle.refused(remote)  # a refused address's key is not looked up
+        if retry is None:
+            record = await _in_thread(self.registry.resolve, presented)
         if retry is None and (record is None or not has(record.role, Perm.READ)):
             # Counted, and audited per address and window (tracelake.auth.throttle), not row by row.
             retry = self.throttle.failed(remote, key_id(presented), "signin")
-            if retry is None:
-                await self._write_throttle_rows(scope)
-                fresh = secrets.token_urlsafe(16)
-                await _send(send, 401, login_page(target, fresh, "That key is not valid for the UI.").encode(),
-                            b"text/html; charset=utf-8", [self._cookie_header(scope, LOGIN_COOKIE, fresh, 600)])
-                return
-        if retry is not None:
+        if retry is not None or record is None or not has(record.role, Perm.READ):
             await self._write_throttle_rows(scope)
             fresh = secrets.token_urlsafe(16)
-            page = login_page(target, fresh, f"Too many failed sign-ins: try again in {retry} s.")
-            await _send(send, 429, page.encode(), b"text/html; charset=utf-8",
-                        [self._cookie_header(scope, LOGIN_COOKIE, fresh, 600), (b"retry-after", str(retry).encode())])
+            status, error, extra = 401, "That key is not valid for the UI.", []
+            if retry is not None:
+                status, error = 429, f"Too many failed sign-ins: try again in {retry} s."
+                extra = [(b"retry-after", str(retry).encode())]
+            await _send(send, status, login_page(target, fresh, error).encode(), b"text/html; charset=utf-8",
+                        [self._cookie_header(scope, LOGIN_COOKIE, fresh, 600), *extra])
             return
         cookie, _session = self.signer.issue(f"key:{record.key_id}", self.settings.session_ttl_s)
         await _in_thread(audit.record, store, actor=record.key_id, role=record.role.value, action="signin",
