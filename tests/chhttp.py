@@ -29,8 +29,9 @@ from chdb import session
 _INSERT_FORMAT = re.compile(r"^\s*(INSERT\s+INTO\s+\S+(?:\s*\([^)]*\))?)\s+FORMAT\s+(\w+)\s*$", re.I | re.S)
 _INPUT = re.compile(r"input\(('(?:[^'\\]|\\.)*')\)", re.S)
 _TRAILING_FORMAT = re.compile(r"\s+FORMAT\s+(\w+)\s*$", re.I)
-_APPLIED_SETTINGS = {"max_execution_time", "max_result_rows", "result_overflow_mode",
-                     "input_format_protobuf_oneof_presence", "format_schema_message_name", "insert_deduplicate",
+_LIMITS = {"max_execution_time", "max_result_rows", "max_result_bytes", "result_overflow_mode", "max_memory_usage",
+           "max_rows_to_read"}
+_APPLIED_SETTINGS = {*_LIMITS, "input_format_protobuf_oneof_presence", "format_schema_message_name", "insert_deduplicate",
                      "insert_deduplication_token", "deduplicate_blocks_in_dependent_materialized_views"}
 
 
@@ -85,7 +86,8 @@ class Engine:
                 time.sleep(self.delay)
             filters = settings.get("additional_table_filters")
             with self.lock:
-                conn = self._scoped(filters, readonly) if filters else (self.readonly if readonly else self.session)
+                limits = {k: v for k, v in settings.items() if k in _LIMITS}
+                conn = self._scoped(filters, readonly, limits) if filters else (self.readonly if readonly else self.session)
                 if database:
                     conn.query(f"USE {database}")
                 result = conn.query(sql, fmt, params=params)
@@ -94,13 +96,15 @@ class Engine:
             for f in files:
                 os.unlink(f)
 
-    def _scoped(self, filters: str, readonly: bool):
-        """A connection with additional_table_filters set, then locked with readonly=1 (as a
-        server applies the URL's settings before the query's own)."""
-        key = (filters, readonly)
+    def _scoped(self, filters: str, readonly: bool, limits: dict[str, str]):
+        """A connection with additional_table_filters and the query limits set, then locked with
+        readonly=1 (as a server applies the URL's settings before the query's own)."""
+        key = (filters, readonly, tuple(sorted(limits.items())))
         if key not in self.scoped:
             conn = chdb.connect(self.path)
             conn.query(f"SET additional_table_filters = {filters}")
+            for name, value in limits.items():
+                conn.query(f"SET {name} = '{value}'")
             if readonly:
                 conn.query("SET readonly = 1")
             self.scoped[key] = conn

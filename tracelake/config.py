@@ -82,6 +82,35 @@ class Settings(BaseSettings):
     erase_parts_wait_s: float = Field(120.0, ge=0, description="An erasure waits up to this long for ClickHouse to "
                                       "remove the parts its deletes replaced; the receipt names any left.")
     restore_pin_for: str = Field("7d", description="How long a restored trace stays pinned hot by default.")
+    # Resource limits (docs/security.md "Resource limits"): no caller can take the server from the others.
+    sql_max_concurrent_per_caller: int = Field(2, ge=1, description="/api/sql requests one caller (key, proxy user, "
+                                               "or address without auth) may have running; more get 429 at once.")
+    sql_max_concurrent: int = Field(6, ge=1, description="/api/sql requests running at once, all callers together.")
+    ui_max_concurrent_per_caller: int = Field(6, ge=1, description="Other store-reading requests (pages, JSON API) "
+                                              "one caller may have running; more get 429 at once.")
+    max_concurrent_requests: int = Field(16, ge=1, le=32, description="Store-reading requests (SQL included) running "
+                                         "at once, all callers; below the 40 worker threads, so /healthz, sign-in and "
+                                         "the collector always find one.")
+    sql_max_memory_bytes: int = Field(1024**3, ge=0, description="Memory one /api/sql query may use (0: no cap).")
+    sql_max_execution_s: float = Field(30.0, gt=0, description="Longest /api/sql query; ClickHouse stops it after this.")
+    sql_max_result_rows: int = Field(100_000, gt=0, description="Rows an /api/sql answer holds at most; the answer "
+                                     "says `truncated` when it was cut.")
+    sql_max_result_bytes: int = Field(64 * 1024**2, gt=0, description="Bytes (uncompressed, in ClickHouse) an "
+                                      "/api/sql result holds at most; cut like rows.")
+    sql_max_rows_to_read: int = Field(2_000_000_000, ge=0, description="Rows one /api/sql query may read (0: no "
+                                      "cap); ClickHouse refuses a query it knows will read more before starting.")
+    ui_max_memory_bytes: int = Field(4 * 1024**3, ge=0, description="Memory one query of the UI/API may use for a "
+                                     "caller limited to projects (0: no cap).")
+    engine_max_memory_bytes: int | None = Field(None, ge=0, description="Memory the embedded engine (chdb) may use "
+                                                "for all queries and inserts together; default 60% of the memory "
+                                                "it sees (RAM or cgroup limit).")
+    # Failed authentication (docs/security.md "Failed authentication").
+    auth_fail_per_source: int = Field(20, ge=1, description="Failed keys or sign-ins from one address (IPv6: its "
+                                      "/64) per window before it gets 429 without its keys being checked.")
+    auth_fail_per_key: int = Field(20, ge=1, description="Failed attempts naming one key id per window before "
+                                   "further wrong secrets for it get 429 (the right key keeps working).")
+    auth_fail_window_s: float = Field(60.0, gt=0, le=3600, description="The window of both counts; a refused "
+                                      "address waits for its window to end (Retry-After).")
 
     @field_validator("archive_every", "attachment_gc_grace")
     @classmethod

@@ -60,7 +60,10 @@ def _open_store(settings: Settings, collector_only: bool) -> Any:
     from tracelake.store import StoreUnavailable
 
     def opener() -> Any:
-        return open_store(settings.data_dir, settings.clickhouse_url, settings.prices_file)
+        from tracelake.store.limits import QueryLimits
+
+        return open_store(settings.data_dir, settings.clickhouse_url, settings.prices_file,
+                          limits=QueryLimits.from_settings(settings))
 
     try:
         return opener()
@@ -101,11 +104,11 @@ def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: boo
             collector = Collector(store, from_settings(settings), body_hook=_body_hook(settings, store))
             collector.start()
             grpc_server, grpc_port = start_grpc(collector, settings.host, settings.otlp_grpc_port,
-                                                interceptors=ingest.grpc_interceptors(registry))
+                                                interceptors=ingest.grpc_interceptors(registry, settings))
             otlp_sock = _bind(settings.host, settings.otlp_http_port)
             otlp_app = create_otlp_app(collector)
             if registry is not None:
-                otlp_app = ingest.OtlpAuthMiddleware(otlp_app, registry)
+                otlp_app = ingest.OtlpAuthMiddleware(otlp_app, registry, settings)
             http_servers.append(_http_server(otlp_app, otlp_sock))
             lines.append(f"  OTLP/gRPC   {settings.host}:{grpc_port}")
             lines.append(f"  OTLP/HTTP   http://{settings.host}:{otlp_sock.getsockname()[1]}/v1/traces")

@@ -100,7 +100,20 @@ async def sql(request: Request) -> Response:
         table = await run_in_threadpool(store.query_readonly, query, params)
     except StoreError as exc:
         return _json({"error": str(exc)}, 400)
-    return _json(_table_json(table))
+    return _json(_cut(table, request.app.state.settings))
+
+
+def _cut(table: Any, settings: Settings) -> dict[str, Any]:
+    """The answer, saying so when the result reached a size limit. ClickHouse stops reading at the
+    limit (``result_overflow_mode=break``) but hands over whole blocks, so more rows than the limit
+    mean it was cut; the surplus is dropped here."""
+    truncated = table.num_rows > settings.sql_max_result_rows or table.nbytes > settings.sql_max_result_bytes
+    doc = _table_json(table.slice(0, settings.sql_max_result_rows))
+    if truncated:
+        doc["truncated"] = True
+        doc["note"] = (f"result cut at {settings.sql_max_result_rows} rows / {settings.sql_max_result_bytes} bytes "
+                       "(sql_max_result_rows, sql_max_result_bytes): add a LIMIT or aggregate")
+    return doc
 
 
 def create_app(store: Store, settings: Settings, collector: Any = None) -> FastAPI:
@@ -110,6 +123,10 @@ def create_app(store: Store, settings: Settings, collector: Any = None) -> FastA
     app.state.settings = settings
     app.state.collector = collector
     app.include_router(ops)
+    from tracelake.limits import ConcurrencyLimits
+
+    # Added first, so it runs inside the auth guard (which names the caller it counts by).
+    app.add_middleware(ConcurrencyLimits, settings=settings)
     for name in EXTENSIONS:
         try:
             module = importlib.import_module(name)

@@ -4,7 +4,9 @@ stamped onto every ResourceSpans of the request.
 * HTTP: :class:`OtlpAuthMiddleware` (pure ASGI) answers 401 (missing or wrong key) or 403 (a key
   without ingest rights) from the headers alone; the body is never received.
 * gRPC: :class:`GrpcAuthInterceptor` does the same from the call's metadata (``UNAUTHENTICATED``,
-  ``PERMISSION_DENIED``) before the message is read.
+  ``PERMISSION_DENIED``) before the message is decoded.
+* A source with too many failed keys gets 429 / ``RESOURCE_EXHAUSTED`` (with Retry-After /
+  ``RetryInfo``) without its keys being checked (:mod:`tracelake.auth.throttle`).
 * :func:`stamp` (one call in each receiver, after decode) sets the resource attribute
   ``tracelake.auth.project`` to the key's project and removes any value of it the client sent;
   the ``Project`` column prefers it (migration 31), so a span's own ``tracelake.project`` claims
@@ -24,7 +26,9 @@ import orjson
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tracelake.auth.keys import KeyRecord, KeyRegistry
+from tracelake.auth.keys import KeyRecord, KeyRegistry, key_id
+from tracelake.auth.throttle import (FailureThrottle, client_address, forwarded_client, grpc_peer_address,
+                                     throttle_for, write_rows)
 from tracelake.auth.roles import Perm, has
 from tracelake.auth.schema import VERIFIED_PROJECT_ATTR
 from tracelake.store.otlp import varint
@@ -33,6 +37,7 @@ log = logging.getLogger(__name__)
 
 UNAUTHENTICATED = 16
 PERMISSION_DENIED = 7
+RESOURCE_EXHAUSTED = 8
 OPEN_PATHS = ("/healthz", "/readyz")
 # uvicorn's httptools parser does not cap header size; past this many bytes of headers: 431.
 MAX_HEADER_BYTES = 32 * 1024
@@ -77,12 +82,18 @@ def check(registry: KeyRegistry, header: str | None, perm: Perm | None) -> tuple
 
 
 # -- HTTP ------------------------------------------------------------------------------------------
+def _throttle(registry: KeyRegistry, settings: Any) -> FailureThrottle:
+    return throttle_for(registry.store, settings) if settings is not None else FailureThrottle(20, 20, 60.0)
+
+
 class OtlpAuthMiddleware:
     """Pure ASGI: the receiver behind it only runs for a key with ingest rights."""
 
-    def __init__(self, app: Any, registry: KeyRegistry) -> None:
+    def __init__(self, app: Any, registry: KeyRegistry, settings: Any = None) -> None:
         self.app = app
         self.registry = registry
+        self.throttle = _throttle(registry, settings)
+        self.trusted = list(getattr(settings, "auth_proxy_trusted", ()))
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and headers_too_large(scope):
@@ -95,15 +106,28 @@ class OtlpAuthMiddleware:
         raw = headers.get(b"authorization", b"").decode("latin-1")
         # /v1/traces needs ingest rights; /metrics any valid key.
         perm = Perm.INGEST if scope.get("path") == "/v1/traces" else None
-        record, status, why = check(self.registry, raw, perm)
+        source = client_address(scope, self.trusted)
+        retry = self.throttle.refused(source) if raw else None
+        record, status, why = (None, 429, "") if retry is not None else check(self.registry, raw, perm)
+        if status == 401 and bearer(raw):
+            retry = self.throttle.failed(source, key_id(bearer(raw)), "ingest-key")
+        if retry is not None:
+            status, why = 429, f"too many failed keys from your address or for this key id: retry in {retry} s"
+        rows = self.throttle.take_rows()
+        if rows:
+            from starlette.concurrency import run_in_threadpool
+
+            await run_in_threadpool(write_rows, self.registry.store, rows)
         if status:
             as_json = headers.get(b"content-type", b"").split(b";")[0].strip().lower() == b"application/json"
-            code = UNAUTHENTICATED if status == 401 else PERMISSION_DENIED
+            code = {401: UNAUTHENTICATED, 429: RESOURCE_EXHAUSTED}.get(status, PERMISSION_DENIED)
             if as_json:
                 body, ctype = orjson.dumps({"code": code, "message": why}), b"application/json"
             else:
                 body, ctype = status_pb2.Status(code=code, message=why).SerializeToString(), b"application/x-protobuf"
             extra = [(b"www-authenticate", b'Bearer realm="tracelake"')] if status == 401 else []
+            if status == 429:
+                extra = [(b"retry-after", str(retry).encode())]
             await send({"type": "http.response.start", "status": status,
                         "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode()),
                                     (b"connection", b"close"), *extra]})
@@ -124,26 +148,55 @@ def _abort_handler(code: Any, why: str) -> Any:
 
 
 class GrpcAuthInterceptor:
-    """grpc.ServerInterceptor: refuses from metadata before the request message is read."""
+    """grpc.ServerInterceptor: refuses from metadata, before the request message is decoded. The
+    check runs in the call's handler, where the peer's address is known (the throttle needs it)."""
 
-    def __init__(self, registry: KeyRegistry) -> None:
+    def __init__(self, registry: KeyRegistry, settings: Any = None) -> None:
         self.registry = registry
+        self.throttle = _throttle(registry, settings)
+        self.trusted = list(getattr(settings, "auth_proxy_trusted", ()))
 
-    def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
+    def _check(self, metadata: dict[str, Any], context: Any) -> KeyRecord:
+        """The caller's key, or the call aborted (UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED)."""
         import grpc
 
-        metadata = dict(handler_call_details.invocation_metadata or ())
-        record, status, why = check(self.registry, metadata.get("authorization"), Perm.INGEST)
+        header = metadata.get("authorization")
+        source = forwarded_client(grpc_peer_address(context.peer() or ""), metadata.get("x-forwarded-for", ""),
+                                  self.trusted)
+        retry = self.throttle.refused(source) if header else None
+        record, status, why = (None, 429, "") if retry is not None else check(self.registry, header, Perm.INGEST)
+        if status == 401 and bearer(header):
+            retry = self.throttle.failed(source, key_id(bearer(header)), "ingest-key")
+        rows = self.throttle.take_rows()
+        if rows:
+            write_rows(self.registry.store, rows)
+        if retry is not None:
+            from google.protobuf.duration_pb2 import Duration
+            from google.rpc import error_details_pb2
+
+            info = error_details_pb2.RetryInfo(retry_delay=Duration(seconds=retry))
+            context.set_trailing_metadata((("google.rpc.retryinfo-bin", info.SerializeToString()),))
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"too many failed keys from your address or for this key id: retry in {retry} s")
         if record is None:
-            code = grpc.StatusCode.UNAUTHENTICATED if status == 401 else grpc.StatusCode.PERMISSION_DENIED
-            return _abort_handler(code, why)
+            context.abort(grpc.StatusCode.UNAUTHENTICATED if status == 401 else grpc.StatusCode.PERMISSION_DENIED, why)
+        return record
+
+    def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
+        metadata = dict(handler_call_details.invocation_metadata or ())
         handler = continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
+            import grpc
+
+            record, status, why = check(self.registry, metadata.get("authorization"), Perm.INGEST)
+            if record is None:
+                code = grpc.StatusCode.UNAUTHENTICATED if status == 401 else grpc.StatusCode.PERMISSION_DENIED
+                return _abort_handler(code, why)
             return handler
         inner = handler.unary_unary
 
         def with_key(request: Any, context: Any) -> Any:
-            token = _GRPC_KEY.set(record)
+            token = _GRPC_KEY.set(self._check(metadata, context))
             try:
                 return inner(request, context)
             finally:
@@ -162,8 +215,8 @@ def _as_server_interceptor(interceptor: GrpcAuthInterceptor) -> Any:
     return _Interceptor()
 
 
-def grpc_interceptors(registry: KeyRegistry | None) -> tuple[Any, ...]:
-    return () if registry is None else (_as_server_interceptor(GrpcAuthInterceptor(registry)),)
+def grpc_interceptors(registry: KeyRegistry | None, settings: Any = None) -> tuple[Any, ...]:
+    return () if registry is None else (_as_server_interceptor(GrpcAuthInterceptor(registry, settings)),)
 
 
 # -- stamping --------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from tracelake.auth.keys import KeyRecord, KeyRegistry, key_id
 from tracelake.auth.roles import ALL_PROJECTS, Perm, Role, has, parse_role, valid_project
 from tracelake.auth.scope import ScopedStore, scoped
 from tracelake.auth.session import COOKIE, LOGIN_COOKIE, Signer
+from tracelake.auth.throttle import FailureThrottle, client_address, throttle_for, write_rows
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +153,13 @@ async def _json(send: Any, status: int, doc: Any, extra: list | None = None) -> 
 
 
 class Guard:
-    def __init__(self, app: Any, registry: KeyRegistry, signer: Signer, settings: Any) -> None:
+    def __init__(self, app: Any, registry: KeyRegistry, signer: Signer, settings: Any,
+                 throttle: FailureThrottle | None = None) -> None:
         self.app = app
         self.registry = registry
         self.signer = signer
         self.settings = settings
+        self.throttle = throttle or FailureThrottle.from_settings(settings)
         self._proxy_seen: set[str] = set()
 
     # -- who --------------------------------------------------------------------------------------
@@ -228,8 +231,20 @@ class Guard:
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
+        presented = headers.get(b"authorization", b"").decode("latin-1")
+        source = client_address(scope, self.settings.auth_proxy_trusted)
+        if presented and (retry := self.throttle.refused(source)) is not None:
+            await self._refuse_source(scope, send, retry)  # keys from a refused source are not even looked up
+            return
         caller, why = await _in_thread(self.identify, scope, headers)
         wants_html = not path.startswith("/api/") and method in SAFE_METHODS
+        if caller is None and presented:
+            retry = self.throttle.failed(source, key_id(bearer(presented)), "api-key")
+            await self._write_throttle_rows(scope)
+            if retry is not None:
+                await _json(send, 429, {"error": {"message": f"too many failed attempts with this key id: retry in {retry} s"}},
+                            [(b"retry-after", str(retry).encode())])
+                return
         if caller is None:
             if wants_html:
                 target = quote(path + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else ""), safe="/?=&")
@@ -271,6 +286,16 @@ class Guard:
             await send(message)
 
         await self.app(scope, receive, no_store)
+
+    async def _refuse_source(self, scope: dict, send: Any, retry: int) -> None:
+        await self._write_throttle_rows(scope)
+        await _json(send, 429, {"error": {"message": "too many failed keys or sign-ins from your address: "
+                                                     f"retry in {retry} s"}}, [(b"retry-after", str(retry).encode())])
+
+    async def _write_throttle_rows(self, scope: dict) -> None:
+        rows = self.throttle.take_rows()
+        if rows:
+            await _in_thread(write_rows, self.app_state(scope).store, rows)
 
     @staticmethod
     def app_state(scope: dict) -> Any:
@@ -327,15 +352,23 @@ class Guard:
             await _send(send, 403, login_page(target, "", "The sign-in form expired; reload the page.").encode(),
                         b"text/html; charset=utf-8")
             return
-        record = await _in_thread(self.registry.resolve, presented)
-        remote = remote_of(scope)
+        remote = client_address(scope, self.settings.auth_proxy_trusted)
         store = self.app_state(scope).store
-        if record is None or not (has(record.role, Perm.READ)):
-            await _in_thread(audit.record, store, actor=key_id(presented) or "unknown", role="", action="signin",
-                             remote=remote, outcome="denied")
+        record, retry = None, self.throttle.refused(remote)  # a refused address's key is not looked up
+        if retry is None:
+            record = await _in_thread(self.registry.resolve, presented)
+        if retry is None and (record is None or not has(record.role, Perm.READ)):
+            # Counted, and audited per address and window (tracelake.auth.throttle), not row by row.
+            retry = self.throttle.failed(remote, key_id(presented), "signin")
+        if retry is not None or record is None or not has(record.role, Perm.READ):
+            await self._write_throttle_rows(scope)
             fresh = secrets.token_urlsafe(16)
-            await _send(send, 401, login_page(target, fresh, "That key is not valid for the UI.").encode(),
-                        b"text/html; charset=utf-8", [self._cookie_header(scope, LOGIN_COOKIE, fresh, 600)])
+            status, error, extra = 401, "That key is not valid for the UI.", []
+            if retry is not None:
+                status, error = 429, f"Too many failed sign-ins: try again in {retry} s."
+                extra = [(b"retry-after", str(retry).encode())]
+            await _send(send, status, login_page(target, fresh, error).encode(), b"text/html; charset=utf-8",
+                        [self._cookie_header(scope, LOGIN_COOKIE, fresh, 600), *extra])
             return
         cookie, _session = self.signer.issue(f"key:{record.key_id}", self.settings.session_ttl_s)
         await _in_thread(audit.record, store, actor=record.key_id, role=record.role.value, action="signin",
@@ -470,7 +503,8 @@ def install(app: Any) -> None:
     from tracelake.auth.api import router
 
     app.include_router(router)
-    app.add_middleware(Guard, registry=registry, signer=signer, settings=settings)
+    app.add_middleware(Guard, registry=registry, signer=signer, settings=settings,
+                       throttle=throttle_for(app.state.store, settings))
     _template_global(signer)
     app.state.auth_guarded = True
 

@@ -10,25 +10,28 @@ import pyarrow as pa
 
 from tracelake.store.otlp import insert_from_file_sql, proto_schema
 from tracelake.store.base import Params, StoreError
-
-# Limits for untrusted read-only SQL, enforced by the engine as connection settings.
-READONLY_OPTIONS = "readonly=1&max_execution_time=30&max_result_rows=100000&result_overflow_mode=break"
+from tracelake.store.limits import QueryLimits, connect_options
 
 
 class ChdbStore:
     """A chdb session owning ``data_dir``; one per process (chdb allows one data path)."""
 
-    def __init__(self, data_dir: str | os.PathLike[str], database: str = "tracelake") -> None:
+    def __init__(self, data_dir: str | os.PathLike[str], database: str = "tracelake",
+                 limits: QueryLimits | None = None) -> None:
         import chdb
         from chdb import session
 
+        self.limits = limits or QueryLimits.from_settings()
         self.data_dir = Path(data_dir).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.database = database
         self.description = f"embedded ClickHouse (chdb) at {self.data_dir / 'clickhouse'}"
         self._db_path = str(self.data_dir / "clickhouse")
-        self._session = session.Session(self._db_path)
-        self._readonly = chdb.connect(f"{self._db_path}?{READONLY_OPTIONS}")
+        # The first connection starts the engine: its server-wide memory cap is given here.
+        self._session = session.Session(f"{self._db_path}?{connect_options(self.limits.engine())}")
+        # Limits for untrusted read-only SQL, enforced by the engine as connection settings.
+        untrusted = connect_options({"readonly": 1, **self.limits.untrusted()})
+        self._readonly = chdb.connect(f"{self._db_path}?{untrusted}")
         # Temp files of ack-after-commit INSERTs and the schema copy (the collector's spool is elsewhere).
         self._tmp = self.data_dir / "tmp"
         self._tmp.mkdir(exist_ok=True)
@@ -128,8 +131,9 @@ class ChdbStore:
                 return cached
         import chdb
 
-        limits = READONLY_OPTIONS.replace("readonly=1&", "")
-        connection = chdb.connect(f"{self._db_path}?{limits}")
+        # Limits first, readonly=1 last: then no SETTINGS clause of the SQL can raise them.
+        limits = self.limits.untrusted() if readonly else self.limits.ui()
+        connection = chdb.connect(f"{self._db_path}?{connect_options(limits)}")
         try:
             if filters:
                 self._run(f"SET additional_table_filters = {filters_setting(filters)}", "CSV", None, connection)

@@ -7,17 +7,19 @@ import pyarrow as pa
 
 from tracelake.store.otlp import format_settings, insert_from_body_sql
 from tracelake.store.base import Params, StoreError, StoreUnavailable
-
-# readonly=2: reads only, and clickhouse-connect may still send its own session settings.
-READONLY_SETTINGS = {"readonly": 2, "max_execution_time": 30, "max_result_rows": 100000,
-                     "result_overflow_mode": "break"}
+from tracelake.store.limits import QueryLimits
 
 
 class ClickHouseStore:
     """``http://user:password@host:8123/database`` (https too); ``?compress=1`` for lz4."""
 
-    def __init__(self, url: str, database: str = "tracelake", connect_timeout: float = 5.0) -> None:
+    def __init__(self, url: str, database: str = "tracelake", connect_timeout: float = 5.0,
+                 limits: QueryLimits | None = None) -> None:
         import clickhouse_connect
+
+        self.limits = limits or QueryLimits.from_settings()
+        # readonly=2: reads only, and clickhouse-connect may still send its own session settings.
+        self._readonly_settings = {"readonly": 2, **self.limits.untrusted()}
 
         parts = urlsplit(url)
         query = parse_qs(parts.query)
@@ -56,7 +58,7 @@ class ClickHouseStore:
 
     def query_readonly(self, sql: str, params: Params = None) -> pa.Table:
         try:
-            return self._client.query_arrow(sql, parameters=params, settings=READONLY_SETTINGS, use_strings=True)
+            return self._client.query_arrow(sql, parameters=params, settings=self._readonly_settings, use_strings=True)
         except Exception as exc:
             raise self._wrap(exc) from exc
 
@@ -65,7 +67,7 @@ class ClickHouseStore:
         (both sent with the query, so the query's own SETTINGS cannot change them)."""
         from tracelake.auth.scope import filters_setting
 
-        settings: dict = {**READONLY_SETTINGS, "readonly": 1} if readonly else {}
+        settings: dict = {**self._readonly_settings, "readonly": 1} if readonly else dict(self.limits.ui())
         if filters:
             settings["additional_table_filters"] = filters_setting(filters)
         try:
