@@ -129,10 +129,13 @@ def _holds_covering(store: Store, ids: list[str], project: str, projects: set[st
     return holds_covering(store, ids, viewer=project, projects=projects) if ids else {}
 
 
-def _unpin(store: Store, by_project: dict[str, list[str]], actor: str) -> int:
-    """An erased trace's pin goes too: the pin of the erased project, not another project's."""
+def _unpin(store: Store, by_project: dict[str, list[str]], actor: str, every_project: bool) -> int:
+    """An erased trace's pin goes too: the pin of the erased project, not another project's (an
+    admin's erasure: every pin of the id, those without a project included)."""
     from tracelake.archiver.keep import unpin
 
+    if every_project:
+        return sum(bool(unpin(store, tid, actor=actor)) for tid in sorted({t for ids in by_project.values() for t in ids}))
     return sum(bool(unpin(store, tid, actor=actor, projects=[project]))
                for project, ids in by_project.items() for tid in ids)
 
@@ -506,7 +509,8 @@ class Eraser:
 
     def _finish(self, req: Request) -> None:
         by_project = self._by_project(req)
-        req.doc["pins_removed"] = req.doc.get("pins_removed", 0) + _unpin(self.store, by_project, req.actor)
+        admin = req.doc.get("request", {}).get("project", "*") == "*"
+        req.doc["pins_removed"] = req.doc.get("pins_removed", 0) + _unpin(self.store, by_project, req.actor, admin)
         req.doc["replaced_parts_left"] = self._wait_for_parts(req.doc.get("parts_before", []))
         req.doc["after"] = self._counts(req.request_id, by_project, req.doc.get("archive_days", []))
         req.step("done")

@@ -40,6 +40,7 @@ from tracelake.store.keep_schema import (  # noqa: F401 - re-exported
     _ACTIVE_PIN,
     PINNED_TRACES_SQL,
     STATEMENTS,
+    pinned_condition,
     pinned_pairs_sql,
     pinned_sql,
 )
@@ -206,7 +207,9 @@ def pin(store: Store, trace_id: str, *, until: datetime | None, actor: str, reas
         raise KeepError(f"the reason is {len(reason)} characters, at most {MAX_REASON}")
     owners = sorted(set(projects)) if projects is not None else trace_projects(store, tid)
     if not owners:
-        raise KeepError(f"no trace {tid} to pin", "trace_id")
+        if getattr(store, "projects", None) is not None:  # a project's caller pins its own spans only
+            raise KeepError(f"no trace {tid} to pin", "trace_id")
+        owners = [""]  # unscoped (admin, CLI): an id no span has yet; the pin covers every project
     for project in owners:
         _write_pin(store, project, tid, True, until, who, reason, _ms(now))
     return Pin(tid, _dt(_ms(until)) if until else None, who, reason, _dt(_ms(now)), ", ".join(owners))

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, Sequence
 
-from tracelake.archiver.keep import Hold, active_holds, hold_names_expr, pinned_pairs_sql
+from tracelake.archiver.keep import Hold, active_holds, hold_names_expr, pinned_condition
 from tracelake.archiver.policy import RetentionPolicy
 from tracelake.query.compile import ALL_AGGS, ARCHIVE, Compiler, aggs
 from tracelake.query.filters import parse
@@ -100,7 +100,7 @@ def candidates_sql(store: Store, policy: RetentionPolicy, now_ns: int, p: Params
     delete_after = (f"if(arrayElement({keep_p}, RuleIdx + 1) < 0, {p.i(FOREVER_MS)}, "
                     f"intDiv(TE, 1000000) + arrayElement({keep_p}, RuleIdx + 1))")
     hold_names = hold_names_expr(list(holds), Compiler(p, span_lo, span_hi))
-    pinned = f"(Proj, TraceId) IN ({pinned_pairs_sql(now_ms)})"
+    pinned = pinned_condition("Proj", now_ms)
     due = f"{delete_after} <= {now_ms}"
     return f"""
 SELECT Proj AS Project, TraceId, fromUnixTimestamp64Nano(TS) AS Start, fromUnixTimestamp64Nano(TE) AS End,
@@ -133,7 +133,7 @@ def expired_condition(policy: RetentionPolicy, now_ns: int, p: Params, holds: Se
     neither pinned at ``now`` nor matched by one of ``holds``. With ``kept``: past its time but
     kept by a pin or hold (what the plan reports as kept)."""
     base = _expired_base(policy, now_ns, p)
-    pinned = f"(Project, TraceId) IN ({pinned_pairs_sql(p.i(now_ns // 1_000_000))})"
+    pinned = pinned_condition("Project", p.i(now_ns // 1_000_000))
     held = "0"
     if holds:
         scope = f"SELECT TraceId FROM archived_traces WHERE {base}"

@@ -64,6 +64,14 @@ def pinned_pairs_sql(now_ms: str) -> str:
     return f"SELECT Project, TraceId FROM retention_pins_current WHERE {_ACTIVE_PIN.format(now=now_ms)}"
 
 
+def pinned_condition(project: str, now_ms: str) -> str:
+    """True for a trace (``project``: its project column or alias; ``TraceId``) pinned at ``now_ms``:
+    by its project's pin, or by a pin without a project (an admin's pin of an id no span had yet, or
+    one older than migration 26 whose trace had no spans), which covers every project."""
+    pins = pinned_pairs_sql(now_ms)
+    return f"(({project}, TraceId) IN ({pins}) OR ('', TraceId) IN ({pins}))"
+
+
 # Active pins now, for ``TraceId IN (...)`` clauses (the filter language's ``pinned:``; callers of a
 # project read their project's pins only, tracelake.auth.scope).
 PINNED_TRACES_SQL = pinned_sql("toUnixTimestamp64Milli(now64(3))")
