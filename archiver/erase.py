@@ -8,6 +8,10 @@
       -> blobs_erased     blobs referenced only by erased traces deleted from the object store
       -> done             pins removed, replaced parts gone (waited for), receipt stored
 
+A target is one project's spans of a trace (Project, TraceId): a trace id shared by two projects
+is two traces here, and erasing as one project deletes that project's spans only, in every tier
+(a project's caller matches through its scoped store; an admin matches every project).
+
 Every step is idempotent and each state is written after its step, so a process killed anywhere
 (``TRACELAKE_ARCHIVER_FAIL_AT=erase_<point>:kill``, see :data:`FAIL_POINTS`) leaves a request
 that the next call finishes (:meth:`Eraser.resume`): the end state is as if it ran once. Holds
@@ -28,7 +32,7 @@ import pyarrow.compute as pc
 
 from tracelake.archiver import receipts
 from tracelake.archiver.delta import ArchiveLocation, DeltaArchive
-from tracelake.archiver.receipts import Request, check_trace_id, iso, record
+from tracelake.archiver.receipts import TARGETS_SQL, Request, check_trace_id, iso, record, targets_by_project
 from tracelake.archiver.runs import fail_point
 from tracelake.attachments import object_key
 from tracelake.query.compile import ALL_AGGS, ARCHIVE, HOT, Compiler, aggs
@@ -93,47 +97,55 @@ class Criteria:
 
 
 # --- matching -----------------------------------------------------------------------------------
-def match_hot(store: Store, text: str) -> list[str]:
-    """Hot traces the filter matches (as a whole: trace-level terms on the trace's aggregates)."""
+def match_hot(store: Store, text: str) -> list[tuple[str, str]]:
+    """(Project, TraceId) of the hot traces the filter matches (as a whole: trace-level terms on the
+    aggregates of one project's spans of the trace)."""
     p = Params()
     node = parse(text)
     c = Compiler(p, p.i(0), p.i(MAX_NS), tier=HOT)
     where, having = c.split(node, p.i(0), p.i(MAX_NS))
-    sql = (f"SELECT TraceId FROM (SELECT TraceId, {aggs(ALL_AGGS)} FROM trace_summary WHERE {where} "
-           f"GROUP BY TraceId) WHERE {having}")
-    return sorted(set(store.query_arrow(sql, p.bound(store)).column("TraceId").to_pylist()))
+    sql = (f"SELECT toString(Proj) AS P, TraceId FROM (SELECT TraceId, {aggs(ALL_AGGS)} FROM trace_summary "
+           f"WHERE {where} GROUP BY Project, TraceId) WHERE {having}")
+    return sorted({(r["P"], r["TraceId"]) for r in store.query_arrow(sql, p.bound(store)).to_pylist()})
 
 
-def match_archive(store: Store, text: str) -> list[tuple[str, date]]:
-    """Archived traces (index rows of any run, visible or not yet) the filter matches, with their Day."""
+def match_archive(store: Store, text: str) -> list[tuple[str, str, date]]:
+    """(Project, TraceId, Day) of archived traces (index rows of any run, visible or not yet) the
+    filter matches."""
     p = Params()
     c = Compiler(p, p.i(0), p.i(MAX_NS), tier=ARCHIVE)
     cond = c.compile(parse(text))
-    sql = (f"SELECT DISTINCT TraceId, Day FROM (SELECT TraceId, Day, {aggs(ALL_AGGS, ARCHIVE)} "
-           f"FROM trace_summary_archive FINAL) WHERE {cond}")
-    return sorted((r["TraceId"], r["Day"]) for r in store.query_arrow(sql, p.bound(store)).to_pylist())
+    sql = (f"SELECT DISTINCT toString(Project) AS P, TraceId, Day FROM (SELECT Project, TraceId, Day, "
+           f"{aggs(ALL_AGGS, ARCHIVE)} FROM trace_summary_archive FINAL) WHERE {cond}")
+    return sorted((r["P"], r["TraceId"], r["Day"]) for r in store.query_arrow(sql, p.bound(store)).to_pylist())
 
 
-def _holds_covering(store: Store, ids: list[str], project: str) -> dict[str, list[str]]:
-    """Holds covering ``ids``, as the caller of ``project`` may be told of them (another
-    project's or a global hold is only "a hold made by an admin")."""
+def _holds_covering(store: Store, ids: list[str], project: str, projects: set[str]) -> dict[str, list[str]]:
+    """Holds covering ``ids`` of ``projects`` (the matched traces' own projects: another project's
+    hold on spans sharing an id is not theirs), as the caller of ``project`` may be told of them
+    (another project's or a global hold is only "a hold made by an admin")."""
     from tracelake.archiver.keep import holds_covering
 
-    return holds_covering(store, ids, viewer=project) if ids else {}
+    return holds_covering(store, ids, viewer=project, projects=projects) if ids else {}
 
 
-def _unpin(store: Store, ids: list[str], actor: str) -> int:
-    """An erased trace's pin goes too."""
-    from tracelake.archiver.keep import pinned_until, unpin
+def _unpin(store: Store, by_project: dict[str, list[str]], actor: str, every_project: bool) -> int:
+    """An erased trace's pin goes too: the pin of the erased project, not another project's (an
+    admin's erasure: every pin of the id, those without a project included)."""
+    from tracelake.archiver.keep import unpin
 
-    return sum(bool(unpin(store, tid, actor=actor)) for tid in pinned_until(store, ids)) if ids else 0
+    if every_project:
+        return sum(bool(unpin(store, tid, actor=actor)) for tid in sorted({t for ids in by_project.values() for t in ids}))
+    return sum(bool(unpin(store, tid, actor=actor, projects=[project]))
+               for project, ids in by_project.items() for tid in ids)
 
 
 # --- Delta helpers ------------------------------------------------------------------------------
-def _fragments(location: ArchiveLocation, days: list[str]):
-    """The table's current data files in these Day partitions (pyarrow fragments)."""
+def _fragments(location: ArchiveLocation, days: list[str], project: str | None = None):
+    """The table's current data files in these Day partitions (and of ``project``: pyarrow fragments)."""
     dt = DeltaArchive(location)._table()
-    ds = dt.to_pyarrow_dataset(partitions=[("Day", "in", days)] if days else None)
+    parts = ([("Day", "in", days)] if days else []) + ([("Project", "=", project)] if project is not None else [])
+    ds = dt.to_pyarrow_dataset(partitions=parts or None)
     return list(ds.get_fragments())
 
 
@@ -143,24 +155,31 @@ def _rows_of(frag: Any, ids: pa.Array) -> int:
     return int(pc.sum(pc.is_in(col, value_set=ids)).as_py() or 0)
 
 
-def delta_span_count(location: ArchiveLocation, ids: list[str], days: list[str]) -> int:
-    """Rows of these traces in the Delta table's current version, read by pyarrow (not ClickHouse)."""
+def _by_project(ids: list[str] | dict[str, list[str]]) -> dict[str | None, list[str]]:
+    """Trace ids per project (a plain list: of any project)."""
+    return dict(ids) if isinstance(ids, dict) else {None: list(ids)}  # type: ignore[arg-type]
+
+
+def delta_span_count(location: ArchiveLocation, ids: list[str] | dict[str, list[str]], days: list[str]) -> int:
+    """Rows of these traces (per project, when ``ids`` is a dict) in the Delta table's current
+    version, read by pyarrow (not ClickHouse)."""
     if not ids or not DeltaArchive(location).exists():
         return 0
-    wanted = pa.array(ids, pa.string())
-    return sum(_rows_of(f, wanted) for f in _fragments(location, days))
+    return sum(_rows_of(f, pa.array(pids, pa.string()))
+               for project, pids in _by_project(ids).items() if pids for f in _fragments(location, days, project))
 
 
-def delta_files_with(location: ArchiveLocation, ids: list[str], days: list[str]) -> list[str]:
-    """Data files (paths relative to the table) holding a row of these traces."""
+def delta_files_with(location: ArchiveLocation, ids: list[str] | dict[str, list[str]], days: list[str]) -> list[str]:
+    """Data files (paths relative to the table) holding a row of these traces (per project)."""
     if not ids or not DeltaArchive(location).exists():
         return []
-    wanted = pa.array(ids, pa.string())
-    out = []
-    for frag in _fragments(location, days):
-        if _rows_of(frag, wanted):
-            path = frag.path
-            out.append(path[path.index(TABLE_PREFIX) + len(TABLE_PREFIX):] if TABLE_PREFIX in path else path)
+    out = set()
+    for project, pids in _by_project(ids).items():
+        wanted = pa.array(pids, pa.string())
+        for frag in _fragments(location, days, project) if pids else []:
+            if _rows_of(frag, wanted):
+                path = frag.path
+                out.add(path[path.index(TABLE_PREFIX) + len(TABLE_PREFIX):] if TABLE_PREFIX in path else path)
     return sorted(out)
 
 
@@ -214,15 +233,16 @@ class Eraser:
             text = criteria.filter_text()
             hot = match_hot(self.match_store, text)
             archive = match_archive(self.match_store, text)
-            ids = sorted(set(hot) | {t for t, _ in archive})
+            ids = sorted({t for _, t in hot} | {t for _, t, _ in archive})
+            owners = {p for p, _ in hot} | {p for p, _, _ in archive}
             if dry_run:
                 return {"dry_run": True, "criteria": criteria.to_dict(), "matched_trace_ids": ids,
-                        "hot_traces": len(hot), "archive_traces": len({t for t, _ in archive}), "spool": spool,
-                        "holds": _holds_covering(self.store, ids, project)}
+                        "hot_traces": len(hot), "archive_traces": len({(p, t) for p, t, _ in archive}), "spool": spool,
+                        "holds": _holds_covering(self.store, ids, project, owners)}
             if not ids:
                 raise EraseError(f"nothing matched {text!r}: no trace in either tier (already erased?)", 404,
                                  {"matched": 0, "criteria": criteria.to_dict()})
-            holds = _holds_covering(self.store, ids, project)
+            holds = _holds_covering(self.store, ids, project, owners)
             if any(holds.values()):
                 covered = {name: sorted(t)[:20] for name, t in holds.items() if t}
                 raise EraseError(f"refused: {sum(len(v) for v in holds.values())} matched trace(s) are under "
@@ -232,8 +252,8 @@ class Eraser:
                 "request": {"actor": actor, "role": role, "project": project, "criteria": criteria.to_dict(),
                             "requested_at": iso()},
                 "spool": spool})
-            receipts.add_targets(self.store, req.request_id, [(t, "hot", None) for t in hot] +
-                                 [(t, "archive", d) for t, d in archive])
+            receipts.add_targets(self.store, req.request_id, [(p, t, "hot", None) for p, t in hot] +
+                                 [(p, t, "archive", d) for p, t, d in archive])
             fail_point("erase_after_targets")
             self._plan(req)
             return self._execute(req)
@@ -293,9 +313,11 @@ class Eraser:
         ids = sorted({r["TraceId"] for r in rows})
         days = sorted({r["Day"].isoformat() for r in rows if r["Tier"] == "archive"})
         req.doc["matched_trace_ids"] = ids
+        req.doc["matched_by_project"] = targets_by_project(self.store, req.request_id)
         req.doc["archive_days"] = days
-        req.doc["before"] = self._counts(req.request_id, ids, days)
-        req.doc["delta"] = {"files_affected": delta_files_with(self.location, ids, days)}
+        by_project = req.doc["matched_by_project"]
+        req.doc["before"] = self._counts(req.request_id, by_project, days)
+        req.doc["delta"] = {"files_affected": delta_files_with(self.location, by_project, days)}
         req.doc["blob_candidates"] = self._blob_candidates(req.request_id)
         req.doc["parts_before"] = self._active_parts(HOT_TABLES + ARCHIVE_INDEX_TABLES + ("attachments",))
         req.step("planned")
@@ -303,16 +325,23 @@ class Eraser:
         fail_point("erase_after_planned")
 
     def _targets_sql(self) -> str:
-        return "(SELECT TraceId FROM retention_targets WHERE RequestId = {r:String})"
+        return TARGETS_SQL  # (Project, TraceId) pairs: every statement below matches both
 
-    def _counts(self, rid: str, ids: list[str], days: list[str]) -> dict[str, Any]:
+    def _by_project(self, req: Request) -> dict[str, list[str]]:
+        """The request's targets per project (from the targets table for requests planned before
+        the plan kept them)."""
+        return req.doc.get("matched_by_project") or targets_by_project(self.store, req.request_id)
+
+    def _counts(self, rid: str, ids: list[str] | dict[str, list[str]], days: list[str]) -> dict[str, Any]:
         t = self._targets_sql()
         q = self.store.query_arrow(
-            f"SELECT (SELECT count() FROM (SELECT DISTINCT TraceId, SpanId FROM otel_traces WHERE TraceId IN {t})) AS S, "
-            f"(SELECT count() FROM trace_summary WHERE TraceId IN {t}) AS TS, "
-            f"(SELECT count() FROM otel_traces_trace_id_ts WHERE TraceId IN {t}) AS TI, "
-            f"(SELECT count() FROM trace_summary_archive WHERE TraceId IN {t}) AS AI, "
-            f"(SELECT count() FROM archive_attachments WHERE TraceId IN {t}) AS AA", {"r": rid}).to_pylist()[0]
+            f"SELECT (SELECT count() FROM (SELECT DISTINCT TraceId, SpanId FROM otel_traces "
+            f"WHERE (Project, TraceId) IN {t})) AS S, "
+            f"(SELECT count() FROM trace_summary WHERE (Project, TraceId) IN {t}) AS TS, "
+            f"(SELECT count() FROM otel_traces_trace_id_ts WHERE (Project, TraceId) IN {t}) AS TI, "
+            f"(SELECT count() FROM trace_summary_archive WHERE (Project, TraceId) IN {t}) AS AI, "
+            f"(SELECT count() FROM archive_attachments WHERE (Project, TraceId) IN {t}) AS AA",
+            {"r": rid}).to_pylist()[0]
         return {"hot_spans": int(q["S"]), "archive_spans": delta_span_count(self.location, ids, days),
                 "rows": {"otel_traces": int(q["S"]), "trace_summary": int(q["TS"]), "otel_traces_trace_id_ts": int(q["TI"]),
                          "trace_summary_archive": int(q["AI"]), "archive_attachments": int(q["AA"])}}
@@ -322,8 +351,8 @@ class Eraser:
         t = self._targets_sql()
         hot = self.store.query_arrow(
             "SELECT DISTINCT sha FROM otel_traces ARRAY JOIN extractAll(SpanAttributes['tracelake.attachments'], "
-            f"'[0-9a-f]{{64}}') AS sha WHERE TraceId IN {t}", {"r": rid}).column("sha").to_pylist()
-        arch = self.store.query_arrow(f"SELECT DISTINCT Sha256 FROM archive_attachments WHERE TraceId IN {t}",
+            f"'[0-9a-f]{{64}}') AS sha WHERE (Project, TraceId) IN {t}", {"r": rid}).column("sha").to_pylist()
+        arch = self.store.query_arrow(f"SELECT DISTINCT Sha256 FROM archive_attachments WHERE (Project, TraceId) IN {t}",
                                       {"r": rid}).column("Sha256").to_pylist()
         return sorted(set(hot) | set(arch))
 
@@ -355,9 +384,10 @@ class Eraser:
         """ALTER TABLE ... DELETE (a mutation: parts holding the rows are rewritten without them),
         waited for. Counted first: a mutation is a rewrite even when nothing matches."""
         t = self._targets_sql()
-        n = self.store.query_arrow(f"SELECT count() AS n FROM {table} WHERE TraceId IN {t}", {"r": rid}).to_pylist()[0]["n"]
+        n = self.store.query_arrow(f"SELECT count() AS n FROM {table} WHERE (Project, TraceId) IN {t}",
+                                   {"r": rid}).to_pylist()[0]["n"]
         if n:
-            self.store.execute(f"ALTER TABLE {table} DELETE WHERE TraceId IN {t} SETTINGS mutations_sync = 2",
+            self.store.execute(f"ALTER TABLE {table} DELETE WHERE (Project, TraceId) IN {t} SETTINGS mutations_sync = 2",
                                {"r": rid})
         return int(n)
 
@@ -375,14 +405,18 @@ class Eraser:
 
         for table in ARCHIVE_INDEX_TABLES:
             self._mutate(table, req.request_id)
-        ids = [check_trace_id(t) for t in req.doc.get("matched_trace_ids", [])]
+        from tracelake.archiver.service import _string_literal
+
+        by_project = {p: [check_trace_id(t) for t in ids] for p, ids in self._by_project(req).items()}
         days = [date.fromisoformat(d).isoformat() for d in req.doc.get("archive_days", [])]  # validated dates
         if days and self.delta.exists():
             props = CommitProperties(custom_metadata={"tracelake.erasure": req.request_id})
             for i, day in enumerate(days):
-                for j in range(0, len(ids), IDS_PER_DELETE):
-                    id_list = ", ".join(f"'{x}'" for x in ids[j:j + IDS_PER_DELETE])
-                    self.delta._table().delete(f"Day = '{day}' AND TraceId IN ({id_list})", commit_properties=props)
+                for project, ids in by_project.items():  # the project is a partition column of the table
+                    for j in range(0, len(ids), IDS_PER_DELETE):
+                        id_list = ", ".join(f"'{x}'" for x in ids[j:j + IDS_PER_DELETE])
+                        self.delta._table().delete(f"Day = '{day}' AND Project = {_string_literal(project)} "
+                                                   f"AND TraceId IN ({id_list})", commit_properties=props)
                 if i == 0:
                     fail_point("erase_mid_archive")
         # The Delta history tells what each delete of this request did (even one a crash cut off
@@ -424,13 +458,12 @@ class Eraser:
         return False
 
     def _erase_blobs(self, req: Request) -> None:
-        from tracelake.archiver.gc import LIVE_HOT
-
         candidates = req.doc.get("blob_candidates", [])
         removed, kept = list(req.doc.get("blobs_removed", [])), []
         if candidates:
-            live = set(self.store.query_arrow(LIVE_HOT).column("sha").to_pylist())
-            live |= set(self.store.query_arrow("SELECT DISTINCT Sha256 FROM archive_attachments").column("Sha256").to_pylist())
+            live_pairs = self._live_blob_projects()
+            live = {sha for sha, _ in live_pairs}
+            self._revoke_blob_access(candidates, set(self._by_project(req)), live_pairs)
             for i, sha in enumerate(candidates):
                 if sha in live:
                     kept.append(sha)  # another trace still refers to it
@@ -454,11 +487,32 @@ class Eraser:
         record(self.store, req, "blobs_erased")
         fail_point("erase_after_blobs")
 
+    def _revoke_blob_access(self, candidates: list[str], erased: set[str], live: set[tuple[str, str]]) -> None:
+        """A blob another project still refers to stays stored, but an erased project loses access
+        to it (its attachments index row) once none of its spans refers to it any more."""
+        rows = self.store.query_arrow("SELECT DISTINCT Sha256, toString(Project) AS P FROM attachments "
+                                      "WHERE has(splitByChar(',', {s:String}), Sha256)",
+                                      {"s": ",".join(candidates)}).to_pylist()
+        for r in rows:
+            if r["P"] in erased and (r["Sha256"], r["P"]) not in live:
+                self.store.execute("ALTER TABLE attachments DELETE WHERE Sha256 = {s:String} AND Project = {p:String} "
+                                   "SETTINGS mutations_sync = 2", {"s": r["Sha256"], "p": r["P"]})
+
+    def _live_blob_projects(self) -> set[tuple[str, str]]:
+        """(sha, project) of every blob some span still refers to, hot or archived."""
+        rows = self.store.query_arrow(
+            "SELECT DISTINCT sha, toString(Project) AS P FROM otel_traces "
+            "ARRAY JOIN extractAll(SpanAttributes['tracelake.attachments'], '[0-9a-f]{64}') AS sha "
+            "WHERE mapContains(SpanAttributes, 'tracelake.attachments') UNION DISTINCT "
+            "SELECT DISTINCT Sha256 AS sha, toString(Project) AS P FROM archive_attachments").to_pylist()
+        return {(r["sha"], r["P"]) for r in rows}
+
     def _finish(self, req: Request) -> None:
-        ids = req.doc.get("matched_trace_ids", [])
-        req.doc["pins_removed"] = req.doc.get("pins_removed", 0) + _unpin(self.store, ids, req.actor)
+        by_project = self._by_project(req)
+        admin = req.doc.get("request", {}).get("project", "*") == "*"
+        req.doc["pins_removed"] = req.doc.get("pins_removed", 0) + _unpin(self.store, by_project, req.actor, admin)
         req.doc["replaced_parts_left"] = self._wait_for_parts(req.doc.get("parts_before", []))
-        req.doc["after"] = self._counts(req.request_id, ids, req.doc.get("archive_days", []))
+        req.doc["after"] = self._counts(req.request_id, by_project, req.doc.get("archive_days", []))
         req.step("done")
         req.doc["finished_at"] = req.doc["steps"]["done"]
         receipt = self.receipt(req)

@@ -2,6 +2,9 @@
 
 * A **pin** keeps one trace hot and out of every deletion until it is unpinned or its ``until``
   passes. ``retention_pins`` has one row per change (pin, unpin), so who pinned what and when stays.
+  A pin is a project's (migration 26): it keeps that project's spans of the trace, and is seen,
+  changed and removed only by callers of that project (or an admin). A trace id shared by two
+  projects has a pin per project; an admin's pin is one for every project holding the trace.
 * A **hold** is a named filter of the UI's language plus a reason: while it is active, no trace it
   matches is deleted in any tier (a held trace may still move from hot to the archive).
   ``retention_holds`` has one row per change (create, release); names are unique for all time and
@@ -33,7 +36,14 @@ from tracelake.query.compile import ALL_AGGS, ARCHIVE, HOT, Compiler, Tier, aggs
 from tracelake.query.filters import FilterError, Node, parse
 from tracelake.query.params import Params, query
 from tracelake.store.base import Store
-from tracelake.store.keep_schema import _ACTIVE_PIN, PINNED_TRACES_SQL, STATEMENTS, pinned_sql  # noqa: F401 - re-exported
+from tracelake.store.keep_schema import (  # noqa: F401 - re-exported
+    _ACTIVE_PIN,
+    PINNED_TRACES_SQL,
+    STATEMENTS,
+    pinned_condition,
+    pinned_pairs_sql,
+    pinned_sql,
+)
 
 
 
@@ -80,10 +90,11 @@ class Pin:
     actor: str
     reason: str
     created: datetime
+    project: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"trace_id": self.trace_id, "until": _iso(self.until), "actor": self.actor, "reason": self.reason,
-                "created": _iso(self.created)}
+        return {"trace_id": self.trace_id, "project": self.project, "until": _iso(self.until), "actor": self.actor,
+                "reason": self.reason, "created": _iso(self.created)}
 
 
 @dataclass(frozen=True)
@@ -162,19 +173,31 @@ def _actor(actor: str) -> str:
 
 
 # --- pins ----------------------------------------------------------------------------------------
-def _write_pin(store: Store, trace_id: str, pinned: bool, until: datetime | None, actor: str, reason: str,
-               now_ms: int) -> None:
+def _write_pin(store: Store, project: str, trace_id: str, pinned: bool, until: datetime | None, actor: str,
+               reason: str, now_ms: int) -> None:
     p = Params()
     store.execute(
-        "INSERT INTO retention_pins (TraceId, Version, Pinned, Until, Actor, Reason, Time) VALUES "
-        f"({p.s(trace_id)}, {p.add(_version(), 'UInt64')}, {p.add(int(pinned), 'UInt8')}, "
+        "INSERT INTO retention_pins (Project, TraceId, Version, Pinned, Until, Actor, Reason, Time) VALUES "
+        f"({p.s(project)}, {p.s(trace_id)}, {p.add(_version(), 'UInt64')}, {p.add(int(pinned), 'UInt8')}, "
         f"fromUnixTimestamp64Milli({p.i(_ms(until) if until else 0)}), {p.s(actor)}, {p.s(reason)}, "
         f"fromUnixTimestamp64Milli({p.i(now_ms)}))", p.bound(store))
 
 
-def pin(store: Store, trace_id: str, *, until: datetime | None, actor: str, reason: str = "") -> Pin:
-    """Pin a trace (again: the new pin replaces the old one's ``until``). The caller checks that
-    the trace exists; this only checks the id's form. ``until`` must be in the future."""
+def trace_projects(store: Store, trace_id: str) -> list[str]:
+    """The projects holding spans of the trace, hot or archived, as ``store`` sees them (a
+    caller's scoped store: the caller's projects only)."""
+    p = Params()
+    t = p.s(check_trace_id(trace_id))
+    rows = query(store, f"SELECT DISTINCT Project FROM trace_summary WHERE TraceId = {t} UNION DISTINCT "
+                        f"SELECT DISTINCT Project FROM trace_summary_archive WHERE TraceId = {t}", p)
+    return sorted({str(r["Project"]) for r in rows})
+
+
+def pin(store: Store, trace_id: str, *, until: datetime | None, actor: str, reason: str = "",
+        projects: list[str] | None = None) -> Pin:
+    """Pin a trace (again: the new pin replaces the old one's ``until``) for ``projects``: by default
+    every project holding the trace that ``store`` sees (a project's caller: its own). The caller
+    checks that the trace exists; this checks the id's form. ``until`` must be in the future."""
     tid = check_trace_id(trace_id)
     who = _actor(actor)
     now = datetime.now(timezone.utc)
@@ -182,36 +205,53 @@ def pin(store: Store, trace_id: str, *, until: datetime | None, actor: str, reas
         raise KeepError(f"'until' must be in the future, not {until.isoformat()}")
     if len(reason) > MAX_REASON:
         raise KeepError(f"the reason is {len(reason)} characters, at most {MAX_REASON}")
-    _write_pin(store, tid, True, until, who, reason, _ms(now))
-    return Pin(tid, _dt(_ms(until)) if until else None, who, reason, _dt(_ms(now)))
+    owners = sorted(set(projects)) if projects is not None else trace_projects(store, tid)
+    if not owners:
+        if getattr(store, "projects", None) is not None:  # a project's caller pins its own spans only
+            raise KeepError(f"no trace {tid} to pin", "trace_id")
+        owners = [""]  # unscoped (admin, CLI): an id no span has yet; the pin covers every project
+    for project in owners:
+        _write_pin(store, project, tid, True, until, who, reason, _ms(now))
+    return Pin(tid, _dt(_ms(until)) if until else None, who, reason, _dt(_ms(now)), ", ".join(owners))
 
 
-def unpin(store: Store, trace_id: str, *, actor: str) -> bool:
-    """Remove a trace's pin; False (nothing written) when it had no active pin."""
+def unpin(store: Store, trace_id: str, *, actor: str, projects: list[str] | None = None) -> bool:
+    """Remove the trace's active pins that ``store`` sees (a project's caller: its project's pin
+    only; another project's pin of the same trace id stays), or only those of ``projects``.
+    False (nothing written) when there was none."""
     tid = check_trace_id(trace_id)
     who = _actor(actor)
-    if tid not in pinned_until(store, [tid]):
-        return False
-    _write_pin(store, tid, False, None, who, "", _ms(datetime.now(timezone.utc)))
-    return True
+    found = [x for x in _active_pin_rows(store, [tid]) if projects is None or x.project in projects]
+    now_ms = _ms(datetime.now(timezone.utc))
+    for x in found:
+        _write_pin(store, x.project, tid, False, None, who, "", now_ms)
+    return bool(found)
 
 
 def _pin_rows(store: Store, where: str, p: Params) -> list[Pin]:
     now = p.i(_ms(datetime.now(timezone.utc)))
-    rows = query(store, "SELECT TraceId, toUnixTimestamp64Milli(Until) AS U, Actor, Reason, "
+    rows = query(store, "SELECT Project, TraceId, toUnixTimestamp64Milli(Until) AS U, Actor, Reason, "
                         "toUnixTimestamp64Milli(Time) AS T FROM retention_pins_current "
-                        f"WHERE {_ACTIVE_PIN.format(now=now)} AND {where} ORDER BY Time DESC, TraceId", p)
-    return [Pin(r["TraceId"], _dt(r["U"]) if r["U"] else None, r["Actor"], r["Reason"], _dt(r["T"])) for r in rows]
+                        f"WHERE {_ACTIVE_PIN.format(now=now)} AND {where} ORDER BY Time DESC, TraceId, Project", p)
+    return [Pin(r["TraceId"], _dt(r["U"]) if r["U"] else None, r["Actor"], r["Reason"], _dt(r["T"]), r["Project"])
+            for r in rows]
+
+
+def _active_pin_rows(store: Store, trace_ids: list[str]) -> list[Pin]:
+    ids = sorted({t.lower() for t in trace_ids if HEX_ID.match(t.lower())})
+    if not ids:
+        return []
+    p = Params()
+    return _pin_rows(store, f"TraceId IN (SELECT arrayJoin(splitByChar(',', {p.s(','.join(ids))})))", p)
 
 
 def active_pins(store: Store, trace_ids: list[str]) -> dict[str, Pin]:
-    """The active pin of each given trace that has one."""
-    ids = sorted({t.lower() for t in trace_ids if HEX_ID.match(t.lower())})
-    if not ids:
-        return {}
-    p = Params()
-    where = f"TraceId IN (SELECT arrayJoin(splitByChar(',', {p.s(','.join(ids))})))"
-    return {x.trace_id: x for x in _pin_rows(store, where, p)}
+    """The active pin of each given trace that has one (as ``store`` sees pins: a project's caller
+    its project's; with several projects' pins of one id, the newest)."""
+    out: dict[str, Pin] = {}
+    for x in _active_pin_rows(store, trace_ids):
+        out.setdefault(x.trace_id, x)
+    return out
 
 
 def pinned_until(store: Store, trace_ids: list[str]) -> dict[str, datetime | None]:
@@ -228,10 +268,11 @@ def list_pins(store: Store, limit: int = 500) -> list[Pin]:
 def pin_history(store: Store, trace_id: str) -> list[dict[str, Any]]:
     """Every change of one trace's pin, oldest first."""
     p = Params()
-    rows = query(store, "SELECT Pinned, toUnixTimestamp64Milli(Until) AS U, Actor, Reason, "
+    rows = query(store, "SELECT Project, Pinned, toUnixTimestamp64Milli(Until) AS U, Actor, Reason, "
                         f"toUnixTimestamp64Milli(Time) AS T FROM retention_pins FINAL WHERE TraceId = "
-                        f"{p.s(check_trace_id(trace_id))} ORDER BY Version", p)
-    return [{"action": "pin" if r["Pinned"] else "unpin", "until": _iso(_dt(r["U"])) if r["U"] else None,
+                        f"{p.s(check_trace_id(trace_id))} ORDER BY Version, Project", p)
+    return [{"action": "pin" if r["Pinned"] else "unpin", "project": r["Project"],
+             "until": _iso(_dt(r["U"])) if r["U"] else None,
              "actor": r["Actor"], "reason": r["Reason"], "time": _iso(_dt(r["T"]))} for r in rows]
 
 
@@ -383,18 +424,21 @@ def _covering(store: Store, holds: list[Hold], ids: list[str], tier: Tier) -> li
     p = Params()
     scope = f"SELECT arrayJoin(splitByChar(',', {p.s(','.join(ids))}))"  # hex ids: never a comma
     names = hold_names_expr(holds, Compiler(p, p.i(_SPAN_LO), p.i(_SPAN_HI), scope_ids=scope, tier=tier))
+    # One project's spans of a trace are one trace: a hold of project P looks at P's spans only.
     if tier is HOT:
         inner = (f"SELECT TraceId, {aggs(ALL_AGGS)} FROM trace_summary WHERE TraceId IN ({scope}) "
-                 "GROUP BY TraceId")
+                 "GROUP BY Project, TraceId")
     else:
         inner = f"SELECT TraceId, {aggs(ALL_AGGS, ARCHIVE)} FROM archived_traces WHERE TraceId IN ({scope})"
-    return query(store, f"SELECT TraceId, {names} AS H FROM ({inner}) WHERE notEmpty(H)", p)
+    return query(store, f"SELECT toString(Proj) AS P, TraceId, {names} AS H FROM ({inner}) WHERE notEmpty(H)", p)
 
 
-def holds_covering(store: Store, trace_ids: list[str], viewer: str = ALL_PROJECTS) -> dict[str, list[str]]:
+def holds_covering(store: Store, trace_ids: list[str], viewer: str = ALL_PROJECTS,
+                   projects: set[str] | None = None) -> dict[str, list[str]]:
     """Active hold name -> the given traces it covers, looking at both tiers (a trace matched in
-    either tier is covered). Holds that cover none of them are left out. For a project's
-    ``viewer`` holds not of its project are all named :data:`ADMIN_HOLD` (no name crosses projects)."""
+    either tier is covered); with ``projects``, only those projects' spans of the traces count.
+    Holds that cover none of them are left out. For a project's ``viewer`` holds not of its
+    project are all named :data:`ADMIN_HOLD` (no name crosses projects)."""
     from tracelake.ui.queries.tiers import archive_present
 
     ids = sorted({t.lower() for t in trace_ids if HEX_ID.match(t.lower())})
@@ -406,6 +450,8 @@ def holds_covering(store: Store, trace_ids: list[str], viewer: str = ALL_PROJECT
     for tier in tiers:
         for chunk in range(0, len(ids), 5000):
             for r in _covering(store, holds, ids[chunk:chunk + 5000], tier):
+                if projects is not None and r["P"] not in projects:
+                    continue
                 for name in r["H"]:
                     out.setdefault(name, set()).add(r["TraceId"])
     if viewer != ALL_PROJECTS:

@@ -1,6 +1,8 @@
 """Which traces leave the hot tier, and which archived traces are past their time: as SQL and as a plan.
 
-A trace is matched as a whole, on its trace_summary aggregates, by the first rule whose filter
+A trace is a project's spans of one trace id (trace ids cross projects: two projects' spans of one
+id are two traces here, each moved, kept and deleted on its own, never one project's spans on the
+strength of another's). It is matched as a whole, on its trace_summary aggregates, by the first rule whose filter
 (the UI's filter language, compiled by :mod:`tracelake.query.compile`) it passes; a rule without
 ``match`` takes the rest. It leaves hot when its *last* span is older than the rule's ``hot``
 window (trace End < now - hot), so a trace is never split between tiers.
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, Sequence
 
-from tracelake.archiver.keep import Hold, active_holds, hold_names_expr, pinned_sql
+from tracelake.archiver.keep import Hold, active_holds, hold_names_expr, pinned_condition
 from tracelake.archiver.policy import RetentionPolicy
 from tracelake.query.compile import ALL_AGGS, ARCHIVE, Compiler, aggs
 from tracelake.query.filters import parse
@@ -98,7 +100,7 @@ def candidates_sql(store: Store, policy: RetentionPolicy, now_ns: int, p: Params
     delete_after = (f"if(arrayElement({keep_p}, RuleIdx + 1) < 0, {p.i(FOREVER_MS)}, "
                     f"intDiv(TE, 1000000) + arrayElement({keep_p}, RuleIdx + 1))")
     hold_names = hold_names_expr(list(holds), Compiler(p, span_lo, span_hi))
-    pinned = f"TraceId IN ({pinned_sql(now_ms)})"
+    pinned = pinned_condition("Proj", now_ms)
     due = f"{delete_after} <= {now_ms}"
     return f"""
 SELECT Proj AS Project, TraceId, fromUnixTimestamp64Nano(TS) AS Start, fromUnixTimestamp64Nano(TE) AS End,
@@ -117,7 +119,7 @@ FROM (
         SELECT TraceId, {aggs(ALL_AGGS)}
         FROM trace_summary
         WHERE TraceId IN (SELECT TraceId FROM trace_summary WHERE Start < fromUnixTimestamp64Nano({cut}))
-        GROUP BY TraceId
+        GROUP BY Project, TraceId
         HAVING TE < {cut}
     )
 )
@@ -131,13 +133,13 @@ def expired_condition(policy: RetentionPolicy, now_ns: int, p: Params, holds: Se
     neither pinned at ``now`` nor matched by one of ``holds``. With ``kept``: past its time but
     kept by a pin or hold (what the plan reports as kept)."""
     base = _expired_base(policy, now_ns, p)
-    pinned = f"TraceId IN ({pinned_sql(p.i(now_ns // 1_000_000))})"
+    pinned = pinned_condition("Project", p.i(now_ns // 1_000_000))
     held = "0"
     if holds:
         scope = f"SELECT TraceId FROM archived_traces WHERE {base}"
         names = hold_names_expr(list(holds), Compiler(p, p.i(0), p.i(_SPAN_HI_NS), scope_ids=scope, tier=ARCHIVE))
-        held = (f"TraceId IN (SELECT TraceId FROM (SELECT TraceId, {aggs(ALL_AGGS, ARCHIVE)} FROM archived_traces "
-                f"WHERE {base}) WHERE notEmpty({names}))")
+        held = (f"(Project, TraceId) IN (SELECT Project, TraceId FROM (SELECT Project, TraceId, "
+                f"{aggs(ALL_AGGS, ARCHIVE)} FROM archived_traces WHERE {base}) WHERE notEmpty({names}))")
     if kept:
         return f"({base} AND ({pinned} OR {held}))"
     return f"({base} AND NOT {pinned} AND NOT {held})"

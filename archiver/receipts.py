@@ -3,7 +3,8 @@
 A request's state is its row with the highest Version in ``retention_requests`` (migration 22);
 each row carries the request's whole JSON document so far (``Doc``): criteria, who and when,
 counts, per-step timestamps. A finished erasure's receipt is that document, stored in
-``erasure_receipts``. Targets (the trace ids frozen at the start) live in ``retention_targets``.
+``erasure_receipts``. Targets (the (project, trace id) pairs frozen at the start) live in
+``retention_targets``.
 """
 from __future__ import annotations
 
@@ -126,25 +127,39 @@ def list_requests(store: Store, kind: str, limit: int = 100) -> list[Request]:
 
 
 # --- targets ----------------------------------------------------------------------------------
-def add_targets(store: Store, request_id: str, rows: list[tuple[str, str, Any]]) -> None:
-    """(TraceId, tier, Day or None) rows frozen for the request."""
+def add_targets(store: Store, request_id: str, rows: list[tuple[str, str, str, Any]]) -> None:
+    """(Project, TraceId, tier, Day or None) rows frozen for the request: a target is one project's
+    spans of a trace, never every span that shares the id."""
     if not rows:
         return
     from datetime import date
 
     store.insert_arrow("retention_targets", pa.table({
-        "RequestId": [request_id] * len(rows), "TraceId": [check_trace_id(t) for t, _, _ in rows],
-        "Tier": [tier for _, tier, _ in rows],
-        "Day": pa.array([d if d is not None else date(1970, 1, 1) for _, _, d in rows], pa.date32())}))
+        "RequestId": [request_id] * len(rows), "Project": [p for p, _, _, _ in rows],
+        "TraceId": [check_trace_id(t) for _, t, _, _ in rows], "Tier": [tier for _, _, tier, _ in rows],
+        "Day": pa.array([d if d is not None else date(1970, 1, 1) for _, _, _, d in rows], pa.date32())}))
 
 
 def targets(store: Store, request_id: str) -> list[dict[str, Any]]:
-    return store.query_arrow("SELECT DISTINCT TraceId, toString(Tier) AS Tier, Day FROM retention_targets "
-                             "WHERE RequestId = {r:String} ORDER BY TraceId, Tier, Day", {"r": request_id}).to_pylist()
+    return store.query_arrow("SELECT DISTINCT toString(Project) AS Project, TraceId, toString(Tier) AS Tier, Day "
+                             "FROM retention_targets WHERE RequestId = {r:String} ORDER BY Project, TraceId, Tier, Day",
+                             {"r": request_id}).to_pylist()
 
 
 def target_ids(store: Store, request_id: str) -> list[str]:
     return sorted({r["TraceId"] for r in targets(store, request_id)})
+
+
+def targets_by_project(store: Store, request_id: str) -> dict[str, list[str]]:
+    """Project -> its target trace ids."""
+    out: dict[str, set[str]] = {}
+    for r in targets(store, request_id):
+        out.setdefault(r["Project"], set()).add(r["TraceId"])
+    return {p: sorted(ids) for p, ids in sorted(out.items())}
+
+
+# The request's targets as (Project, TraceId) pairs, for ``(Project, TraceId) IN ...`` (param ``r``).
+TARGETS_SQL = "(SELECT Project, TraceId FROM retention_targets WHERE RequestId = {r:String})"
 
 
 # --- receipts ---------------------------------------------------------------------------------

@@ -6,7 +6,9 @@
       -> flipped   ONE insert: hot readers show them, the archive views hide them
       -> done      archive copy removed (index rows, Delta delete, vacuum)
 
-At every state each span is visible in exactly one tier (views in
+A target is one project's spans of a trace (Project, TraceId): restoring as one project copies,
+pins and removes from the archive that project's spans only, never another project's spans that
+share the trace id. At every state each span is visible in exactly one tier (views in
 :mod:`tracelake.store.erase_schema`). A copy cut off by a crash is removed before copying again,
 and the copy does not use insert deduplication (a block identical to an earlier restore must not
 be dropped). Fail points: ``TRACELAKE_ARCHIVER_FAIL_AT=restore_<point>:kill`` (:data:`FAIL_POINTS`).
@@ -20,7 +22,7 @@ from typing import Any, Callable
 from tracelake.archiver import receipts
 from tracelake.archiver.delta import ArchiveLocation, DeltaArchive
 from tracelake.archiver.erase import IDS_PER_DELETE, MAX_NS
-from tracelake.archiver.receipts import Request, check_trace_id, iso, record
+from tracelake.archiver.receipts import TARGETS_SQL, Request, check_trace_id, iso, record, targets_by_project
 from tracelake.archiver.runs import InjectedFailure, fail_point
 from tracelake.query.compile import ALL_AGGS, ARCHIVE, Compiler, aggs
 from tracelake.query.filters import FilterError, parse
@@ -47,18 +49,19 @@ class RestoreError(ValueError):
         self.status = status
 
 
-def match_archived(store: Store, *, trace_id: str | None = None, filter_text: str | None = None) -> list[tuple[str, date]]:
-    """(TraceId, Day) of visible archived traces: one id, or what a filter matches."""
+def match_archived(store: Store, *, trace_id: str | None = None,
+                   filter_text: str | None = None) -> list[tuple[str, str, date]]:
+    """(Project, TraceId, Day) of visible archived traces ``store`` may see: one id, or what a filter matches."""
     if trace_id is not None:
         try:
             tid = check_trace_id(trace_id)
         except ValueError as exc:
             raise RestoreError(str(exc)) from exc
-        rows = store.query_arrow("SELECT DISTINCT TraceId, Day FROM archived_traces WHERE TraceId = {t:String}",
-                                 {"t": tid}).to_pylist()
+        rows = store.query_arrow("SELECT DISTINCT toString(Project) AS P, TraceId, Day FROM archived_traces "
+                                 "WHERE TraceId = {t:String}", {"t": tid}).to_pylist()
         if not rows:
             raise RestoreError(f"trace {tid} is not in the archive (unknown, or already hot)", 404)
-        return [(r["TraceId"], r["Day"]) for r in rows]
+        return sorted((r["P"], r["TraceId"], r["Day"]) for r in rows)
     if not filter_text or not filter_text.strip():
         raise RestoreError("say what to restore: a trace id or --filter TEXT")
     try:
@@ -67,11 +70,12 @@ def match_archived(store: Store, *, trace_id: str | None = None, filter_text: st
         raise RestoreError(f"filter does not parse: {exc}") from exc
     p = Params()
     cond = Compiler(p, p.i(0), p.i(MAX_NS), tier=ARCHIVE).compile(node)
-    rows = store.query_arrow(f"SELECT DISTINCT TraceId, Day FROM (SELECT TraceId, Day, {aggs(ALL_AGGS, ARCHIVE)} "
-                             f"FROM archived_traces) WHERE {cond}", p.bound(store)).to_pylist()
+    rows = store.query_arrow(f"SELECT DISTINCT toString(Project) AS P, TraceId, Day FROM (SELECT Project, TraceId, "
+                             f"Day, {aggs(ALL_AGGS, ARCHIVE)} FROM archived_traces) WHERE {cond}",
+                             p.bound(store)).to_pylist()
     if not rows:
         raise RestoreError(f"no archived trace matches {filter_text!r}", 404)
-    return sorted((r["TraceId"], r["Day"]) for r in rows)
+    return sorted((r["P"], r["TraceId"], r["Day"]) for r in rows)
 
 
 class Restorer:
@@ -101,9 +105,9 @@ class Restorer:
             req = receipts.new_request("restore", actor, role, {
                 "request": {"actor": actor, "role": role, "trace_id": trace_id, "filter": filter_text,
                             "pin_for_s": int(pin_for.total_seconds()), "requested_at": iso()},
-                "pinned_until": iso(until), "trace_ids": sorted({t for t, _ in found}),
-                "days": sorted({d.isoformat() for _, d in found})})
-            receipts.add_targets(self.store, req.request_id, [(t, "archive", d) for t, d in found])
+                "pinned_until": iso(until), "trace_ids": sorted({t for _, t, _ in found}),
+                "days": sorted({d.isoformat() for _, _, d in found})})
+            receipts.add_targets(self.store, req.request_id, [(p, t, "archive", d) for p, t, d in found])
             fail_point("restore_after_targets")
             req.step("planned")
             record(self.store, req, "planned")
@@ -147,29 +151,32 @@ class Restorer:
             raise
 
     def _targets_sql(self) -> str:
-        return "(SELECT TraceId FROM retention_targets WHERE RequestId = {r:String})"
+        return TARGETS_SQL  # (Project, TraceId) pairs: statements below match both
 
     def _pin(self, req: Request) -> None:
-        """Pinned first, so no archive run takes them back while (or right after) they are copied."""
+        """Pinned first, so no archive run takes them back while (or right after) they are copied;
+        each restored project's pin of the trace."""
         from tracelake.archiver.keep import pin
 
         until = datetime.fromisoformat(req.doc["pinned_until"].replace("Z", "+00:00"))
-        for tid in req.doc.get("trace_ids", []):
-            pin(self.store, tid, until=until, actor=req.actor, reason="restored")
+        for project, ids in targets_by_project(self.store, req.request_id).items():
+            for tid in ids:
+                pin(self.store, tid, until=until, actor=req.actor, reason="restored", projects=[project])
 
     def _copy(self, req: Request) -> None:
         rid, t = req.request_id, self._targets_sql()
-        left = self.store.query_arrow(f"SELECT count() AS n FROM otel_traces WHERE TraceId IN {t}", {"r": rid}).to_pylist()[0]["n"]
+        left = self.store.query_arrow(f"SELECT count() AS n FROM otel_traces WHERE (Project, TraceId) IN {t}",
+                                      {"r": rid}).to_pylist()[0]["n"]
         if left:  # a copy a crash cut off (hidden from readers): start over
-            self.store.execute(f"DELETE FROM otel_traces WHERE TraceId IN {t}", {"r": rid})
+            self.store.execute(f"DELETE FROM otel_traces WHERE (Project, TraceId) IN {t}", {"r": rid})
         days = [date.fromisoformat(d) for d in req.doc.get("days", [])]
         p = {"r": rid, "days": ",".join(d.isoformat() for d in days)}
         day_cond = "Day IN (SELECT toDate(arrayJoin(splitByChar(',', {days:String}))))"
         self.store.execute(f"INSERT INTO otel_traces ({COPY_COLUMNS}) SELECT {COPY_COLUMNS} FROM otel_traces_archive "
-                           f"WHERE {day_cond} AND TraceId IN {t} SETTINGS insert_deduplicate = 0", p)
+                           f"WHERE {day_cond} AND (Project, TraceId) IN {t} SETTINGS insert_deduplicate = 0", p)
         fail_point("restore_after_insert")
         n = self.store.query_arrow(f"SELECT count() AS n FROM (SELECT DISTINCT TraceId, SpanId FROM otel_traces "
-                                   f"WHERE TraceId IN {t})", {"r": rid}).to_pylist()[0]["n"]
+                                   f"WHERE (Project, TraceId) IN {t})", {"r": rid}).to_pylist()[0]["n"]
         req.doc["spans_restored"] = int(n)
         req.step("copied")
         record(self.store, req, "copied")
@@ -177,16 +184,21 @@ class Restorer:
 
     def _remove_archive_copy(self, req: Request) -> None:
         rid, t = req.request_id, self._targets_sql()
+        from tracelake.archiver.service import _string_literal
+
         for table in ("trace_summary_archive", "archive_attachments"):
-            if self.store.query_arrow(f"SELECT count() AS n FROM {table} WHERE TraceId IN {t}", {"r": rid}).to_pylist()[0]["n"]:
-                self.store.execute(f"DELETE FROM {table} WHERE TraceId IN {t}", {"r": rid})
-        ids = [check_trace_id(x) for x in req.doc.get("trace_ids", [])]
+            if self.store.query_arrow(f"SELECT count() AS n FROM {table} WHERE (Project, TraceId) IN {t}",
+                                      {"r": rid}).to_pylist()[0]["n"]:
+                self.store.execute(f"DELETE FROM {table} WHERE (Project, TraceId) IN {t}", {"r": rid})
+        by_project = {p: [check_trace_id(x) for x in ids] for p, ids in targets_by_project(self.store, rid).items()}
         days = [date.fromisoformat(d).isoformat() for d in req.doc.get("days", [])]
-        if ids and days and self.delta.exists():
+        if by_project and days and self.delta.exists():
             for i, day in enumerate(days):
-                for j in range(0, len(ids), IDS_PER_DELETE):
-                    id_list = ", ".join(f"'{x}'" for x in ids[j:j + IDS_PER_DELETE])
-                    self.delta.delete(f"Day = '{day}' AND TraceId IN ({id_list})")
+                for project, ids in by_project.items():  # the project is a partition column of the table
+                    for j in range(0, len(ids), IDS_PER_DELETE):
+                        id_list = ", ".join(f"'{x}'" for x in ids[j:j + IDS_PER_DELETE])
+                        self.delta.delete(f"Day = '{day}' AND Project = {_string_literal(project)} "
+                                          f"AND TraceId IN ({id_list})")
                 if i == 0:
                     fail_point("restore_mid_archive_delete")
             self.delta.vacuum()

@@ -32,7 +32,10 @@ INDEX_COLUMNS = ("Project, TraceId, Start, End, RootName, RootService, SpanCount
                  "InputTokens, OutputTokens, CostUsd, SessionId, UserId, Day, Bytes, RunId, Rule, ArchivedAt, "
                  "DeleteAfter")
 
-# Hot tables that hold a trace, with the column their day partition is computed from.
+# A run's traces: (Project, TraceId) pairs, never a bare id (another project's spans may share it).
+MOVED = "(SELECT Project, TraceId FROM trace_summary_archive WHERE RunId = {r:String})"
+
+# Hot tables that hold a trace (each with a Project column), with the column their day partition is computed from.
 HOT_TABLES = (("otel_traces", "toDate(Timestamp)"), ("trace_summary", "toDate(Start)"),
               ("otel_traces_trace_id_ts", "toDate(Start)"))
 
@@ -282,18 +285,18 @@ class Archiver:
 
     def _attachments_from_hot(self, run: RunRecord) -> None:
         self.store.execute(
-            "INSERT INTO archive_attachments (Sha256, TraceId, RunId) "
-            "SELECT DISTINCT sha, TraceId, {r:String} FROM otel_traces "
+            "INSERT INTO archive_attachments (Sha256, TraceId, RunId, Project) "
+            "SELECT DISTINCT sha, TraceId, {r:String}, Project FROM otel_traces "
             "ARRAY JOIN extractAll(SpanAttributes['tracelake.attachments'], '[0-9a-f]{64}') AS sha "
             "WHERE mapContains(SpanAttributes, 'tracelake.attachments') "
-            "AND TraceId IN (SELECT TraceId FROM trace_summary_archive WHERE RunId = {r:String})",
+            f"AND (Project, TraceId) IN {MOVED}",
             {"r": run.run_id})
 
     # --- committed -> hot_deleted ------------------------------------------------------------------
     def _delete_hot(self, run: RunRecord, progress: Progress | None) -> None:
         """Remove the run's traces from every hot table: a day partition whose traces have all
         left is dropped whole (cheap); otherwise a lightweight DELETE of the moved traces."""
-        moved = "(SELECT TraceId FROM trace_summary_archive WHERE RunId = {r:String})"
+        moved = MOVED
         t = self.store.query_arrow(
             "SELECT toDate(min(Start)) AS Lo, toDate(max(End)) AS Hi FROM trace_summary_archive WHERE RunId = {r:String}",
             {"r": run.run_id}).to_pylist()[0]
@@ -303,8 +306,8 @@ class Archiver:
             for table, day_expr in HOT_TABLES:
                 # One pass per table: rows per day that belong to traces staying hot.
                 for r in self.store.query_arrow(
-                        f"SELECT {day_expr} AS D, countIf(TraceId NOT IN {moved}) AS Left, "
-                        f"countIf(TraceId IN {moved}) AS Moving FROM {table} "
+                        f"SELECT {day_expr} AS D, countIf((Project, TraceId) NOT IN {moved}) AS Left, "
+                        f"countIf((Project, TraceId) IN {moved}) AS Moving FROM {table} "
                         f"WHERE {day_expr} >= {{lo:Date}} AND {day_expr} <= {{hi:Date}} GROUP BY D ORDER BY D",
                         {"r": run.run_id, "lo": t["Lo"], "hi": t["Hi"]}).to_pylist():
                     if r["Moving"]:
@@ -314,7 +317,7 @@ class Archiver:
                     self.store.execute(f"ALTER TABLE {table} DROP PARTITION {_date_literal(day)}")
                     dropped += 1
                 else:
-                    self.store.execute(f"DELETE FROM {table} WHERE {day_expr} = {{d:Date}} AND TraceId IN {moved}",
+                    self.store.execute(f"DELETE FROM {table} WHERE {day_expr} = {{d:Date}} AND (Project, TraceId) IN {moved}",
                                        {"r": run.run_id, "d": day})
                 if step == 1:
                     fail_point("mid_hot_delete")
@@ -336,24 +339,26 @@ class Archiver:
         cond = expired_condition(self.policy, now_ns, p, active_holds(self.store))
         bound = p.bound(self.store)
         expired = self.store.query_arrow(
-            f"SELECT toString(Day) AS D, groupArray(TraceId) AS Ids, sum(SpanCount) AS S FROM archived_traces "
-            f"WHERE {cond} GROUP BY D ORDER BY D", bound).to_pylist()
+            f"SELECT toString(Day) AS D, toString(Project) AS P, groupArray(TraceId) AS Ids, sum(SpanCount) AS S "
+            f"FROM archived_traces WHERE {cond} GROUP BY D, P ORDER BY D, P", bound).to_pylist()
         if not expired:
             if self._last_gc is None or run.now - self._last_gc >= self.attachment_grace:
                 self._collect_attachments(run)
             return
-        counts = {r["D"]: r["N"] for r in self.store.query_arrow(
-            "SELECT toString(Day) AS D, count() AS N FROM trace_summary_archive FINAL GROUP BY D").to_pylist()}
+        counts = {(r["D"], r["P"]): r["N"] for r in self.store.query_arrow(
+            "SELECT toString(Day) AS D, toString(Project) AS P, count() AS N FROM trace_summary_archive FINAL "
+            "GROUP BY D, P").to_pylist()}
         deleted_traces = deleted_spans = 0
         for i, r in enumerate(expired):
             day, ids = r["D"], sorted(set(r["Ids"]))
-            if counts.get(day, 0) <= len(ids):
-                self.delta.delete(f"Day = '{day}'")  # the whole day leaves: whole files go
+            where = f"Day = '{day}' AND Project = {_string_literal(r['P'])}"  # (Day, Project): the partition
+            if counts.get((day, r["P"]), 0) <= len(ids):
+                self.delta.delete(where)  # the whole partition leaves: whole files go
             else:
                 for j in range(0, len(ids), 5000):
                     part = ids[j:j + 5000]
                     id_list = ", ".join(f"'{_hex(x)}'" for x in part)
-                    self.delta.delete(f"Day = '{day}' AND TraceId IN ({id_list})")
+                    self.delta.delete(f"{where} AND TraceId IN ({id_list})")
             deleted_traces += len(ids)
             deleted_spans += r["S"]
             if progress is not None:
@@ -361,12 +366,16 @@ class Archiver:
         fail_point("after_expire_delta")
         # Exactly the traces deleted above: a pin or hold made meanwhile must not drop the index
         # row of a trace whose spans are still in the archive.
-        gone = sorted({_hex(t) for r in expired for t in r["Ids"]})
-        for j in range(0, len(gone), 50_000):
-            ids = {"ids": ",".join(gone[j:j + 50_000])}  # hex ids: never a comma
-            for table in ("archive_attachments", "trace_summary_archive"):
-                self.store.execute(f"DELETE FROM {table} WHERE TraceId IN "
-                                   "(SELECT arrayJoin(splitByChar(',', {ids:String})))", ids)
+        gone: dict[str, set[str]] = {}
+        for r in expired:
+            gone.setdefault(r["P"], set()).update(_hex(t) for t in r["Ids"])
+        for project, id_set in sorted(gone.items()):
+            ids_sorted = sorted(id_set)
+            for j in range(0, len(ids_sorted), 50_000):
+                ids = {"p": project, "ids": ",".join(ids_sorted[j:j + 50_000])}  # hex ids: never a comma
+                for table in ("archive_attachments", "trace_summary_archive"):
+                    self.store.execute(f"DELETE FROM {table} WHERE Project = {{p:String}} AND TraceId IN "
+                                       "(SELECT arrayJoin(splitByChar(',', {ids:String})))", ids)
         fail_point("after_expire_index")
         self.delta.vacuum()
         record(self.store, run, "hot_deleted", deleted_traces=run.deleted_traces + deleted_traces,
@@ -385,6 +394,12 @@ class Archiver:
 
 def _date_literal(day: date) -> str:
     return f"'{day.isoformat()}'"  # our own date object, never user text
+
+
+def _string_literal(value: str) -> str:
+    """A project name (from our own index; without auth, what spans claimed) as a Delta (SQL)
+    predicate literal: quotes doubled, as standard SQL escapes them."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _hex(value: str) -> str:

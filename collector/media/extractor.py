@@ -15,11 +15,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from tracelake.attachments import object_key
 from tracelake.attachments.index import AttachmentIndex, AttachmentRow
+from tracelake.auth.schema import VERIFIED_PROJECT_ATTR
 from tracelake.collector.config import AttachmentLimits as Limits
 from tracelake.collector.config import attachment_limits
 from tracelake.collector.errors import MediaRefused, MediaStoreUnavailable
 from tracelake.collector.media.detect import RunDetector, min_chars
-from tracelake.collector.media.walk import Blob, Found, RequestWalk
+from tracelake.collector.media.walk import Blob, Found, RequestWalk, Use
 from tracelake.objectstore import ObjectStore, ObjectStoreError
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,32 @@ class _Lru:
         return self.get(key) is not None
 
 
+def _first_strings(attributes: Any, keys: tuple[str, ...]) -> dict[str, str]:
+    """The first value of each of ``keys`` among OTLP attributes, as text (as ClickHouse maps read it)."""
+    out: dict[str, str] = {}
+    for kv in attributes:
+        if kv.key in keys and kv.key not in out:
+            kind = kv.value.WhichOneof("value")
+            out[kv.key] = kv.value.string_value if kind == "string_value" else (
+                str(kv.value.int_value) if kind == "int_value" else "")
+    return out
+
+
+_RESOURCE_KEYS = (VERIFIED_PROJECT_ATTR, "tracelake.project", "openinference.project.name")
+_SPAN_KEYS = ("tracelake.project",)
+
+
+def span_project(resource: dict[str, str], span_attributes: Any) -> str:
+    """A span's project exactly as otel_traces' ``Project`` column will compute it (schema.PROJECT
+    behind the collector's stamp, migration 31): the key's project stamped on the resource, else
+    the span's or the resource's claim, else 'default'."""
+    if resource.get(VERIFIED_PROJECT_ATTR):
+        return resource[VERIFIED_PROJECT_ATTR]
+    claimed = _first_strings(span_attributes, _SPAN_KEYS).get("tracelake.project", "")
+    return (claimed or resource.get("tracelake.project") or resource.get("openinference.project.name")
+            or "default")
+
+
 @dataclass
 class ExtractorStats:
     requests_parsed: int = 0
@@ -82,6 +109,7 @@ class MediaExtractor:
         self.stats = ExtractorStats()
         self.has_run = RunDetector(min_chars(self.limits.min_bytes))
         self._known = _Lru(known_capacity)  # shas in the object store: no HEAD, no PUT
+        self._indexed = _Lru(known_capacity)  # (sha, project) pairs with an index row: access recorded
         # (text digest, declared type) -> (sha, type, size) of blobs known stored: no decoding
         self.known_texts = _Lru(known_capacity)
 
@@ -104,15 +132,19 @@ class MediaExtractor:
                 f"{self.limits.max_request_media_bytes}: send fewer or smaller attachments per export")
         for sha, blob in walk.pending.items():
             self._store(sha, blob)
+        for use in walk.uses.values():  # after the blobs are stored: access follows storage
+            self._index(use)
         return request.SerializeToString()
 
     def _walk(self, request: ExportTraceServiceRequest, walk: RequestWalk) -> bool:
         changed = False
         for rs in request.resource_spans:
+            resource = _first_strings(rs.resource.attributes, _RESOURCE_KEYS)
             for ss in rs.scope_spans:
                 for span in ss.spans:
                     walk.found = Found()
                     walk.trace_id, walk.span_id = span.trace_id.hex(), span.span_id.hex()
+                    walk.project = span_project(resource, span.attributes)
                     touched = self._attributes(span.attributes, "", walk)
                     for i, event in enumerate(span.events):
                         touched |= self._attributes(event.attributes, f"events[{i}].", walk)
@@ -179,8 +211,16 @@ class MediaExtractor:
         self._known.put(sha)
         for text_key, mime in blob.text_keys:
             self.known_texts.put(text_key, (sha, mime, len(blob.data)))
-        if self.index is not None:
-            self.index.record(AttachmentRow(sha, blob.mime, len(blob.data), key, blob.trace_id, blob.span_id))
+
+    def _index(self, use: Use) -> None:
+        """One index row per (blob, project) it was lifted from: the row is what lets that project
+        read the blob (tracelake.auth.web). A blob already stored for another project is
+        deduplicated in storage, never in access."""
+        if self.index is None or (use.sha, use.project) in self._indexed:
+            return
+        self.index.record(AttachmentRow(use.sha, use.mime, use.size, object_key(use.sha), use.trace_id,
+                                        use.span_id, project=use.project))
+        self._indexed.put((use.sha, use.project))
 
     def close(self) -> None:
         """Flush the attachment index (call after the collector stopped)."""

@@ -51,6 +51,19 @@ class Blob:
     text_keys: list[tuple[tuple[bytes, str | None], str]] = field(default_factory=list)  # (key, type)
 
 
+@dataclass(frozen=True)
+class Use:
+    """A blob lifted from a span of ``project``: what gives that project access to it (one
+    per (sha, project) and request; the span named is the first that carried it)."""
+
+    sha: str
+    project: str
+    mime: str
+    size: int
+    trace_id: str
+    span_id: str
+
+
 class _Outcome:
     """Result of looking at one payload: a stored reference, a problem, or too large."""
 
@@ -114,6 +127,8 @@ class RequestWalk:
         self.media_bytes = 0
         self.found = Found()
         self.trace_id = self.span_id = ""
+        self.project = ""  # the current span's project (as the Project column will say)
+        self.uses: dict[tuple[str, str], Use] = {}  # (sha, project) -> the first span that carried it
         self.attribute = ""
 
     # -- one payload ---------------------------------------------------------------------------
@@ -157,6 +172,8 @@ class RequestWalk:
         if sha not in self.sizes:  # the request limit counts each distinct blob once
             self.sizes[sha] = size
             self.media_bytes += size
+        if (sha, self.project) not in self.uses:
+            self.uses[(sha, self.project)] = Use(sha, self.project, mime, size, self.trace_id, self.span_id)
         self.found.refs.append({"uri": reference(sha), "mime_type": mime, "size": size,
                                 "attribute": self.attribute, "path": path})
         return _Outcome(sha=sha, mime=mime, size=size)

@@ -10,6 +10,7 @@ import pytest
 
 from att_media import png
 from auth_stack import ADMIN_KEY, Client, create_key, emit, start_auth_server
+from server_process import wait_until
 
 
 @dataclass
@@ -42,6 +43,8 @@ def stack(tmp_path_factory):
             assert emit(server, "http", keys[f"{project}:ingest"], spans) == ["SUCCESS"]
         rows = admin.sql("SELECT count() FROM otel_traces").json()["rows"]
         assert rows[0][0] == 2
+        # A blob is readable by the projects its index rows name (written about once a second).
+        wait_until(lambda: admin.sql("SELECT count() FROM attachments").json()["rows"] == [[2]], "attachments indexed")
         traces = {r[0]: r[1] for r in admin.sql("SELECT Project, TraceId FROM otel_traces").json()["rows"]}
         assert set(traces) == {"A", "B"}
         yield Stack(server, admin, keys, traces, shas, images)

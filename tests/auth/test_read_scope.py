@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from auth_stack import create_key
+from server_process import wait_until
 
 FORBIDDEN_SQL = [
     "SELECT * FROM system.parts",
@@ -124,6 +125,9 @@ def test_a_shared_attachment_is_readable_by_each_project_that_refers_to_it(stack
     before = Client(stack.server, viewer_c).get(f"/api/attachments/{stack.attachments['A']}")
     assert before.status_code == 404
     assert emit(stack.server, "http", key, spans) == ["SUCCESS"]
+    # C's access is C's own index row of the blob, written about a second after the spans.
+    wait_until(lambda: Client(stack.server, viewer_c).get(f"/api/attachments/{stack.attachments['A']}").status_code
+               == 200, "C's index row of the blob")
     after = Client(stack.server, viewer_c).get(f"/api/attachments/{stack.attachments['A']}")
     assert after.status_code == 200 and after.content == shared
     assert Client(stack.server, viewer_c).get(f"/api/attachments/{stack.attachments['B']}").status_code == 404

@@ -1,12 +1,16 @@
-"""The ``attachments`` table: one row per blob (sha256, type, size, first seen, a trace using it).
+"""The ``attachments`` table: one row per blob and project it was lifted from (sha256, project,
+type, size, first seen, a span that carried it). The project is what grants access to the blob
+(tracelake.auth.web): the same bytes sent by two projects are stored once, indexed twice.
 
 An INSERT into the embedded store costs ~15 ms whatever its size, so rows are buffered and
 written by a background thread about once a second. The object store stays the source of
 truth for serving (it holds the content type); this table is an index for the UI and the
-archiver, and rows lost in a crash come back the next time the blob is seen.
+archiver and says who may read a blob: rows lost in a crash come back the next time the blob is
+sent (until then only an admin reads it).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -31,6 +35,7 @@ class AttachmentRow:
     trace_id: str = ""
     span_id: str = ""
     seen: float = 0.0  # unix seconds
+    project: str = ""  # of the span the blob was lifted from ('' only in rows older than migration 26)
 
 
 class AttachmentIndex:
@@ -82,7 +87,7 @@ class AttachmentIndex:
 
 
 def _with_now(row: AttachmentRow) -> AttachmentRow:
-    return AttachmentRow(row.sha256, row.mime_type, row.size, row.object_key, row.trace_id, row.span_id, time.time())
+    return dataclasses.replace(row, seen=time.time())
 
 
 def _arrow(rows: list[AttachmentRow]):  # noqa: ANN202 - pyarrow imported lazily
@@ -98,4 +103,5 @@ def _arrow(rows: list[AttachmentRow]):  # noqa: ANN202 - pyarrow imported lazily
         "LastSeen": seen,
         "TraceId": [r.trace_id for r in rows],
         "SpanId": [r.span_id for r in rows],
+        "Project": [r.project for r in rows],
     })

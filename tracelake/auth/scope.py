@@ -7,9 +7,10 @@ query as its built-in ``default`` user with no writable access storage, so ``CRE
 1. ``additional_table_filters`` — a setting holding a row filter per table, applied by ClickHouse
    wherever that table is read: directly, through views and ``view()``, in JOINs, subqueries,
    ``IN``, CTEs and ``UNION``. A caller's reads run on a connection where it is set to
-   ``Project IN (<the caller's projects>)`` for every project-holding table (and to a subquery on
-   the trace summary for the tables keyed only by TraceId, ``0`` for the key, audit and secret
-   tables).
+   ``Project IN (<the caller's projects>)`` for every project-holding table, the tables keyed by
+   TraceId included: their rows carry the project of the spans they belong to (migration 26), since
+   a trace id alone is no proof of a project (``traceparent`` carries one id across projects);
+   ``0`` for the key, audit and secret tables.
 2. ``readonly = 1`` set on that connection *after* the filter, for untrusted SQL (``/api/sql``):
    ClickHouse then refuses any change of settings (``SETTINGS`` clause or ``SET``), writes, DDL,
    and the table functions that reach outside (``file``, ``url``, ``s3``, ``remote``,
@@ -40,7 +41,8 @@ from tracelake.store.base import Params, Store, StoreError
 # DeltaLake engine table under the ``otel_traces_archive`` view: the filter applies through the view.
 PROJECT_TABLES = ("otel_traces", "trace_summary", "trace_summary_mv", "trace_summary_archive",
                   "otel_traces_archive_delta")
-# Tables keyed by TraceId only: visible when the trace, hot or archived, is in the caller's projects.
+# Tables keyed by TraceId (or a blob's sha256): each row names the project of the spans it belongs
+# to (migration 26), and is filtered by it like the span tables.
 TRACE_TABLES = ("otel_traces_trace_id_ts", "otel_traces_trace_id_ts_mv", "attachments", "archive_attachments",
                 "retention_pins")
 
@@ -70,15 +72,11 @@ def table_filters(database: str, projects: Iterable[str]) -> dict[str, str]:
             raise ValueError(f"invalid project name {name[:80]!r}")
     in_list = "(" + ", ".join(_quote(n) for n in names) + ")" if names else "('')"
     project_filter = f"Project IN {in_list}" if names else "0"
-    # Two IN subqueries, not one over a UNION: ClickHouse refuses a UNION inside a table filter.
-    trace_filter = (f"TraceId IN (SELECT TraceId FROM {database}.trace_summary WHERE Project IN {in_list}) "
-                    f"OR TraceId IN (SELECT TraceId FROM {database}.trace_summary_archive WHERE Project IN {in_list})"
-                    if names else "0")
     filters = {}
     for table in PROJECT_TABLES:
         filters[f"{database}.{table}"] = project_filter
-    for table in TRACE_TABLES:
-        filters[f"{database}.{table}"] = trace_filter
+    for table in TRACE_TABLES:  # never "the trace id has a row in my project": ids cross projects
+        filters[f"{database}.{table}"] = project_filter
     for table in PRIVATE_TABLES:
         filters[f"{database}.{table}"] = "0"
     return filters

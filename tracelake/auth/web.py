@@ -10,7 +10,8 @@ other parts add later — is behind it:
 * changes made with a session cookie need the CSRF token and a same-origin ``Origin``;
 * ``request.app.state.store`` is, for that request, a :class:`~tracelake.auth.scope.ScopedStore`
   of the caller's projects: pages, the JSON API and ``/api/sql`` read through it without knowing;
-* ``/api/attachments/<sha>`` is served only when a span the caller can read refers to it.
+* ``/api/attachments/<sha>`` is served only when the blob was lifted from a span of the caller's
+  projects (its attachments index row); otherwise the same 404 as an unknown blob.
 """
 from __future__ import annotations
 
@@ -427,8 +428,11 @@ async def _in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def attachment_readable(store: ScopedStore, sha256: str) -> bool:
-    """True when a span the caller can read (ClickHouse filters the spans) refers to the blob.
-    Cached per project set for a minute (blobs are immutable)."""
+    """True when the blob was lifted from a span of one of the caller's projects: the attachments
+    index has a row for (blob, project), and ClickHouse's filter on that table keeps only the
+    caller's projects' rows. A span that merely names ``/api/attachments/<sha>`` grants nothing
+    (anyone can write that text), and a blob of other projects only answers the same 404 as an
+    unknown one. Cached per project set for a minute (blobs are immutable)."""
     import re
 
     if not re.fullmatch(r"[0-9a-f]{64}", sha256):
@@ -439,28 +443,9 @@ def attachment_readable(store: ScopedStore, sha256: str) -> bool:
         return True
     from tracelake.query.params import Params, query
 
-    # Fast path: the index names a trace that used the blob, and ClickHouse's filter on the
-    # attachments table keeps the row only when that trace is in the caller's projects.
     p = Params()
     rows = query(store, f"SELECT count() AS n FROM attachments WHERE Sha256 = {p.s(sha256)}", p)
     allowed = bool(rows and int(rows[0]["n"]) > 0)
-    if not allowed:
-        # A shared blob: another trace, in the caller's projects, may refer to it. Look for a
-        # readable span holding the reference while the blob was being seen (a day either side;
-        # the index's times are read unfiltered, they are only the bounds of the search).
-        p = Params()
-        seen = query(store.inner, "SELECT toUnixTimestamp(min(FirstSeen)) AS lo, toUnixTimestamp(max(LastSeen)) AS hi, "
-                                  f"count() AS n FROM attachments WHERE Sha256 = {p.s(sha256)}", p)
-        if seen and int(seen[0]["n"]):
-            p = Params()
-            lo, hi = p.i(int(seen[0]["lo"]) - 86400), p.i(int(seen[0]["hi"]) + 86400)
-            ref = p.s(f"/api/attachments/{sha256}")
-            rows = query(store, "SELECT count() AS n FROM (SELECT 1 FROM otel_traces WHERE "
-                                f"Timestamp BETWEEN toDateTime64({lo}, 9) AND toDateTime64({hi}, 9) AND "
-                                f"(arrayExists(v -> position(v, {ref}) > 0, mapValues(SpanAttributes)) OR "
-                                f"arrayExists(m -> arrayExists(v -> position(v, {ref}) > 0, mapValues(m)), Events.Attributes)) "
-                                "LIMIT 1)", p)
-            allowed = bool(rows and int(rows[0]["n"]) > 0)
     if allowed:
         if len(_ATTACHMENT_CACHE) > 10_000:
             _ATTACHMENT_CACHE.clear()

@@ -1,5 +1,7 @@
 """Migration 21: pins and legal holds (tracelake.archiver.keep; docs/archive.md "Pins and holds").
 Migration 25: a hold's project (``''``: every project, what every hold made before it stays).
+Migration 26 (tracelake.store.project_schema): a pin's project; ``retention_pins_current`` is per
+(Project, TraceId).
 
 One row per change (pin, unpin; hold create, release), ReplacingMergeTree ordered by (key,
 Version): a change is an insert, an identical retried insert merges away, history stays.
@@ -56,5 +58,20 @@ def pinned_sql(now_ms: str) -> str:
     return f"SELECT TraceId FROM retention_pins_current WHERE {_ACTIVE_PIN.format(now=now_ms)}"
 
 
-# Active pins now, for ``TraceId IN (...)`` clauses (the filter language's ``pinned:``).
+def pinned_pairs_sql(now_ms: str) -> str:
+    """``SELECT Project, TraceId`` of the pins active at ``now_ms``: a pin keeps its project's spans of
+    the trace, not another project's spans that share the id (migration 26)."""
+    return f"SELECT Project, TraceId FROM retention_pins_current WHERE {_ACTIVE_PIN.format(now=now_ms)}"
+
+
+def pinned_condition(project: str, now_ms: str) -> str:
+    """True for a trace (``project``: its project column or alias; ``TraceId``) pinned at ``now_ms``:
+    by its project's pin, or by a pin without a project (an admin's pin of an id no span had yet, or
+    one older than migration 26 whose trace had no spans), which covers every project."""
+    pins = pinned_pairs_sql(now_ms)
+    return f"(({project}, TraceId) IN ({pins}) OR ('', TraceId) IN ({pins}))"
+
+
+# Active pins now, for ``TraceId IN (...)`` clauses (the filter language's ``pinned:``; callers of a
+# project read their project's pins only, tracelake.auth.scope).
 PINNED_TRACES_SQL = pinned_sql("toUnixTimestamp64Milli(now64(3))")

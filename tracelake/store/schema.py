@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tracelake.auth import schema as _auth
-from tracelake.store import archive_schema, erase_schema, keep_schema, rules_schema
+from tracelake.store import archive_schema, erase_schema, keep_schema, project_schema, rules_schema
 
 
 def _first(*keys: str, attrs: str = "SpanAttributes") -> str:
@@ -257,6 +257,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(23, "retention rules edited from the page, versioned", (rules_schema.RETENTION_POLICY_VERSIONS,)),
     Migration(24, "archive: archived_traces without FINAL (trace lookups)", (archive_schema.ARCHIVED_TRACES_NO_FINAL,)),
     Migration(25, "retention: a legal hold's project ('' = all projects)", (keep_schema.HOLDS_PROJECT,)),
+    Migration(26, "trace-keyed rows carry their spans' project (lookup, attachments, pins, targets)",
+              project_schema.STATEMENTS),
 )
 
 MIGRATIONS_TABLE = """
