@@ -52,6 +52,7 @@
   function depth(r) { return parseInt(r.getAttribute("data-depth"), 10) || 0; }
   function setCollapsed(row, collapsed) {
     if (!row || row.getAttribute("data-kids") === "0") return;
+    if (windowedUrl()) { setCollapsedWindowed(row, collapsed); return; }
     row.classList.toggle("collapsed", collapsed);
     row.setAttribute("aria-expanded", collapsed ? "false" : "true");
     var tog = $(".tog", row);
@@ -72,7 +73,7 @@
   var panelTimer = null;
   function selectSpan(row, load) {
     if (!row) return;
-    srows().forEach(function (r) { r.classList.remove("sel"); r.setAttribute("aria-selected", "false"); });
+    $$("#span-rows .srow.sel").forEach(function (r) { r.classList.remove("sel"); r.setAttribute("aria-selected", "false"); });
     row.classList.add("sel");
     row.setAttribute("aria-selected", "true");
     row.scrollIntoView({ block: "nearest" });
@@ -98,14 +99,71 @@
     var tog = e.target.closest && e.target.closest(".srow .tog");
     if (tog) { var r = tog.closest(".srow"); setCollapsed(r, !r.classList.contains("collapsed")); e.preventDefault(); return; }
     var row = e.target.closest && e.target.closest(".srow");
+    if (row && row.getAttribute("data-group")) { setCollapsed(row, false); e.preventDefault(); return; }
     if (row) {
       if (e.metaKey || e.ctrlKey || e.shiftKey || e.button === 1) return; // let the link open elsewhere
       e.preventDefault();
       selectSpan(row, true);
     }
+    if ((e.target.id === "collapse-all" || e.target.id === "expand-all") && windowedUrl()) { resetWindowed(e.target.id === "collapse-all"); return; }
     if (e.target.id === "collapse-all") srows().forEach(function (r) { if (depth(r) >= 1 && r.getAttribute("data-kids") !== "0") { r.classList.add("collapsed"); r.setAttribute("aria-expanded", "false"); } }), refreshHidden();
     if (e.target.id === "expand-all") srows().forEach(function (r) { r.classList.remove("collapsed"); r.setAttribute("aria-expanded", "true"); }), refreshHidden();
   });
+
+  // ---- big traces: the server sends windows of rows (ui/queries/trace_tree.py) -------------------
+  // The page holds the first window; more come as the last row nears the view. Collapsing,
+  // expanding and opening a folded run ask the server for the rows from that row on, with the
+  // viewer's state (span ids), so the whole tree is navigable without ever being in the page.
+  var treeState = { collapsed: new Set(), expanded: new Set(), opened: new Set(), all: false };
+  function windowedUrl() { var el = $("#span-rows"); var u = el && el.getAttribute("data-windowed"); return ownPath(u) ? u : null; }
+  function treeParams(start) {
+    var v = { collapsed: Array.from(treeState.collapsed).join(","), expanded: Array.from(treeState.expanded).join(","),
+              opened: Array.from(treeState.opened).join(","), all: treeState.all ? "1" : "0" };
+    if (start) v.start = start;
+    var sel = $("#span-rows .srow.sel");
+    if (sel && sel.getAttribute("data-id")) v.selected = sel.getAttribute("data-id");
+    return v;
+  }
+  function loadRows(start, from) {
+    // ``from`` (a row or the "more" marker) and every row after it give way to the window at ``start``.
+    var url = windowedUrl();
+    if (!url || !window.htmx || !from) return Promise.resolve();
+    for (var n = from.nextElementSibling; n; n = from.nextElementSibling) n.remove();
+    from.setAttribute("aria-busy", "true");
+    return window.htmx.ajax("GET", url, { target: from, swap: "outerHTML", values: treeParams(start) }).then(observeMore);
+  }
+  var moreObserver = null;
+  function observeMore() {
+    var more = $("#span-rows .more");
+    if (!more || !window.IntersectionObserver) return;
+    if (!moreObserver) moreObserver = new IntersectionObserver(function (entries) {
+      entries.forEach(function (en) {
+        if (!en.isIntersecting) return;
+        moreObserver.unobserve(en.target);
+        loadRows(en.target.getAttribute("data-start"), en.target);
+      });
+    }, { rootMargin: "800px" });
+    moreObserver.observe(more);
+  }
+  function setCollapsedWindowed(row, collapsed) {
+    var group = row.getAttribute("data-group");
+    if (group) { if (collapsed) return; treeState.opened.add(group); loadRows(group, row); return; }
+    var id = row.getAttribute("data-id");
+    if (!id || row.classList.contains("collapsed") === collapsed) return;
+    if (treeState.all) { if (collapsed) treeState.expanded.delete(id); else treeState.expanded.add(id); }
+    else if (collapsed) treeState.collapsed.add(id); else treeState.collapsed.delete(id);
+    var wasSelected = row.classList.contains("sel");
+    loadRows(id, row).then(function () {
+      var again = $('#span-rows .srow[data-id="' + id + '"]');
+      if (again && wasSelected) selectSpan(again, false);
+    });
+  }
+  function resetWindowed(collapse) {
+    treeState = { collapsed: new Set(), expanded: new Set(), opened: new Set(), all: collapse };
+    var first = $("#span-rows .srow, #span-rows .gap");
+    if (first) loadRows(null, first);
+  }
+  document.addEventListener("DOMContentLoaded", observeMore);
 
   // ---- keys -------------------------------------------------------------------------------------
   document.addEventListener("keydown", function (e) {
