@@ -122,6 +122,7 @@ class TreeRequest:
     opened: str | None = None
     collapse_all: bool = False
     limit: int = WINDOW_ROWS
+    spans: int | None = None  # the span count the page was drawn with (lets a recent tree be reused)
 
     def state(self, tree: queries.trace_tree.TraceTree) -> queries.trace_tree.ViewState:
         def positions(text: str | None) -> set[int]:
@@ -146,6 +147,7 @@ def _trace_view(store: Store, trace_id: str, select: str | None) -> TraceView | 
     if loc is None:
         return None
     tree = queries.trace_tree.trace_tree(store, loc, totals.spans)
+    tree.totals = totals
     service = tree.rows([0])[0].service
     if totals.spans <= SMALL_TRACE:
         return TraceView(trace_id, totals, loc, tree.rows(list(range(len(tree)))), root_service=service)
@@ -179,10 +181,15 @@ class TreeWindow:
 
 
 def _tree_window(store: Store, trace_id: str, req: TreeRequest) -> TreeWindow | None:
-    loc, totals = _located_totals(store, trace_id)
-    if loc is None:
-        return None
-    tree = queries.trace_tree.trace_tree(store, loc, totals.spans)
+    tree = queries.trace_tree.cached_tree(store, trace_id, req.spans) if req.spans else None
+    if tree is not None and tree.totals is not None and tree.location is not None:
+        loc, totals = tree.location, tree.totals  # scrolling: no query at all
+    else:
+        loc, totals = _located_totals(store, trace_id)
+        if loc is None:
+            return None
+        tree = queries.trace_tree.trace_tree(store, loc, totals.spans)
+        tree.totals = totals
     state = req.state(tree)
     start = tree.index(req.start) if req.start else 0
     win = queries.trace_tree.window(tree, state, start or 0, max(1, min(req.limit, 5 * WINDOW_ROWS)))

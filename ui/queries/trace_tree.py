@@ -17,6 +17,7 @@ Deep chains are walked iteratively (no recursion limit). Spans whose parent is m
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ from tracelake.ui.queries.trace import SPAN_COLUMNS, Location, SpanRow, _query_s
 
 FOLD_MIN = 50  # a run of at least this many same-named siblings is folded into one row
 CACHE_SPANS = 2_000_000  # trees kept in memory, counted in spans (LRU)
+REUSE_S = 10.0  # a tree confirmed this recently serves windows without asking the store again
 
 # Trace's SPAN_COLUMNS with the status message cut short: the skeleton stays small at a million spans
 # (the span panel reads the whole message).
@@ -105,6 +107,9 @@ class TraceTree:
     orphan: np.ndarray
     error: np.ndarray
     groups: dict[int, Group] = field(default_factory=dict)
+    location: Location | None = None  # where it was read (trace_tree sets it)
+    totals: TraceTotals | None = None  # of the trace when it was built
+    built_at: float = field(default_factory=time.monotonic)  # or last confirmed against the store
 
     @property
     def pos(self) -> np.ndarray:
@@ -342,6 +347,17 @@ def _cache_key(store: Store, trace_id: str, spans: int) -> tuple:
     return (id(getattr(store, "inner", store)), getattr(store, "projects", None), trace_id, spans)
 
 
+def cached_tree(store: Store, trace_id: str, spans: int, max_age_s: float = REUSE_S) -> TraceTree | None:
+    """The tree this caller built for this trace at this span count, if built less than
+    ``max_age_s`` ago: windows asked for while scrolling skip the totals query. Older trees are
+    checked against the store again (a trace erased meanwhile is not served from memory for long)."""
+    with _CACHE_LOCK:
+        found = _CACHE.get(_cache_key(store, trace_id, spans))
+    if found is None or time.monotonic() - found.built_at > max_age_s:
+        return None
+    return found
+
+
 def trace_tree(store: Store, loc: Location, spans: int) -> TraceTree:
     """The trace's tree, built once per span count (a trace still growing is rebuilt)."""
     key = _cache_key(store, loc.trace_id, spans)
@@ -354,8 +370,11 @@ def trace_tree(store: Store, loc: Location, spans: int) -> TraceTree:
     with lock:  # two viewers opening the same big trace build it once
         with _CACHE_LOCK:
             found = _CACHE.get(key)
+        if found is not None:
+            found.built_at = time.monotonic()  # checked against the store just now (the span count)
         if found is None:
             found = build_tree(loc.trace_id, _read_skeleton(store, loc))
+            found.location = loc
             with _CACHE_LOCK:
                 _CACHE[key] = found
                 total = sum(len(t) for t in _CACHE.values())

@@ -120,6 +120,8 @@
     var v = { collapsed: Array.from(treeState.collapsed).join(","), expanded: Array.from(treeState.expanded).join(","),
               opened: Array.from(treeState.opened).join(","), all: treeState.all ? "1" : "0" };
     if (start) v.start = start;
+    var el = $("#span-rows");
+    if (el && /^[0-9]+$/.test(el.getAttribute("data-spans") || "")) v.n = el.getAttribute("data-spans");
     var sel = $("#span-rows .srow.sel");
     if (sel && sel.getAttribute("data-id")) v.selected = sel.getAttribute("data-id");
     return v;
