@@ -98,6 +98,19 @@ async def api_trace_skeleton(request: Request, trace_id: str,
     return _json({"trace_id": tid, "tier": tw.view.tier, **tw.view.totals.as_json(), "rows": rows, "next": tw.view.next})
 
 
+@router.get("/traces/{trace_id}/find", summary="Find in a trace: span ids matching the text, in tree order")
+async def api_trace_find(request: Request, trace_id: str,
+                         q: str = Query(..., min_length=1, max_length=500,
+                                        description="Words (in names, attribute values, status messages), status:error, key=value."),
+                         n: int | None = Query(None, description="The trace's span count as the page shows it (reuses its tree).")) -> Response:
+    tid = views.valid_trace_id(trace_id)
+    found = await views.trace_find(request.app.state.store, tid, q, n) if tid else None
+    if found is None:
+        return _json({"error": {"message": "trace not found"}}, 404)
+    ids, total = found
+    return _json({"trace_id": tid, "query": q, "matches": ids, "total": total, "complete": total == len(ids)})
+
+
 @router.get("/traces/{trace_id}/shape",
             summary="The trace's shape: per span name and model, count, total and p95 time, tokens, cost, errors")
 async def api_trace_shape(request: Request, trace_id: str) -> Response:

@@ -61,10 +61,11 @@ async def trace_page(request: Request, trace_id: str, span: str | None = None) -
 @router.get("/traces/{trace_id}/rows", response_class=HTMLResponse)
 async def trace_rows(request: Request, trace_id: str, start: str | None = None, collapsed: str | None = None,
                      expanded: str | None = None, opened: str | None = None, all: int = 0,
-                     selected: str | None = None, n: int | None = None) -> Response:
+                     selected: str | None = None, n: int | None = None, reveal: str | None = None) -> Response:
     """A window of a big trace's rows (htmx: appended as the viewer scrolls, or after a toggle)."""
     tid = views.valid_trace_id(trace_id)
-    req = views.TreeRequest(views.valid_span_id(start or ""), collapsed, expanded, opened, bool(all), spans=n)
+    req = views.TreeRequest(views.valid_span_id(start or ""), collapsed, expanded, opened, bool(all), spans=n,
+                            reveal=views.valid_span_id(reveal or ""))
     tw = await views.tree_window(_store(request), tid, req) if tid else None
     if tw is None:
         return _page(request, "notfound.html", {"what": "trace", "ident": trace_id}, 404, block="content")

@@ -78,6 +78,7 @@ class TraceView:
     windowed: bool = False
     above: int = 0  # windowed and opened at a deep span: rows above it that are not in the page
     root_service: str = ""  # the first root's service (rows of other services say theirs)
+    state_change: dict[str, list[str]] | None = None  # a revealed span: what the viewer's state gains
 
     @property
     def tier(self) -> str:
@@ -123,6 +124,7 @@ class TreeRequest:
     collapse_all: bool = False
     limit: int = WINDOW_ROWS
     spans: int | None = None  # the span count the page was drawn with (lets a recent tree be reused)
+    reveal: str | None = None  # a span to show (find-in-trace): its path, then the rows from it on
 
     def state(self, tree: queries.trace_tree.TraceTree) -> queries.trace_tree.ViewState:
         def positions(text: str | None) -> set[int]:
@@ -154,15 +156,31 @@ def _trace_view(store: Store, trace_id: str, select: str | None) -> TraceView | 
     state = queries.trace_tree.ViewState()
     target = tree.index(select) if select else None
     if target is not None and queries.trace_tree.visible_position(tree, state, target) >= WINDOW_ROWS:
-        # Opened at a deep span (a link, find-in-trace): its ancestors, then the rows from it on.
-        queries.trace_tree.reveal(tree, state, target)
-        above = queries.trace_tree.visible_position(tree, state, target)
-        chain = sorted(tree.ancestors(target))
-        path = tree.rows(chain if len(chain) <= PATH_ROWS else chain[:1] + chain[-PATH_ROWS + 1:])
-        win = queries.trace_tree.window(tree, state, target, WINDOW_ROWS)
-        return TraceView(trace_id, totals, loc, path + win.rows, _next_id(tree, win), True, above - len(path), service)
+        return _revealed(tree, state, target)
     win = queries.trace_tree.window(tree, state, 0, WINDOW_ROWS)
     return TraceView(trace_id, totals, loc, win.rows, _next_id(tree, win), True, root_service=service)
+
+
+def _revealed(tree: queries.trace_tree.TraceTree, state: queries.trace_tree.ViewState, target: int) -> TraceView:
+    """A deep span made visible (a link, find-in-trace): the root and its nearest ancestors, then
+    the rows from the span on; ``above`` says how many rows above are not in the page."""
+    before = (set(state.collapsed), set(state.expanded), set(state.opened))
+    queries.trace_tree.reveal(tree, state, target)
+    changed = {  # what reveal changed in the viewer's state, for the page to keep (span ids)
+        "uncollapsed": _span_ids(tree, before[0] - state.collapsed),
+        "expanded": _span_ids(tree, state.expanded - before[1]),
+        "opened": [tree.groups[g].first_span_id for g in sorted(state.opened - before[2])]}
+    above = queries.trace_tree.visible_position(tree, state, target)
+    chain = sorted(tree.ancestors(target))
+    path = tree.rows(chain if len(chain) <= PATH_ROWS else chain[:1] + chain[-PATH_ROWS + 1:])
+    win = queries.trace_tree.window(tree, state, target, WINDOW_ROWS)
+    assert tree.totals is not None and tree.location is not None
+    return TraceView(tree.trace_id, tree.totals, tree.location, path + win.rows, _next_id(tree, win), True,
+                     above - len(path), tree.rows([0])[0].service, changed)
+
+
+def _span_ids(tree: queries.trace_tree.TraceTree, positions: set[int]) -> list[str]:
+    return [r.span_id for r in tree.rows(sorted(positions))]
 
 
 def _next_id(tree: queries.trace_tree.TraceTree, win: queries.trace_tree.Window) -> str | None:
@@ -180,26 +198,52 @@ class TreeWindow:
     tree: queries.trace_tree.TraceTree
 
 
-def _tree_window(store: Store, trace_id: str, req: TreeRequest) -> TreeWindow | None:
-    tree = queries.trace_tree.cached_tree(store, trace_id, req.spans) if req.spans else None
+def _cached_or_built(store: Store, trace_id: str, spans: int | None) -> queries.trace_tree.TraceTree | None:
+    """The caller's tree of the trace: a recent one from memory when the page's span count still
+    names it, else located, totalled and built (or found) again."""
+    tree = queries.trace_tree.cached_tree(store, trace_id, spans) if spans else None
     if tree is not None and tree.totals is not None and tree.location is not None:
-        loc, totals = tree.location, tree.totals  # scrolling: no query at all
-    else:
-        loc, totals = _located_totals(store, trace_id)
-        if loc is None:
-            return None
-        tree = queries.trace_tree.trace_tree(store, loc, totals.spans)
-        tree.totals = totals
+        return tree  # scrolling: no query at all
+    loc, totals = _located_totals(store, trace_id)
+    if loc is None:
+        return None
+    tree = queries.trace_tree.trace_tree(store, loc, totals.spans)
+    tree.totals = totals
+    return tree
+
+
+def _tree_window(store: Store, trace_id: str, req: TreeRequest) -> TreeWindow | None:
+    tree = _cached_or_built(store, trace_id, req.spans)
+    if tree is None:
+        return None
+    assert tree.totals is not None and tree.location is not None
     state = req.state(tree)
+    target = tree.index(req.reveal) if req.reveal else None
+    if target is not None:
+        return TreeWindow(_revealed(tree, state, target), tree)
     start = tree.index(req.start) if req.start else 0
     win = queries.trace_tree.window(tree, state, start or 0, max(1, min(req.limit, 5 * WINDOW_ROWS)))
-    view = TraceView(trace_id, totals, loc, win.rows, _next_id(tree, win), True, root_service=tree.rows([0])[0].service)
+    view = TraceView(trace_id, tree.totals, tree.location, win.rows, _next_id(tree, win), True,
+                     root_service=tree.rows([0])[0].service)
     return TreeWindow(view, tree)
 
 
 async def tree_window(store: Store, trace_id: str, req: TreeRequest) -> TreeWindow | None:
     """A window of a trace's tree as the viewer's collapse/expand state shows it."""
     return await run_in_threadpool(_tree_window, store, trace_id, req)
+
+
+def _trace_find(store: Store, trace_id: str, text: str, spans: int | None):
+    tree = _cached_or_built(store, trace_id, spans)
+    if tree is None:
+        return None
+    assert tree.location is not None
+    return queries.trace_tree.find(store, tree.location, tree, text)
+
+
+async def trace_find(store: Store, trace_id: str, text: str, spans: int | None = None):
+    """(span ids matching ``text`` in tree order, how many match), or None for an unknown trace."""
+    return await run_in_threadpool(_trace_find, store, trace_id, text, spans)
 
 
 def _trace_spans(store: Store, trace_id: str, offset: int, limit: int):

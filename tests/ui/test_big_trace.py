@@ -115,6 +115,24 @@ def test_deep_chain_in_the_page_and_the_api(client, big):
     assert f'{above:,} rows above this span are not shown' in html
 
 
+def test_find_in_trace_by_status_attribute_and_text(client, big):
+    url = f"/api/traces/{big['loop']}/find"
+    errors = client.get(url, params={"q": "status:error"}).json()
+    assert errors["total"] == 28 == len(errors["matches"]) and errors["complete"] is True  # every 97th of 2,800
+    order = [s["span_id"] for s in client.get(f"/api/traces/{big['loop']}", params={"limit": 50_000}).json()["spans"]]
+    positions = [order.index(m) for m in errors["matches"]]
+    assert positions == sorted(positions)  # in tree order
+    assert client.get(url, params={"q": "gen_ai.tool.name=lookup"}).json()["total"] == 4 * STEPS
+    assert client.get(url, params={"q": "NOT FOUND order"}).json()["total"] == 28  # status message, any case
+    assert client.get(url, params={"q": "zzz-nothing"}).json() ["matches"] == []
+    assert client.get(url, params={"q": ""}).status_code == 422
+    # Revealing a match inside the folded run: its step and the run are opened, it comes first.
+    frag = client.get(f"/traces/{big['loop']}/rows", params={"reveal": errors["matches"][3]}).text
+    assert 'class="tree-state" hidden' in frag and "data-opened=" in frag
+    ids = re.findall(r'data-id="([0-9a-f]{16})"', frag)
+    assert ids[2] == errors["matches"][3] and len(ids) == 2 + views.WINDOW_ROWS  # root, its step, then a window
+
+
 def test_small_traces_keep_every_row_in_the_page(client, known):
     html = client.get(f"/traces/{known.genai}").text
     assert "data-windowed" not in html and html.count('class="srow') == 3

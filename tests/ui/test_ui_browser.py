@@ -253,15 +253,15 @@ def test_dark_mode_screens(server, browser):
 
 
 def test_big_trace_windows_folds_and_a_deep_span(server, page):
-    """A 4,201-span agent loop and a 3,000-deep chain (issue 20), two hours old so the lists above
+    """A 4,201-span agent loop and a 5,001-deep chain (issue 20), two hours old so the lists above
     (range=1h) do not see them: the page shows the root and the folded run, opens the run, appends
     windows as it scrolls, collapses a step through the server, and opens at the deepest span."""
     start = time.time_ns() - 2 * 3600 * ui_traces.S
     loop, loop_id = ui_traces.agent_loop_requests(700, start, per_request=1_000)
-    chain, chain_id, deepest = ui_traces.chain_requests(3_000, start)
+    chain, chain_id, deepest = ui_traces.chain_requests(5_001, start)
     for body in loop + chain:
         post_otlp(server.otlp_http_url, body)
-    for tid, n in ((loop_id, 4_201), (chain_id, 3_000)):
+    for tid, n in ((loop_id, 4_201), (chain_id, 5_001)):
         deadline = time.monotonic() + 60
         while httpx.get(f"{server.ui_url}/api/traces/{tid}", params={"limit": 1}, timeout=60).json().get("span_count") != n:
             assert time.monotonic() < deadline, f"trace {tid} never reached {n} spans"
@@ -286,9 +286,27 @@ def test_big_trace_windows_folds_and_a_deep_span(server, page):
     after = page.locator(f"#span-rows .srow[data-id='{step_id}'] + .srow")
     assert "agent step" in after.inner_text()
     shot(page, "big-trace")
+    # Find in trace: the errors are inside the folded run (closed again by a reload); the first one
+    # is revealed and selected, n goes to the next.
+    page.goto(f"{server.ui_url}/traces/{loop_id}")
+    page.fill("#find", "status:error")
+    page.press("#find", "Enter")
+    wait_js(page, "(document.querySelector('#find-count') || {}).textContent === '1 of 28'")
+    wait_js(page, "!!document.querySelector('#span-rows .srow.sel.err')")
+    first_err = page.locator("#span-rows .srow.sel").get_attribute("data-id")
+    page.locator("#span-rows .srow.sel").click()  # leave the box; keys go to the tree
+    page.keyboard.press("n")
+    wait_js(page, "(document.querySelector('#find-count') || {}).textContent === '2 of 28'")
+    wait_js(page, f"document.querySelector('#span-rows .srow.sel.err') && document.querySelector('#span-rows .srow.sel').dataset.id !== '{first_err}'")
     # The deepest span of the chain: its row is there and selected, the gap says what is above.
     page.goto(f"{server.ui_url}/traces/{chain_id}?span={deepest}")
     sel = page.locator("#span-rows .srow.sel")
-    assert sel.get_attribute("data-id") == deepest and sel.get_attribute("data-depth") == "2999"
+    assert sel.get_attribute("data-id") == deepest and sel.get_attribute("data-depth") == "5000"
     assert "rows above this span are not shown" in page.locator("#span-rows .gap").inner_text()
+    # Finding a span 5,000 deep from the top of the page: its path is opened and it is selected.
+    page.goto(f"{server.ui_url}/traces/{chain_id}")
+    page.fill("#find", "hop 5000")
+    page.press("#find", "Enter")
+    wait_js(page, "document.querySelector('#span-rows .srow.sel') && document.querySelector('#span-rows .srow.sel').dataset.depth === '5000'")
+    assert page.locator("#find-count").inner_text() == "1 of 1"
     clean(page)

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tracelake.query.params import Params
 from tracelake.store.base import Store
 from tracelake.ui.queries.trace import SPAN_COLUMNS, Location, SpanRow, _query_spans, _span_row, query_spans_arrow
 
@@ -399,10 +400,46 @@ def shape(store: Store, loc: Location, limit: int = 100) -> list[dict[str, Any]]
             for r in rows]
 
 
+FIND_LIMIT = 10_000  # matches returned by find-in-trace (the count says when there were more)
+
+
+def find(store: Store, loc: Location, tree: TraceTree, text: str) -> tuple[list[str], int]:
+    """Spans of the trace matching ``text``, in tree order (up to FIND_LIMIT), and how many match.
+
+    ``status:error`` finds error spans; ``key=value`` spans whose attribute ``key`` contains
+    ``value``; anything else is looked for, case-insensitively, in span names, attribute values and
+    status messages. Every word must match."""
+    words = text.split()
+    if not words:
+        return [], 0
+
+    def build(p: Params, source: str) -> str:
+        conds = []
+        for w in words[:8]:
+            if w.lower() in ("status:error", "error:true", "is:error"):
+                conds.append("lower(StatusCode) LIKE '%error%'")
+            elif "=" in w.strip("="):
+                key, _, value = w.partition("=")
+                conds.append(f"positionCaseInsensitiveUTF8(SpanAttributes[{p.s(key)}], {p.s(value)}) > 0")
+            else:
+                v = p.s(w)
+                conds.append(f"(positionCaseInsensitiveUTF8(SpanName, {v}) > 0 OR positionCaseInsensitiveUTF8(StatusMessage, {v}) > 0 "
+                             f"OR arrayExists(x -> positionCaseInsensitiveUTF8(x, {v}) > 0, mapValues(SpanAttributes)))")
+        return f"SELECT DISTINCT SpanId {source} AND {' AND '.join(conds)}"
+
+    ids = query_spans_arrow(store, loc, build).column("SpanId")
+    if not len(ids):
+        return [], 0
+    rows = pc.indices_nonzero(pc.is_in(tree.table.column("SpanId"), value_set=ids)).to_numpy()
+    positions = np.sort(tree.pos[rows])
+    span_ids = tree.table.column("SpanId").take(pa.array(tree.perm[positions[:FIND_LIMIT]]))
+    return span_ids.to_pylist(), len(positions)
+
+
 def spans_page(tree: TraceTree, offset: int, limit: int) -> list[SpanRow]:
     """Rows ``offset .. offset+limit`` of the whole tree (depth-first, nothing folded), for the API."""
     return tree.rows(list(range(offset, min(len(tree), offset + limit))))
 
 
-__all__ = ["FOLD_MIN", "Group", "TraceTotals", "TraceTree", "ViewState", "Window", "build_tree", "reveal",
+__all__ = ["FOLD_MIN", "Group", "TraceTotals", "TraceTree", "ViewState", "Window", "build_tree", "find", "reveal",
            "shape", "spans_page", "trace_totals", "trace_tree", "visible_position", "window"]

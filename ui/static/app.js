@@ -166,6 +166,78 @@
     if (first) loadRows(null, first);
   }
   document.addEventListener("DOMContentLoaded", observeMore);
+  function mergeRevealedState() {
+    // A revealed span (find, a deep link) came with what the server opened for it: keep that.
+    var st = $("#span-rows .tree-state");
+    if (!st) return;
+    function ids(name) { return (st.getAttribute(name) || "").split(",").filter(function (x) { return /^[0-9a-f]{16}$/.test(x); }); }
+    ids("data-uncollapsed").forEach(function (id) { treeState.collapsed.delete(id); });
+    ids("data-expanded").forEach(function (id) { treeState.expanded.add(id); });
+    ids("data-opened").forEach(function (id) { treeState.opened.add(id); });
+    st.remove();
+  }
+  document.addEventListener("DOMContentLoaded", mergeRevealedState);
+
+  // ---- find in trace: the server finds (names, attributes, status); n / N walk the matches --------
+  var finder = { q: "", ids: [], k: -1 };
+  function findCount(text) { var c = $("#find-count"); if (c) c.textContent = text; }
+  function runFind(q) {
+    var input = $("#find"), url = input && input.getAttribute("data-url");
+    if (!ownPath(url)) return;
+    finder = { q: q, ids: [], k: -1 };
+    if (!q) { findCount(""); return; }
+    var params = new URLSearchParams({ q: q });
+    var el = $("#span-rows");
+    if (el && /^[0-9]+$/.test(el.getAttribute("data-spans") || "")) params.set("n", el.getAttribute("data-spans"));
+    findCount("finding…");
+    fetch(url + "?" + params.toString(), { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
+      .then(function (data) {
+        if (finder.q !== q) return;
+        finder.ids = (data.matches || []).filter(function (x) { return /^[0-9a-f]{16}$/.test(x); });
+        if (!finder.ids.length) { findCount("no match"); return; }
+        gotoMatch(0, data.total);
+      })
+      .catch(function (err) { findCount("could not search (" + err.message + ")"); });
+  }
+  function gotoMatch(k, total) {
+    if (!finder.ids.length) return;
+    finder.k = (k + finder.ids.length) % finder.ids.length;
+    var id = finder.ids[finder.k];
+    findCount((finder.k + 1) + " of " + (total || finder.total || finder.ids.length));
+    if (total) finder.total = total;
+    var row = $('#span-rows .srow[data-id="' + id + '"]');
+    if (!windowedUrl()) {
+      // Every row is in the page: open the collapsed ancestors, then select.
+      for (var p = row && parentRow(row); p; p = parentRow(p)) if (p.classList.contains("collapsed")) setCollapsed(p, false);
+      if (row) selectSpan(row, true);
+      return;
+    }
+    if (row) { selectSpan(row, true); return; }
+    // Not in the page: ask for its path and the rows from it on, then select it.
+    var first = $("#span-rows").firstElementChild;
+    var values = treeParams(null);
+    values.reveal = id;
+    for (var n = first && first.nextElementSibling; n; n = first.nextElementSibling) n.remove();
+    window.htmx.ajax("GET", windowedUrl(), { target: first, swap: "outerHTML", values: values }).then(function () {
+      mergeRevealedState();
+      observeMore();
+      var again = $('#span-rows .srow[data-id="' + id + '"]');
+      if (again) selectSpan(again, true);
+    });
+  }
+  document.addEventListener("keydown", function (e) {
+    if (e.target && e.target.id === "find" && e.key === "Enter") {
+      e.preventDefault();
+      var q = e.target.value.trim();
+      if (q === finder.q && finder.ids.length) gotoMatch(finder.k + (e.shiftKey ? -1 : 1)); else runFind(q);
+      return;
+    }
+    if (typing(e) || e.altKey || e.ctrlKey || e.metaKey || !$("#find")) return;
+    if (e.key === "f") { $("#find").focus(); $("#find").select(); e.preventDefault(); e.stopImmediatePropagation(); }
+    else if (e.key === "n" && finder.ids.length) { gotoMatch(finder.k + 1); e.preventDefault(); e.stopImmediatePropagation(); }
+    else if (e.key === "N" && finder.ids.length) { gotoMatch(finder.k - 1); e.preventDefault(); e.stopImmediatePropagation(); }
+  });
 
   // ---- keys -------------------------------------------------------------------------------------
   document.addEventListener("keydown", function (e) {
