@@ -154,6 +154,17 @@
     if (!id || row.classList.contains("collapsed") === collapsed) return;
     if (treeState.all) { if (collapsed) treeState.expanded.delete(id); else treeState.expanded.add(id); }
     else if (collapsed) treeState.collapsed.add(id); else treeState.collapsed.delete(id);
+    if (collapsed) {
+      // The subtree's rows in the page go at once; only a subtree that runs past the loaded rows
+      // needs the server (the next window must start after it).
+      var d = depth(row);
+      for (var n = row.nextElementSibling; n && n.classList.contains("srow") && depth(n) > d; n = row.nextElementSibling) n.remove();
+      row.classList.add("collapsed");
+      row.setAttribute("aria-expanded", "false");
+      var tog = $(".tog", row);
+      if (tog) tog.setAttribute("aria-label", "expand");
+      if (!row.nextElementSibling || !row.nextElementSibling.classList.contains("more")) return;
+    }
     var wasSelected = row.classList.contains("sel");
     loadRows(id, row).then(function () {
       var again = $('#span-rows .srow[data-id="' + id + '"]');
