@@ -111,6 +111,26 @@ async def api_trace_find(request: Request, trace_id: str,
     return _json({"trace_id": tid, "query": q, "matches": ids, "total": total, "complete": total == len(ids)})
 
 
+@router.get("/traces/{trace_id}/flame",
+            summary="Flame view of a trace: one bar per (depth, pixel column), the longest span there; critical path marked")
+async def api_trace_flame(request: Request, trace_id: str,
+                          from_ns: int | None = Query(None, description="Start of the time range (default: the trace's start)."),
+                          to_ns: int | None = Query(None, description="End of the time range (default: the trace's end)."),
+                          width: int = Query(1200, ge=1, le=4_000, description="Canvas width in pixels."),
+                          depth_from: int = Query(0, ge=0, description="First tree level shown."),
+                          depths: int = Query(60, ge=1, le=200, description="Tree levels shown."),
+                          n: int | None = Query(None, description="The trace's span count as the page shows it.")) -> Response:
+    """Columns: ``depth``, ``x0``, ``x1`` (pixels), ``kind`` (0 span, 1 LLM, 2 tool, 3 error), ``critical``,
+    ``span_id``, ``name`` (index into ``names``). Bars are at most width x depths, whatever the trace's size."""
+    tid = views.valid_trace_id(trace_id)
+    fl = await views.trace_flame(request.app.state.store, tid, n, from_ns, to_ns, width, depth_from, depths) if tid else None
+    if fl is None:
+        return _json({"error": {"message": "trace not found"}}, 404)
+    return _json({"trace_id": tid, "from_ns": fl.lo_ns, "to_ns": fl.hi_ns, "depth_from": fl.depth_from,
+                  "max_depth": fl.max_depth, "depth": fl.depth, "x0": fl.x0, "x1": fl.x1, "kind": fl.kind,
+                  "critical": fl.critical, "span_id": fl.span_id, "name": fl.name, "names": fl.names})
+
+
 @router.get("/traces/{trace_id}/shape",
             summary="The trace's shape: per span name and model, count, total and p95 time, tokens, cost, errors")
 async def api_trace_shape(request: Request, trace_id: str) -> Response:

@@ -246,6 +246,20 @@ async def trace_find(store: Store, trace_id: str, text: str, spans: int | None =
     return await run_in_threadpool(_trace_find, store, trace_id, text, spans)
 
 
+def _trace_flame(store: Store, trace_id: str, spans: int | None, lo: int | None, hi: int | None, width: int,
+                 depth_from: int, depths: int):
+    tree = _cached_or_built(store, trace_id, spans)
+    if tree is None:
+        return None
+    return queries.trace_tree.flame(tree, lo, hi, width, depth_from, depths)
+
+
+async def trace_flame(store: Store, trace_id: str, spans: int | None, lo: int | None, hi: int | None, width: int,
+                      depth_from: int = 0, depths: int = 60):
+    """The flame view's bars for a time range and canvas width, or None for an unknown trace."""
+    return await run_in_threadpool(_trace_flame, store, trace_id, spans, lo, hi, width, depth_from, depths)
+
+
 def _trace_spans(store: Store, trace_id: str, offset: int, limit: int):
     loc, totals = _located_totals(store, trace_id)
     if loc is None:

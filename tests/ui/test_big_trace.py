@@ -133,6 +133,29 @@ def test_find_in_trace_by_status_attribute_and_text(client, big):
     assert ids[2] == errors["matches"][3] and len(ids) == 2 + views.WINDOW_ROWS  # root, its step, then a window
 
 
+def test_flame_bounds_bars_by_pixels_and_marks_the_critical_path(client, big):
+    url = f"/api/traces/{big['loop']}/flame"
+    whole = client.get(url, params={"width": 300, "depths": 3}).json()
+    n = len(whole["x0"])
+    assert 0 < n <= 300 * 3 and set(whole["depth"]) == {0, 1, 2} and whole["max_depth"] == 2
+    cells = list(zip(whole["depth"], whole["x0"]))
+    assert len(cells) == len(set(cells))  # one bar per (depth, pixel column)
+    assert all(0 <= a < b <= 300 for a, b in zip(whole["x0"], whole["x1"]))
+    names = [whole["names"][i] for i in whole["name"]]
+    root = names.index("invoke_agent planner")
+    assert whole["critical"][root] and whole["x0"][root] == 0 and whole["x1"][root] == 300
+    # Every step runs after the one before: all of them are on the critical path.
+    steps = [c for c, name, d in zip(whole["critical"], names, whole["depth"]) if name == "agent step"]
+    assert steps and all(steps)
+    assert 3 in whole["kind"] and 1 in whole["kind"]  # errors and LLM calls are told apart
+    # Zoomed into the first 1% of the trace: fewer spans, drawn wider.
+    lo, hi = whole["from_ns"], whole["from_ns"] + (whole["to_ns"] - whole["from_ns"]) // 100
+    zoom = client.get(url, params={"width": 300, "depths": 3, "from_ns": lo, "to_ns": hi}).json()
+    assert zoom["from_ns"] == lo and zoom["to_ns"] == hi and max(b - a for a, b in zip(zoom["x0"][1:], zoom["x1"][1:])) > 2
+    deep = client.get(f"/api/traces/{big['chain']}/flame", params={"width": 100, "depth_from": 2990, "depths": 20}).json()
+    assert sorted(set(deep["depth"])) == list(range(2990, CHAIN))
+
+
 def test_small_traces_keep_every_row_in_the_page(client, known):
     html = client.get(f"/traces/{known.genai}").text
     assert "data-windowed" not in html and html.count('class="srow') == 3

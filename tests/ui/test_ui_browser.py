@@ -272,6 +272,12 @@ def test_big_trace_windows_folds_and_a_deep_span(server, page):
     group = page.locator("#span-rows .srow.grp")
     assert "×700" in group.inner_text() and "28 errors" in group.inner_text()  # 2,800 tool calls, every 97th fails
     wait_js(page, "document.querySelector('#trace-shape table') !== null")  # the shape view
+    # The timeline: drawn on the canvas; a click on a step's bar (depth 1) reveals it in the tree.
+    wait_js(page, "(document.querySelector('#flame-range') || {}).textContent.indexOf('bars') > 0")
+    page.locator("#flame-canvas").click(position={"x": 3, "y": 14 + 7})
+    wait_js(page, "!!document.querySelector('#span-rows .srow.sel') && "
+                  "document.querySelector('#span-rows .srow.sel').textContent.indexOf('agent step') >= 0")
+    page.goto(f"{server.ui_url}/traces/{loop_id}")  # folded again
     group.click()
     wait_js(page, "document.querySelectorAll('#span-rows .srow').length > 300")
     loaded = rows.count()

@@ -400,6 +400,101 @@ def shape(store: Store, loc: Location, limit: int = 100) -> list[dict[str, Any]]
             for r in rows]
 
 
+FLAME_MAX_WIDTH = 4_000  # pixels a flame view may ask for
+FLAME_MAX_DEPTHS = 200  # tree levels in one flame view (deeper: ask again from a lower depth)
+
+
+@dataclass
+class Flame:
+    """A flame view of the trace between two times, at most one bar per (depth, pixel column): the
+    longest span that starts in that column (an error span before any other). Columns of numbers,
+    ready for a canvas."""
+
+    lo_ns: int
+    hi_ns: int
+    depth_from: int
+    max_depth: int  # deepest level of the whole trace
+    depth: list[int]
+    x0: list[int]
+    x1: list[int]
+    kind: list[int]  # 0 plain, 1 LLM, 2 tool, 3 error
+    critical: list[bool]
+    span_id: list[str]
+    name: list[int]  # index into names
+    names: list[str]
+
+
+def flame(tree: TraceTree, lo_ns: int | None, hi_ns: int | None, width: int, depth_from: int = 0,
+          depths: int = 60) -> Flame:
+    """Bars for a canvas ``width`` pixels wide showing ``depths`` levels from ``depth_from``."""
+    width = max(1, min(width, FLAME_MAX_WIDTH))
+    depths = max(1, min(depths, FLAME_MAX_DEPTHS))
+    start, dur = tree.column("TsNs").astype(np.int64), tree.column("Duration").astype(np.int64)
+    end = start + dur
+    lo = int(start.min()) if lo_ns is None and len(tree) else int(lo_ns or 0)
+    hi = int(end.max()) if hi_ns is None and len(tree) else int(hi_ns or 0)
+    hi = max(hi, lo + 1)
+    pick = (end >= lo) & (start <= hi) & (tree.depth >= depth_from) & (tree.depth < depth_from + depths)
+    idx = np.nonzero(pick)[0]
+    scale = width / (hi - lo)
+    x0 = np.clip(((start[idx] - lo) * scale).astype(np.int64), 0, width - 1)
+    x1 = np.clip(np.ceil((end[idx] - lo) * scale).astype(np.int64), x0 + 1, width)
+    # One span per (depth, column): an error first (density never hides one), else the longest.
+    order = np.lexsort((-dur[idx], ~tree.error[idx], x0, tree.depth[idx]))
+    idx, x0, x1 = idx[order], x0[order], x1[order]
+    d = tree.depth[idx]
+    keep = np.r_[True, (d[1:] != d[:-1]) | (x0[1:] != x0[:-1])] if len(idx) else np.zeros(0, bool)
+    idx, x0, x1, d = idx[keep], x0[keep], x1[keep], d[keep]
+    rows = tree.perm[idx]
+    table = tree.table.take(pa.array(rows)) if len(idx) else tree.table.slice(0, 0)
+    op = table.column("LlmOperation").to_pylist()
+    model = table.column("LlmModel").to_pylist()
+    kind = [3 if tree.error[i] else 1 if (m or o in ("chat", "text_completion", "generate_content")) else
+            2 if o in ("execute_tool", "tool") else 0 for i, o, m in zip(idx.tolist(), op, model)]
+    encoded = pc.dictionary_encode(table.column("SpanName")).combine_chunks()
+    critical = critical_path(tree)
+    return Flame(lo, hi, depth_from, int(tree.depth.max()) if len(tree) else 0, d.tolist(), x0.tolist(), x1.tolist(),
+                 kind, critical[idx].tolist(), table.column("SpanId").to_pylist(),
+                 encoded.indices.to_pylist(), encoded.dictionary.to_pylist())
+
+
+def critical_path(tree: TraceTree) -> np.ndarray:
+    """Which spans are on the critical path: from the root that ends last, walking back from a
+    span's end through the children that end last before it, each child's own path, then on from
+    that child's start (the sequential work that made the trace as long as it is). Computed once."""
+    cached = getattr(tree, "_critical", None)
+    if cached is not None:
+        return cached
+    n = len(tree)
+    on = np.zeros(n, bool)
+    if n == 0:
+        return on
+    start = tree.column("TsNs").astype(np.int64)
+    end = start + tree.column("Duration").astype(np.int64)
+    size = tree.size
+    roots = np.nonzero(tree.parent < 0)[0]
+    stack = [int(roots[np.argmax(end[roots])])]
+    while stack:  # iterative: deep chains
+        node = stack.pop()
+        on[node] = True
+        kids = []
+        c = node + 1
+        stop = node + int(size[node])
+        while c < stop:
+            kids.append(c)
+            c += int(size[c])
+        if not kids:
+            continue
+        kids_arr = np.asarray(kids)
+        t = None  # the last-finishing child is on the path even when it outlasts its parent (clock skew)
+        for k in kids_arr[np.argsort(-end[kids_arr], kind="stable")].tolist():
+            if t is None or end[k] <= t:
+                stack.append(k)
+                t = start[k]
+    tree._critical = on  # type: ignore[attr-defined]
+    return on
+
+
 FIND_LIMIT = 10_000  # matches returned by find-in-trace (the count says when there were more)
 
 
@@ -441,5 +536,5 @@ def spans_page(tree: TraceTree, offset: int, limit: int) -> list[SpanRow]:
     return tree.rows(list(range(offset, min(len(tree), offset + limit))))
 
 
-__all__ = ["FOLD_MIN", "Group", "TraceTotals", "TraceTree", "ViewState", "Window", "build_tree", "find", "reveal",
+__all__ = ["FOLD_MIN", "Group", "TraceTotals", "TraceTree", "ViewState", "Window", "build_tree", "critical_path", "find", "flame", "reveal",
            "shape", "spans_page", "trace_totals", "trace_tree", "visible_position", "window"]

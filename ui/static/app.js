@@ -76,6 +76,7 @@
     $$("#span-rows .srow.sel").forEach(function (r) { r.classList.remove("sel"); r.setAttribute("aria-selected", "false"); });
     row.classList.add("sel");
     row.setAttribute("aria-selected", "true");
+    if (typeof drawFlame === "function") drawFlame();
     row.scrollIntoView({ block: "nearest" });
     if (!load) return;
     clearTimeout(panelTimer);
@@ -217,6 +218,10 @@
     var id = finder.ids[finder.k];
     findCount((finder.k + 1) + " of " + (total || finder.total || finder.ids.length));
     if (total) finder.total = total;
+    showSpan(id);
+  }
+  function showSpan(id) {
+    // Select span ``id`` in the tree, revealing it (collapsed ancestors, folds, other windows) first.
     var row = $('#span-rows .srow[data-id="' + id + '"]');
     if (!windowedUrl()) {
       // Every row is in the page: open the collapsed ancestors, then select.
@@ -237,6 +242,121 @@
       if (again) selectSpan(again, true);
     });
   }
+  // ---- timeline: a flame view on a canvas, bars from the server per (depth, pixel column) ---------
+  var flame = { lo: null, hi: null, from: null, to: null, depthFrom: 0, data: null, drag: null, busy: false, again: false };
+  var ROW_H = 14;
+  function flameCanvas() { return $("#flame-canvas"); }
+  function loadFlame() {
+    var sec = $("#flame"), canvas = flameCanvas(), url = sec && sec.getAttribute("data-url");
+    if (!canvas || !ownPath(url)) return;
+    if (flame.busy) { flame.again = true; return; }  // one request at a time; the latest view wins
+    flame.busy = true;
+    var width = Math.max(1, Math.round(canvas.clientWidth));
+    var params = new URLSearchParams({ width: String(width), depth_from: String(flame.depthFrom),
+                                       depths: String(Math.max(1, Math.floor(canvas.clientHeight / ROW_H))) });
+    if (flame.from !== null) { params.set("from_ns", String(Math.round(flame.from))); params.set("to_ns", String(Math.round(flame.to))); }
+    var n = sec.getAttribute("data-spans");
+    if (/^[0-9]+$/.test(n || "")) params.set("n", n);
+    fetch(url + "?" + params.toString(), { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
+      .then(function (data) {
+        flame.data = data;
+        if (flame.lo === null) { flame.lo = data.from_ns; flame.hi = data.to_ns; }
+        // A shallow trace gets a shallow canvas (CSSOM, which the CSP allows, unlike style attributes).
+        canvas.style.height = Math.min(180, (data.max_depth + 1) * ROW_H + 4) + "px";
+        drawFlame();
+      })
+      .catch(function (err) { var r = $("#flame-range"); if (r) r.textContent = "could not load (" + err.message + ")"; })
+      .then(function () { flame.busy = false; if (flame.again) { flame.again = false; loadFlame(); } });
+  }
+  function cssVar(name, fallback) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback; }
+  function drawFlame() {
+    var canvas = flameCanvas(), d = flame.data;
+    if (!canvas || !d) return;
+    var dpr = window.devicePixelRatio || 1, w = canvas.clientWidth, h = canvas.clientHeight;
+    canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr);
+    var g = canvas.getContext("2d");
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    g.clearRect(0, 0, w, h);
+    var colors = [cssVar("--bar", "#8aa"), cssVar("--llm", "#85f"), cssVar("--tool", "#e90"), cssVar("--err", "#d33")];
+    var crit = $("#flame-critical") && $("#flame-critical").checked, accent = cssVar("--accent", "#36f");
+    var sel = $("#span-rows .srow.sel"), selId = sel && sel.getAttribute("data-id");
+    g.font = "11px " + cssVar("--sans", "sans-serif");
+    g.textBaseline = "middle";
+    for (var i = 0; i < d.x0.length; i++) {
+      var y = (d.depth[i] - d.depth_from) * ROW_H, x = d.x0[i], bw = Math.max(1, d.x1[i] - d.x0[i]);
+      g.fillStyle = colors[d.kind[i]] || colors[0];
+      g.globalAlpha = crit && !d.critical[i] ? 0.45 : 1;
+      g.fillRect(x, y + 1, bw, ROW_H - 2);
+      g.globalAlpha = 1;
+      if (crit && d.critical[i]) { g.strokeStyle = accent; g.lineWidth = 1; g.strokeRect(x + 0.5, y + 1.5, bw - 1, ROW_H - 3); }
+      if (d.span_id[i] === selId) { g.strokeStyle = cssVar("--fg", "#000"); g.lineWidth = 2; g.strokeRect(x + 1, y + 2, bw - 2, ROW_H - 4); }
+      if (bw > 40) {
+        g.fillStyle = cssVar("--fg", "#000");
+        g.save(); g.beginPath(); g.rect(x, y, bw, ROW_H); g.clip();
+        g.fillText(String(d.names[d.name[i]] || ""), x + 3, y + ROW_H / 2);
+        g.restore();
+      }
+    }
+    var range = $("#flame-range");
+    if (range) range.textContent = "depth " + d.depth_from + "–" + Math.min(d.max_depth, d.depth_from + Math.floor(h / ROW_H) - 1) +
+      " of " + d.max_depth + " · " + ((d.to_ns - d.from_ns) / 1e6).toFixed(1) + " ms shown · " + d.x0.length + " bars";
+  }
+  function flameHit(ev) {
+    var canvas = flameCanvas(), d = flame.data;
+    if (!canvas || !d) return null;
+    var r = canvas.getBoundingClientRect(), x = ev.clientX - r.left, depthAt = Math.floor((ev.clientY - r.top) / ROW_H) + d.depth_from;
+    for (var i = 0; i < d.x0.length; i++) if (d.depth[i] === depthAt && x >= d.x0[i] && x < Math.max(d.x1[i], d.x0[i] + 2)) return i;
+    return null;
+  }
+  document.addEventListener("wheel", function (ev) {
+    var canvas = flameCanvas();
+    if (!canvas || ev.target !== canvas || !flame.data) return;
+    ev.preventDefault();
+    if (ev.shiftKey) {  // deeper or shallower levels
+      flame.depthFrom = Math.max(0, Math.min(flame.data.max_depth, flame.depthFrom + (ev.deltaY > 0 ? 5 : -5)));
+      loadFlame();
+      return;
+    }
+    var d = flame.data, r = canvas.getBoundingClientRect(), at = (ev.clientX - r.left) / canvas.clientWidth;
+    var span = d.to_ns - d.from_ns, factor = ev.deltaY > 0 ? 1.25 : 0.8;
+    var next = Math.max(1000, Math.min(flame.hi - flame.lo, span * factor));
+    var center = d.from_ns + at * span;
+    flame.from = Math.max(flame.lo, center - at * next);
+    flame.to = Math.min(flame.hi, flame.from + next);
+    loadFlame();
+  }, { passive: false });
+  document.addEventListener("pointerdown", function (ev) {
+    var canvas = flameCanvas();
+    if (canvas && ev.target === canvas && flame.data) flame.drag = { x: ev.clientX, moved: false };
+  });
+  document.addEventListener("pointermove", function (ev) {
+    var canvas = flameCanvas(), d = flame.data;
+    if (!flame.drag || !canvas || !d) return;
+    var dx = ev.clientX - flame.drag.x;
+    if (Math.abs(dx) < 3 && !flame.drag.moved) return;
+    flame.drag.moved = true;
+    var span = d.to_ns - d.from_ns, shift = -dx / canvas.clientWidth * span;
+    flame.from = Math.max(flame.lo, Math.min(flame.hi - span, d.from_ns + shift));
+    flame.to = flame.from + span;
+    flame.drag.x = ev.clientX;
+    loadFlame();
+  });
+  document.addEventListener("pointerup", function (ev) {
+    var drag = flame.drag;
+    flame.drag = null;
+    if (!drag || drag.moved) return;
+    var i = flameHit(ev);
+    if (i !== null) showSpan(flame.data.span_id[i]);
+  });
+  document.addEventListener("click", function (e) {
+    if (e.target.id === "flame-reset") { flame.from = flame.to = null; flame.depthFrom = 0; loadFlame(); }
+  });
+  document.addEventListener("change", function (e) { if (e.target.id === "flame-critical") drawFlame(); });
+  document.addEventListener("DOMContentLoaded", loadFlame);
+  var flameResize = null;
+  window.addEventListener("resize", function () { clearTimeout(flameResize); flameResize = setTimeout(loadFlame, 150); });
+
   document.addEventListener("keydown", function (e) {
     if (e.target && e.target.id === "find" && e.key === "Enter") {
       e.preventDefault();
