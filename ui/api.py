@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from tracelake.query import filters
-from tracelake.ui import views
+from tracelake.ui import queries, views
 
 router = APIRouter(prefix="/api", tags=["ui"])
 
@@ -48,16 +48,98 @@ async def api_traces(request: Request, q: str = Query("", description=Q_DOC), ra
                   "range": {"from_ns": view.tr.lo_ns, "to_ns": view.tr.hi_ns}, "query": q})
 
 
-@router.get("/traces/{trace_id}", summary="One trace: its spans in tree order (depth-first)")
-async def api_trace(request: Request, trace_id: str) -> Response:
+TRACE_PAGE_SPANS = 5_000  # spans per page of /api/traces/{id} unless the caller asks otherwise
+
+
+@router.get("/traces/{trace_id}", summary="One trace: totals over all its spans, and a page of its spans in tree order")
+async def api_trace(request: Request, trace_id: str,
+                    cursor: int = Query(0, ge=0, description="next_cursor of the previous page (a position in tree order)."),
+                    limit: int = Query(TRACE_PAGE_SPANS, ge=1, le=50_000, description="Spans per page.")) -> Response:
+    """Totals (spans, errors, duration, services, tokens, cost) are SQL aggregates over the whole
+    trace, whatever the page. ``spans`` are depth-first; ``complete`` says whether this page holds
+    every span, and ``next_cursor`` (null at the end) fetches the next page."""
     tid = views.valid_trace_id(trace_id)
-    tv = await views.trace_view(request.app.state.store, tid) if tid else None
-    if tv is None:
+    found = await views.trace_spans(request.app.state.store, tid, cursor, limit) if tid else None
+    if found is None:
         return _json({"error": {"message": "trace not found"}}, 404)
-    return _json({"trace_id": tv.trace_id, "tier": tv.tier, "start_ns": tv.start_ns, "end_ns": tv.end_ns,
-                  "duration_ms": tv.duration_ns / 1e6, "error_spans": tv.errors, "services": tv.services,
-                  "input_tokens": tv.input_tokens, "output_tokens": tv.output_tokens, "cost_usd": tv.cost,
-                  "spans": [s.as_json() for s in tv.spans]})
+    loc, totals, spans = found
+    end = cursor + len(spans)
+    return _json({"trace_id": tid, "tier": loc.tier, **totals.as_json(), "span_count": totals.spans,
+                  "offset": cursor, "complete": cursor == 0 and end >= totals.spans,
+                  "next_cursor": end if end < totals.spans else None, "spans": [s.as_json() for s in spans]})
+
+
+@router.get("/traces/{trace_id}/skeleton",
+            summary="A window of the trace's tree as a viewer sees it: compact rows, long sibling runs folded")
+async def api_trace_skeleton(request: Request, trace_id: str,
+                             start: str | None = Query(None, description="Span id of the first row (default: the top)."),
+                             collapsed: str | None = Query(None, description="Comma-separated span ids shown collapsed."),
+                             expanded: str | None = Query(None, description="With all=1: span ids shown expanded."),
+                             opened: str | None = Query(None, description="Folded groups shown member by member (their first span id)."),
+                             all: int = Query(0, description="1: every span below the roots starts collapsed."),
+                             limit: int = Query(views.WINDOW_ROWS, ge=1, le=2_000, description="Rows in the window.")) -> Response:
+    """Rows are ``[span_id, parent_span_id, depth, name, kind, start_ns, duration_ns, status, model,
+    children, collapsed]``; a folded run of similar siblings is ``{"group": ...}`` with its count,
+    total time and errors. ``next`` is the ``start`` of the next window (null at the end)."""
+    tid = views.valid_trace_id(trace_id)
+    req = views.TreeRequest(views.valid_span_id(start or ""), collapsed, expanded, opened, bool(all), limit)
+    tw = await views.tree_window(request.app.state.store, tid, req) if tid else None
+    if tw is None:
+        return _json({"error": {"message": "trace not found"}}, 404)
+    rows: list[Any] = []
+    for r in tw.view.rows:
+        if isinstance(r, queries.trace.SpanRow):
+            rows.append([r.span_id, r.parent_id, r.depth, r.name, r.kind, r.start_ns, r.duration_ns, r.status, r.model,
+                         r.children, r.collapsed])
+        else:
+            rows.append({"group": {"first_span_id": r.first_span_id, "name": r.name, "count": r.count, "depth": r.depth,
+                                   "start_ns": r.start_ns, "end_ns": r.end_ns, "total_ms": r.total_ns / 1e6,
+                                   "errors": r.errors}})
+    return _json({"trace_id": tid, "tier": tw.view.tier, **tw.view.totals.as_json(), "rows": rows, "next": tw.view.next})
+
+
+@router.get("/traces/{trace_id}/find", summary="Find in a trace: span ids matching the text, in tree order")
+async def api_trace_find(request: Request, trace_id: str,
+                         q: str = Query(..., min_length=1, max_length=500,
+                                        description="Words (in names, attribute values, status messages), status:error, key=value."),
+                         n: int | None = Query(None, description="The trace's span count as the page shows it (reuses its tree).")) -> Response:
+    tid = views.valid_trace_id(trace_id)
+    found = await views.trace_find(request.app.state.store, tid, q, n) if tid else None
+    if found is None:
+        return _json({"error": {"message": "trace not found"}}, 404)
+    ids, total = found
+    return _json({"trace_id": tid, "query": q, "matches": ids, "total": total, "complete": total == len(ids)})
+
+
+@router.get("/traces/{trace_id}/flame",
+            summary="Flame view of a trace: one bar per (depth, pixel column), the longest span there; critical path marked")
+async def api_trace_flame(request: Request, trace_id: str,
+                          from_ns: int | None = Query(None, description="Start of the time range (default: the trace's start)."),
+                          to_ns: int | None = Query(None, description="End of the time range (default: the trace's end)."),
+                          width: int = Query(1200, ge=1, le=4_000, description="Canvas width in pixels."),
+                          depth_from: int = Query(0, ge=0, description="First tree level shown."),
+                          depths: int = Query(60, ge=1, le=200, description="Tree levels shown."),
+                          n: int | None = Query(None, description="The trace's span count as the page shows it.")) -> Response:
+    """Columns: ``depth``, ``x0``, ``x1`` (pixels), ``kind`` (0 span, 1 LLM, 2 tool, 3 error), ``critical``,
+    ``span_id``, ``name`` (index into ``names``). Bars are at most width x depths, whatever the trace's size."""
+    tid = views.valid_trace_id(trace_id)
+    fl = await views.trace_flame(request.app.state.store, tid, n, from_ns, to_ns, width, depth_from, depths) if tid else None
+    if fl is None:
+        return _json({"error": {"message": "trace not found"}}, 404)
+    return _json({"trace_id": tid, "from_ns": fl.lo_ns, "to_ns": fl.hi_ns, "depth_from": fl.depth_from,
+                  "max_depth": fl.max_depth, "depth": fl.depth, "x0": fl.x0, "x1": fl.x1, "kind": fl.kind,
+                  "critical": fl.critical, "span_id": fl.span_id, "name": fl.name, "names": fl.names})
+
+
+@router.get("/traces/{trace_id}/shape",
+            summary="The trace's shape: per span name and model, count, total and p95 time, tokens, cost, errors")
+async def api_trace_shape(request: Request, trace_id: str) -> Response:
+    tid = views.valid_trace_id(trace_id)
+    found = await views.trace_shape(request.app.state.store, tid) if tid else None
+    if found is None:
+        return _json({"error": {"message": "trace not found"}}, 404)
+    totals, rows = found
+    return _json({"trace_id": tid, **totals.as_json(), "groups": rows})
 
 
 @router.get("/traces/{trace_id}/spans/{span_id}",

@@ -49,12 +49,38 @@ async def traces_page(request: Request, q: str = "", range: str | None = None, f
 @router.get("/traces/{trace_id}", response_class=HTMLResponse)
 async def trace_page(request: Request, trace_id: str, span: str | None = None) -> Response:
     tid = views.valid_trace_id(trace_id)
-    tv = await views.trace_view(_store(request), tid) if tid else None
+    sid = views.valid_span_id(span or "")
+    tv = await views.trace_view(_store(request), tid, sid) if tid else None
     if tv is None:
         return _page(request, "notfound.html", {"nav": "traces", "what": "trace", "ident": trace_id}, 404)
-    selected = views.valid_span_id(span or "") or tv.spans[0].span_id
+    selected = sid or tv.root.span_id
     sv = await views.span_view(_store(request), tv.trace_id, selected, tv.location)
     return _page(request, "trace.html", {"nav": "traces", "t": tv, "sv": sv, "selected": selected})
+
+
+@router.get("/traces/{trace_id}/rows", response_class=HTMLResponse)
+async def trace_rows(request: Request, trace_id: str, start: str | None = None, collapsed: str | None = None,
+                     expanded: str | None = None, opened: str | None = None, all: int = 0,
+                     selected: str | None = None, n: int | None = None, reveal: str | None = None) -> Response:
+    """A window of a big trace's rows (htmx: appended as the viewer scrolls, or after a toggle)."""
+    tid = views.valid_trace_id(trace_id)
+    req = views.TreeRequest(views.valid_span_id(start or ""), collapsed, expanded, opened, bool(all), spans=n,
+                            reveal=views.valid_span_id(reveal or ""))
+    tw = await views.tree_window(_store(request), tid, req) if tid else None
+    if tw is None:
+        return _page(request, "notfound.html", {"what": "trace", "ident": trace_id}, 404, block="content")
+    return _page(request, "_span_rows.html", {"t": tw.view, "selected": views.valid_span_id(selected or "")})
+
+
+@router.get("/traces/{trace_id}/shape", response_class=HTMLResponse)
+async def trace_shape(request: Request, trace_id: str) -> Response:
+    """The trace's shape: per span name and model, count, time, tokens, cost and errors (htmx)."""
+    tid = views.valid_trace_id(trace_id)
+    found = await views.trace_shape(_store(request), tid) if tid else None
+    if found is None:
+        return _page(request, "notfound.html", {"what": "trace", "ident": trace_id}, 404, block="content")
+    totals, rows = found
+    return _page(request, "_trace_shape.html", {"trace_id": tid, "totals": totals, "rows": rows})
 
 
 @router.get("/traces/{trace_id}/spans/{span_id}", response_class=HTMLResponse)

@@ -62,45 +62,227 @@ def valid_span_id(span_id: str) -> str | None:
     return span_id.lower() if SPAN_ID_RE.match(span_id) else None
 
 
+SMALL_TRACE = 2_000  # up to this many spans the page holds every row (collapse happens in the browser)
+WINDOW_ROWS = 400  # a bigger trace's page holds windows of this many rows, loaded as they come in view
+PATH_ROWS = 100  # opened at a deep span: the root and its nearest ancestors are shown above it
+MAX_STATE_IDS = 2_000  # span ids a viewer's collapse/expand state may name in one request
+
+
 @dataclass
 class TraceView:
     trace_id: str
-    spans: list[queries.trace.SpanRow]
-    start_ns: int
-    end_ns: int
-    errors: int
-    services: list[str]
-    input_tokens: int
-    output_tokens: int
-    cost: float
+    totals: queries.trace_tree.TraceTotals
     location: queries.trace.Location
+    rows: list  # SpanRow | Group: every span of a small trace, else one window of a big one
+    next: str | None = None  # windowed: the span id the next window starts at
+    windowed: bool = False
+    above: int = 0  # windowed and opened at a deep span: rows above it that are not in the page
+    root_service: str = ""  # the first root's service (rows of other services say theirs)
+    state_change: dict[str, list[str]] | None = None  # a revealed span: what the viewer's state gains
 
     @property
     def tier(self) -> str:
         return self.location.tier
 
     @property
-    def duration_ns(self) -> int:
-        return max(1, self.end_ns - self.start_ns)
+    def root(self) -> queries.trace.SpanRow:
+        return next(r for r in self.rows if isinstance(r, queries.trace.SpanRow))
 
-    def bar(self, s: queries.trace.SpanRow) -> tuple[float, float]:
-        """(x, width) of the span's bar on a 0..1000 scale, at least 2 units wide to stay visible."""
-        x = (s.start_ns - self.start_ns) / self.duration_ns * 1000
-        w = max(2.0, s.duration_ns / self.duration_ns * 1000)
+    start_ns = property(lambda self: self.totals.start_ns)
+    end_ns = property(lambda self: self.totals.end_ns)
+    duration_ns = property(lambda self: self.totals.duration_ns)
+    errors = property(lambda self: self.totals.errors)
+    services = property(lambda self: self.totals.services)
+    input_tokens = property(lambda self: self.totals.input_tokens)
+    output_tokens = property(lambda self: self.totals.output_tokens)
+    cost = property(lambda self: self.totals.cost)
+
+    def bar(self, s: Any) -> tuple[float, float]:
+        """(x, width) of a span's (or a folded group's) bar on a 0..1000 scale, at least 2 units wide."""
+        start, dur = (s.start_ns, s.end_ns - s.start_ns)
+        x = (start - self.start_ns) / self.duration_ns * 1000
+        w = max(2.0, dur / self.duration_ns * 1000)
         x = min(max(0.0, x), 998.0)
         return round(x, 2), round(min(w, 1000 - x), 2)
 
 
-async def trace_view(store: Store, trace_id: str) -> TraceView | None:
-    found = await run_in_threadpool(queries.trace.get_trace, store, trace_id)
-    if not found:
+def _ids(text: str | None) -> list[str]:
+    """Span ids from a comma-separated parameter (anything that is not a span id is dropped)."""
+    if not text:
+        return []
+    return [sid for sid in (valid_span_id(x.strip()) for x in text.split(",")[:MAX_STATE_IDS]) if sid]
+
+
+@dataclass
+class TreeRequest:
+    """What a viewer asks of a big trace's tree: where to start, and what they collapsed/opened."""
+
+    start: str | None = None  # span id of the first row (a folded group: its first member)
+    collapsed: str | None = None
+    expanded: str | None = None
+    opened: str | None = None
+    collapse_all: bool = False
+    limit: int = WINDOW_ROWS
+    spans: int | None = None  # the span count the page was drawn with (lets a recent tree be reused)
+    reveal: str | None = None  # a span to show (find-in-trace): its path, then the rows from it on
+
+    def state(self, tree: queries.trace_tree.TraceTree) -> queries.trace_tree.ViewState:
+        def positions(text: str | None) -> set[int]:
+            return {i for i in (tree.index(s) for s in _ids(text)) if i is not None}
+
+        return queries.trace_tree.ViewState(positions(self.collapsed), positions(self.expanded),
+                                            positions(self.opened), self.collapse_all)
+
+
+def _located_totals(store: Store, trace_id: str):
+    loc = queries.trace.locate(store, trace_id)
+    totals = queries.trace_tree.trace_totals(store, loc) if loc else None
+    if totals is None and loc is not None and loc.tier == "hot":
+        # Deleted from the hot tier since the lookup (an archive run finished in between).
+        loc = queries.trace.archive_location(store, trace_id)
+        totals = queries.trace_tree.trace_totals(store, loc) if loc else None
+    return (loc, totals) if totals is not None else (None, None)
+
+
+def _trace_view(store: Store, trace_id: str, select: str | None) -> TraceView | None:
+    loc, totals = _located_totals(store, trace_id)
+    if loc is None:
         return None
-    loc, spans = found
-    start = min(s.start_ns for s in spans)
-    end = max(s.end_ns for s in spans)
-    return TraceView(trace_id, spans, start, end, sum(1 for s in spans if s.status == "error"),
-                     sorted({s.service for s in spans}), sum(s.input_tokens for s in spans),
-                     sum(s.output_tokens for s in spans), sum(s.cost for s in spans), loc)
+    tree = queries.trace_tree.trace_tree(store, loc, totals.spans)
+    tree.totals = totals
+    service = tree.rows([0])[0].service
+    if totals.spans <= SMALL_TRACE:
+        return TraceView(trace_id, totals, loc, tree.rows(list(range(len(tree)))), root_service=service)
+    state = queries.trace_tree.ViewState()
+    target = tree.index(select) if select else None
+    if target is not None and queries.trace_tree.visible_position(tree, state, target) >= WINDOW_ROWS:
+        return _revealed(tree, state, target)
+    win = queries.trace_tree.window(tree, state, 0, WINDOW_ROWS)
+    return TraceView(trace_id, totals, loc, win.rows, _next_id(tree, win), True, root_service=service)
+
+
+def _revealed(tree: queries.trace_tree.TraceTree, state: queries.trace_tree.ViewState, target: int) -> TraceView:
+    """A deep span made visible (a link, find-in-trace): the root and its nearest ancestors, then
+    the rows from the span on; ``above`` says how many rows above are not in the page."""
+    before = (set(state.collapsed), set(state.expanded), set(state.opened))
+    queries.trace_tree.reveal(tree, state, target)
+    changed = {  # what reveal changed in the viewer's state, for the page to keep (span ids)
+        "uncollapsed": _span_ids(tree, before[0] - state.collapsed),
+        "expanded": _span_ids(tree, state.expanded - before[1]),
+        "opened": [tree.groups[g].first_span_id for g in sorted(state.opened - before[2])]}
+    above = queries.trace_tree.visible_position(tree, state, target)
+    chain = sorted(tree.ancestors(target))
+    path = tree.rows(chain if len(chain) <= PATH_ROWS else chain[:1] + chain[-PATH_ROWS + 1:])
+    win = queries.trace_tree.window(tree, state, target, WINDOW_ROWS)
+    assert tree.totals is not None and tree.location is not None
+    return TraceView(tree.trace_id, tree.totals, tree.location, path + win.rows, _next_id(tree, win), True,
+                     above - len(path), tree.rows([0])[0].service, changed)
+
+
+def _span_ids(tree: queries.trace_tree.TraceTree, positions: set[int]) -> list[str]:
+    return [r.span_id for r in tree.rows(sorted(positions))]
+
+
+def _next_id(tree: queries.trace_tree.TraceTree, win: queries.trace_tree.Window) -> str | None:
+    return None if win.next is None else tree.rows([win.next])[0].span_id
+
+
+async def trace_view(store: Store, trace_id: str, select: str | None = None) -> TraceView | None:
+    """The trace page's data: totals of the whole trace, and its rows (all, or a first window)."""
+    return await run_in_threadpool(_trace_view, store, trace_id, select)
+
+
+@dataclass
+class TreeWindow:
+    view: TraceView
+    tree: queries.trace_tree.TraceTree
+
+
+def _cached_or_built(store: Store, trace_id: str, spans: int | None) -> queries.trace_tree.TraceTree | None:
+    """The caller's tree of the trace: a recent one from memory when the page's span count still
+    names it, else located, totalled and built (or found) again."""
+    tree = queries.trace_tree.cached_tree(store, trace_id, spans) if spans else None
+    if tree is not None and tree.totals is not None and tree.location is not None:
+        return tree  # scrolling: no query at all
+    loc, totals = _located_totals(store, trace_id)
+    if loc is None:
+        return None
+    tree = queries.trace_tree.trace_tree(store, loc, totals.spans)
+    tree.totals = totals
+    return tree
+
+
+def _tree_window(store: Store, trace_id: str, req: TreeRequest) -> TreeWindow | None:
+    tree = _cached_or_built(store, trace_id, req.spans)
+    if tree is None:
+        return None
+    assert tree.totals is not None and tree.location is not None
+    state = req.state(tree)
+    target = tree.index(req.reveal) if req.reveal else None
+    if target is not None:
+        return TreeWindow(_revealed(tree, state, target), tree)
+    start = tree.index(req.start) if req.start else 0
+    win = queries.trace_tree.window(tree, state, start or 0, max(1, min(req.limit, 5 * WINDOW_ROWS)))
+    view = TraceView(trace_id, tree.totals, tree.location, win.rows, _next_id(tree, win), True,
+                     root_service=tree.rows([0])[0].service)
+    return TreeWindow(view, tree)
+
+
+async def tree_window(store: Store, trace_id: str, req: TreeRequest) -> TreeWindow | None:
+    """A window of a trace's tree as the viewer's collapse/expand state shows it."""
+    return await run_in_threadpool(_tree_window, store, trace_id, req)
+
+
+def _trace_find(store: Store, trace_id: str, text: str, spans: int | None):
+    tree = _cached_or_built(store, trace_id, spans)
+    if tree is None:
+        return None
+    assert tree.location is not None
+    return queries.trace_tree.find(store, tree.location, tree, text)
+
+
+async def trace_find(store: Store, trace_id: str, text: str, spans: int | None = None):
+    """(span ids matching ``text`` in tree order, how many match), or None for an unknown trace."""
+    return await run_in_threadpool(_trace_find, store, trace_id, text, spans)
+
+
+def _trace_flame(store: Store, trace_id: str, spans: int | None, lo: int | None, hi: int | None, width: int,
+                 depth_from: int, depths: int):
+    tree = _cached_or_built(store, trace_id, spans)
+    if tree is None:
+        return None
+    return queries.trace_tree.flame(tree, lo, hi, width, depth_from, depths)
+
+
+async def trace_flame(store: Store, trace_id: str, spans: int | None, lo: int | None, hi: int | None, width: int,
+                      depth_from: int = 0, depths: int = 60):
+    """The flame view's bars for a time range and canvas width, or None for an unknown trace."""
+    return await run_in_threadpool(_trace_flame, store, trace_id, spans, lo, hi, width, depth_from, depths)
+
+
+def _trace_spans(store: Store, trace_id: str, offset: int, limit: int):
+    loc, totals = _located_totals(store, trace_id)
+    if loc is None:
+        return None
+    tree = queries.trace_tree.trace_tree(store, loc, totals.spans)
+    return loc, totals, queries.trace_tree.spans_page(tree, offset, limit)
+
+
+async def trace_spans(store: Store, trace_id: str, offset: int, limit: int):
+    """(location, totals, spans offset..offset+limit in depth-first order), or None."""
+    return await run_in_threadpool(_trace_spans, store, trace_id, offset, limit)
+
+
+def _trace_shape(store: Store, trace_id: str):
+    loc, totals = _located_totals(store, trace_id)
+    if loc is None:
+        return None
+    return totals, queries.trace_tree.shape(store, loc)
+
+
+async def trace_shape(store: Store, trace_id: str):
+    """(totals, per name and model: count, time, tokens, cost, errors), or None."""
+    return await run_in_threadpool(_trace_shape, store, trace_id)
 
 
 @dataclass

@@ -258,7 +258,9 @@ def test_retention_without_a_policy_says_how_to_enable_it(client):
 def test_openapi_lists_the_ui_api(client):
     paths = client.get("/api/openapi.json").json()["paths"]
     for p in ["/api/traces", "/api/traces/{trace_id}", "/api/traces/{trace_id}/spans/{span_id}", "/api/sessions",
-              "/api/sessions/{session_id}", "/api/dashboard", "/api/filter/fields", "/api/filter/parse", "/api/retention"]:
+              "/api/sessions/{session_id}", "/api/dashboard", "/api/filter/fields", "/api/filter/parse", "/api/retention",
+              "/api/traces/{trace_id}/skeleton", "/api/traces/{trace_id}/shape", "/api/traces/{trace_id}/find",
+              "/api/traces/{trace_id}/flame"]:
         assert p in paths
 
 

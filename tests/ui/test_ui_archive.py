@@ -139,6 +139,18 @@ def test_archived_trace_page_and_api(tiered):
     assert span["attributes"]["gen_ai.request.model"] == "gpt-4o"
 
 
+def test_archived_trace_totals_skeleton_and_shape_match_the_hot_copy(tiered):
+    """The big-trace reads (totals, tree windows, shape) give the same answers from the archive."""
+    client, hot, old, _ = tiered
+    a, h = (client.get(f"/api/traces/{t}").json() for t in (old.genai, hot.genai))
+    keys = ("span_count", "error_spans", "input_tokens", "output_tokens", "services", "duration_ms")
+    assert a["tier"] == "archive" and {k: a[k] for k in keys} == {k: h[k] for k in keys} and a["span_count"] == 3
+    sa, sh = (client.get(f"/api/traces/{t}/skeleton").json() for t in (old.genai, hot.genai))
+    assert [r[2:5] for r in sa["rows"]] == [r[2:5] for r in sh["rows"]] and sa["tier"] == "archive"
+    ga, gh = (client.get(f"/api/traces/{t}/shape").json()["groups"] for t in (old.genai, hot.genai))
+    assert [(g["name"], g["n"]) for g in ga] == [(g["name"], g["n"]) for g in gh]
+
+
 def test_moving_trace_is_read_from_the_archive(tiered):
     client, _, _, moving = tiered
     body = client.get(f"/api/traces/{moving.genai}").json()

@@ -250,3 +250,69 @@ def test_dark_mode_screens(server, browser):
     pg.goto(f"{server.ui_url}/traces/{k.genai}?span={k.genai_chat}")
     pg.screenshot(path=str(ARTIFACTS / "trace-dark.png"))
     ctx.close()
+
+
+def test_big_trace_windows_folds_and_a_deep_span(server, page):
+    """A 4,201-span agent loop and a 5,001-deep chain (issue 20), two hours old so the lists above
+    (range=1h) do not see them: the page shows the root and the folded run, opens the run, appends
+    windows as it scrolls, collapses a step through the server, and opens at the deepest span."""
+    start = time.time_ns() - 2 * 3600 * ui_traces.S
+    loop, loop_id = ui_traces.agent_loop_requests(700, start, per_request=1_000)
+    chain, chain_id, deepest = ui_traces.chain_requests(5_001, start)
+    for body in loop + chain:
+        post_otlp(server.otlp_http_url, body)
+    for tid, n in ((loop_id, 4_201), (chain_id, 5_001)):
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{server.ui_url}/api/traces/{tid}", params={"limit": 1}, timeout=60).json().get("span_count") != n:
+            assert time.monotonic() < deadline, f"trace {tid} never reached {n} spans"
+            time.sleep(0.2)
+    page.goto(f"{server.ui_url}/traces/{loop_id}")
+    rows = page.locator("#span-rows .srow")
+    assert rows.count() == 2 and page.locator("#trace-spans").inner_text() == "4,201"
+    group = page.locator("#span-rows .srow.grp")
+    assert "×700" in group.inner_text() and "28 errors" in group.inner_text()  # 2,800 tool calls, every 97th fails
+    wait_js(page, "document.querySelector('#trace-shape table') !== null")  # the shape view
+    # The timeline: drawn on the canvas; a click on a step's bar (depth 1) reveals it in the tree.
+    wait_js(page, "(document.querySelector('#flame-range') || {}).textContent.indexOf('bars') > 0")
+    page.locator("#flame-canvas").click(position={"x": 3, "y": 14 + 7})
+    wait_js(page, "!!document.querySelector('#span-rows .srow.sel') && "
+                  "document.querySelector('#span-rows .srow.sel').textContent.indexOf('agent step') >= 0")
+    page.goto(f"{server.ui_url}/traces/{loop_id}")  # folded again
+    group.click()
+    wait_js(page, "document.querySelectorAll('#span-rows .srow').length > 300")
+    loaded = rows.count()
+    assert page.locator("#span-rows .srow.grp").count() == 0
+    page.locator("#span-rows .more").scroll_into_view_if_needed()
+    wait_js(page, f"document.querySelectorAll('#span-rows .srow').length > {loaded}")
+    # Collapse the first step: its five children leave, the next step follows it.
+    step = page.locator("#span-rows .srow", has_text="agent step").first
+    step_id = step.get_attribute("data-id")
+    step.locator(".tog").click()
+    wait_js(page, f"document.querySelector('#span-rows .srow[data-id=\"{step_id}\"]').classList.contains('collapsed')")
+    after = page.locator(f"#span-rows .srow[data-id='{step_id}'] + .srow")
+    assert "agent step" in after.inner_text()
+    shot(page, "big-trace")
+    # Find in trace: the errors are inside the folded run (closed again by a reload); the first one
+    # is revealed and selected, n goes to the next.
+    page.goto(f"{server.ui_url}/traces/{loop_id}")
+    page.fill("#find", "status:error")
+    page.press("#find", "Enter")
+    wait_js(page, "(document.querySelector('#find-count') || {}).textContent === '1 of 28'")
+    wait_js(page, "!!document.querySelector('#span-rows .srow.sel.err')")
+    first_err = page.locator("#span-rows .srow.sel").get_attribute("data-id")
+    page.locator("#span-rows .srow.sel").click()  # leave the box; keys go to the tree
+    page.keyboard.press("n")
+    wait_js(page, "(document.querySelector('#find-count') || {}).textContent === '2 of 28'")
+    wait_js(page, f"document.querySelector('#span-rows .srow.sel.err') && document.querySelector('#span-rows .srow.sel').dataset.id !== '{first_err}'")
+    # The deepest span of the chain: its row is there and selected, the gap says what is above.
+    page.goto(f"{server.ui_url}/traces/{chain_id}?span={deepest}")
+    sel = page.locator("#span-rows .srow.sel")
+    assert sel.get_attribute("data-id") == deepest and sel.get_attribute("data-depth") == "5000"
+    assert "rows above this span are not shown" in page.locator("#span-rows .gap").inner_text()
+    # Finding a span 5,000 deep from the top of the page: its path is opened and it is selected.
+    page.goto(f"{server.ui_url}/traces/{chain_id}")
+    page.fill("#find", "hop 5000")
+    page.press("#find", "Enter")
+    wait_js(page, "document.querySelector('#span-rows .srow.sel') && document.querySelector('#span-rows .srow.sel').dataset.depth === '5000'")
+    assert page.locator("#find-count").inner_text() == "1 of 1"
+    clean(page)

@@ -107,6 +107,42 @@ def big_trace_request(n_spans: int, start_ns: int, seed: int = 7) -> tuple[bytes
     return request(trace_id, spans, start_ns, service="big-agent").SerializeToString(), trace_id
 
 
+def agent_loop_requests(steps: int, start_ns: int, seed: int = 11, per_request: int = 20_000) -> tuple[list[bytes], str]:
+    """A runaway agent: a planner root, ``steps`` "agent step" spans under it, each with an LLM call
+    and four calls of one tool; every 97th tool call fails. 1 + 6 * steps spans, sent in requests
+    of about ``per_request`` spans (as an exporter would)."""
+    rnd = random.Random(seed)
+    trace_id, root = hexid(rnd, 16), hexid(rnd, 8)
+    spans = [SpanSpec("invoke_agent planner", root, "", 0, steps * 5 + 1, {"gen_ai.operation.name": "invoke_agent"})]
+    calls = 0
+    for k in range(steps):
+        step, t = hexid(rnd, 8), 1 + k * 5
+        spans.append(SpanSpec("agent step", step, root, t, 4.5))
+        spans.append(SpanSpec("chat gpt-4o", hexid(rnd, 8), step, t + 0.1, 2, {
+            "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+            "gen_ai.usage.input_tokens": 100 + k % 7, "gen_ai.usage.output_tokens": 10 + k % 3}, kind=Span.SPAN_KIND_CLIENT))
+        for j in range(4):
+            calls += 1
+            spans.append(SpanSpec("execute_tool lookup_order", hexid(rnd, 8), step, t + 2.2 + j * 0.5, 0.4,
+                                  {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup_order"},
+                                  error="order not found" if calls % 97 == 0 else None))
+    return [request(trace_id, spans[i:i + per_request], start_ns, service="planner").SerializeToString()
+            for i in range(0, len(spans), per_request)], trace_id
+
+
+def chain_requests(depth: int, start_ns: int, seed: int = 12, per_request: int = 20_000) -> tuple[list[bytes], str, str]:
+    """A chain ``depth`` spans deep (each the parent of the next): (requests, trace id, deepest span id)."""
+    rnd = random.Random(seed)
+    trace_id = hexid(rnd, 16)
+    spans, parent = [], ""
+    for k in range(depth):
+        sid = hexid(rnd, 8)
+        spans.append(SpanSpec(f"hop {k}", sid, parent, k * 0.01, (depth - k) * 0.01))
+        parent = sid
+    return [request(trace_id, spans[i:i + per_request], start_ns, service="chain").SerializeToString()
+            for i in range(0, len(spans), per_request)], trace_id, parent
+
+
 def synthetic_requests(total_spans: int, seed: int, base_ns: int) -> list[bytes]:
     """Fallback load for the benchmark: 8-span agent traces, 512 spans per request."""
     rnd = random.Random(seed)

@@ -1,7 +1,8 @@
 """The UI's page SQL, one module per page (the filter compiler is :mod:`tracelake.query`):
 
 * :mod:`.trace_list` — the trace list (windowed newest-first scan, cursor), ``TraceRow``;
-* :mod:`.trace` — one trace's spans in tree order, one span's details;
+* :mod:`.trace` — where a trace is (hot or archive), one span's details;
+* :mod:`.trace_tree` — a trace of any size: totals, tree order, windows, folded runs, its shape;
 * :mod:`.sessions` — the sessions list and one session's traces and conversation spans;
 * :mod:`.dashboard` — time series and per-service / per-model totals;
 * :mod:`.attachments` — attachment metadata for a span's blobs;
@@ -11,6 +12,6 @@
 """
 
 from tracelake.ui.queries import (archive_list, attachments, dashboard, retention, sessions, tiers,  # noqa: E402
-                                  trace, trace_list)
+                                  trace, trace_list, trace_tree)
 
-__all__ = ["archive_list", "attachments", "dashboard", "retention", "sessions", "tiers", "trace", "trace_list"]
+__all__ = ["archive_list", "attachments", "dashboard", "retention", "sessions", "tiers", "trace", "trace_list", "trace_tree"]

@@ -1,4 +1,5 @@
-"""One trace: its spans in tree order, and one span with everything it carries, from either tier.
+"""One trace located in either tier, and one span with everything it carries (the tree of a trace
+of any size, windows of it and its totals: :mod:`.trace_tree`).
 
 A trace is first located (:func:`locate`): in the hot tier through the id -> time lookup table
 (unless it is being moved: then its archive copy is the visible one), else in the archive's index,
@@ -13,12 +14,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import pyarrow as pa
+
 from tracelake.query.params import Params, query
 from tracelake.store.base import Store, StoreError
 from tracelake.ui.queries import archive_files, tiers
-
-MAX_TRACE_SPANS = 20_000
-
 
 @dataclass
 class SpanRow:
@@ -41,6 +41,8 @@ class SpanRow:
     depth: int = 0
     children: int = 0
     orphan: bool = False
+    position: int = -1  # in the trace's depth-first order (trace_tree)
+    collapsed: bool = False  # as the viewer sees it in a window of a big trace
 
     @property
     def end_ns(self) -> int:
@@ -150,17 +152,22 @@ def _archive_files_source(p: Params, loc: Location, store: Store) -> str | None:
             f"AND TraceId NOT IN (SELECT TraceId FROM restore_flipped WHERE TraceId = {tid})")
 
 
-def _query_spans(store: Store, loc: Location, build) -> list[dict[str, Any]]:
-    """Rows of ``build(params, source)``; an archived trace whose files changed under the read
+def query_spans_arrow(store: Store, loc: Location, build) -> pa.Table:
+    """Columns of ``build(params, source)``; an archived trace whose files changed under the read
     (a vacuum in between) is read again through the engine table."""
     p = Params()
     try:
-        return query(store, build(p, _source(p, loc, store)), p)
+        return store.query_arrow(build(p, _source(p, loc, store)), p.bound(store))
     except StoreError:
         if loc.tier != "archive":
             raise
     p = Params()
-    return query(store, build(p, _source(p, loc)), p)
+    return store.query_arrow(build(p, _source(p, loc)), p.bound(store))
+
+
+def _query_spans(store: Store, loc: Location, build) -> list[dict[str, Any]]:
+    """Rows of ``build(params, source)`` (see :func:`query_spans_arrow`)."""
+    return query_spans_arrow(store, loc, build).to_pylist()
 
 
 SPAN_COLUMNS = ("SpanId, ParentSpanId, SpanName, SpanKind, ServiceName, toUnixTimestamp64Nano(Timestamp) AS TsNs, "
@@ -183,54 +190,11 @@ def _within(p: Params, window: tuple[int, int]) -> str:
 
 
 def _read_spans(store: Store, loc: Location) -> list[SpanRow]:
+    """Every span of the located trace, start-ordered (tools and tests; pages read windows of
+    :mod:`.trace_tree`)."""
     rows = _query_spans(store, loc, lambda p, source: f"SELECT {SPAN_COLUMNS} {source} "
-                                                      f"ORDER BY TsNs, SpanId LIMIT 1 BY SpanId LIMIT {MAX_TRACE_SPANS}")
+                                                      f"ORDER BY TsNs, SpanId LIMIT 1 BY SpanId")
     return [_span_row(r) for r in rows]
-
-
-def get_trace(store: Store, trace_id: str) -> tuple[Location, list[SpanRow]] | None:
-    """Where the trace was read from and its spans in tree (depth-first, start-ordered) order,
-    or None if unknown."""
-    loc = locate(store, trace_id)
-    if loc is None:
-        return None
-    spans = _read_spans(store, loc)
-    if not spans and loc.tier == "hot":
-        # Deleted from the hot tier since the lookup (an archive run finished in between).
-        loc = archive_location(store, trace_id)
-        spans = _read_spans(store, loc) if loc else []
-    if not spans or loc is None:
-        return None
-    return loc, tree_order(spans)
-
-
-def tree_order(spans: list[SpanRow]) -> list[SpanRow]:
-    """Depth-first order with depths; spans whose parent is missing become roots (marked orphan)."""
-    ids = {s.span_id for s in spans}
-    kids: dict[str, list[SpanRow]] = {}
-    roots: list[SpanRow] = []
-    for s in spans:
-        if s.parent_id and s.parent_id in ids and s.parent_id != s.span_id:
-            kids.setdefault(s.parent_id, []).append(s)
-        else:
-            s.orphan = bool(s.parent_id)
-            roots.append(s)
-    out: list[SpanRow] = []
-    seen: set[str] = set()
-    stack = [(r, 0) for r in reversed(roots)]
-    while stack:  # iterative: deep traces must not hit the recursion limit
-        s, depth = stack.pop()
-        if s.span_id in seen:
-            continue
-        seen.add(s.span_id)
-        s.depth = depth
-        ch = kids.get(s.span_id, [])
-        s.children = len(ch)
-        out.append(s)
-        stack.extend((c, depth + 1) for c in reversed(ch))
-    # Cycles (a span whose ancestors loop) leave spans unvisited: show them at the end, flat.
-    out.extend(s for s in spans if s.span_id not in seen)
-    return out
 
 
 @dataclass
@@ -247,7 +211,7 @@ class SpanDetail:
 
 def get_span(store: Store, trace_id: str, span_id: str, loc: Location | None = None) -> SpanDetail | None:
     """One span of the trace with its attributes, resource, events and links; ``loc`` from
-    :func:`get_trace` when the caller has it (saves the lookup)."""
+    :func:`locate` when the caller has it (saves the lookup)."""
     loc = loc or locate(store, trace_id)
     if loc is None:
         return None
