@@ -18,6 +18,11 @@ Every figure is also printed as a ratio to the 1k-span agent loop of the same ru
 
     python benchmarks/bigtrace.py                         # 1k, 10k, 100k
     python benchmarks/bigtrace.py --sizes 1000 100000 1000000
+    python benchmarks/bigtrace.py --archive               # also a copy of each, archived (3 days old)
+
+With ``--archive`` the server runs with a rule "hot 1 day, archived forever", each trace is sent
+twice (now and three days ago), one archiver pass moves the old copies to the Delta table, and the
+archived copy of each shape and size is measured beside its hot twin (target: archive <= 2x hot).
 """
 from __future__ import annotations
 
@@ -136,37 +141,52 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--archive", action="store_true", help="measure an archived copy of each trace too")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     root = args.data_dir or Path(tempfile.mkdtemp(prefix="tl-bigtrace-"))
-    server = start_server(root / "data")
+    flags = {}
+    if args.archive:
+        rules = root / "rules.yaml"
+        rules.write_text("rules:\n  - name: default\n    hot: 1d\n    archive: forever\n")
+        flags["retention"] = rules
+    server = start_server(root / "data", **flags)
     results: list[dict] = []
     try:
-        start = time.time_ns() - 3600 * ui_traces.S
+        ages = [("hot", 3600)] + ([("archive", 3 * 86400)] if args.archive else [])
         traces = []
-        for size in args.sizes:
-            steps = max(1, (size - 1) // 6)
-            loop, loop_id = ui_traces.agent_loop_requests(steps, start, seed=size)
-            chain, chain_id, deepest = ui_traces.chain_requests(min(size, 10_000), start, seed=size + 1)
+        for tier, age_s in ages:
+            start = time.time_ns() - age_s * ui_traces.S
+            for size in args.sizes:
+                steps = max(1, (size - 1) // 6)
+                seed = size + (7 if tier == "archive" else 0)  # twins of the same shape, other trace ids
+                loop, loop_id = ui_traces.agent_loop_requests(steps, start, seed=seed)
+                chain, chain_id, deepest = ui_traces.chain_requests(min(size, 10_000), start, seed=seed + 1)
+                t0 = time.perf_counter()
+                send(server, loop + chain)
+                wait_spans(server, loop_id, 1 + 6 * steps)
+                wait_spans(server, chain_id, min(size, 10_000))
+                print(f"{tier}: sent {1 + 6 * steps:,}-span loop and {min(size, 10_000):,}-deep chain in "
+                      f"{time.perf_counter() - t0:.1f} s", flush=True)
+                traces.append((tier, "agent", 1 + 6 * steps, loop_id, None))
+                traces.append((tier, "chain", min(size, 10_000), chain_id, deepest))
+        if args.archive:
             t0 = time.perf_counter()
-            send(server, loop + chain)
-            wait_spans(server, loop_id, 1 + 6 * steps)
-            wait_spans(server, chain_id, min(size, 10_000))
-            print(f"sent {1 + 6 * steps:,}-span loop and {min(size, 10_000):,}-deep chain in {time.perf_counter() - t0:.1f} s",
-                  flush=True)
-            traces.append(("agent", 1 + 6 * steps, loop_id, None))
-            traces.append(("chain", min(size, 10_000), chain_id, deepest))
+            with httpx.stream("POST", f"{server.ui_url}/api/archiver/run", timeout=3600) as r:
+                r.raise_for_status()
+                last = [line for line in r.iter_lines() if line.strip()][-1]
+            print(f"archiver run in {time.perf_counter() - t0:.1f} s: {last[:200]}", flush=True)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             warm = browser.new_context()
             warm.new_page().goto(f"{server.ui_url}/traces?range=7d")  # start the browser's processes once
             warm.close()
-            for shape, n, tid, deep in traces:
+            for tier, shape, n, tid, deep in traces:
                 cold_s, _ = timed_get(f"{server.ui_url}/traces/{tid}")  # the first open builds the tree
                 html_s, html_bytes = timed_get(f"{server.ui_url}/traces/{tid}")
                 api_s, api_bytes = timed_get(f"{server.ui_url}/api/traces/{tid}", limit=1)
-                row = {"shape": shape, "spans": n, "cold_html_ms": cold_s * 1000, "html_ms": html_s * 1000,
+                row = {"tier": tier, "shape": shape, "spans": n, "cold_html_ms": cold_s * 1000, "html_ms": html_s * 1000,
                        "html_kb": html_bytes / 1e3, "api_ms": api_s * 1000, "api_kb": api_bytes / 1e3,
                        **browse(browser, f"{server.ui_url}/traces/{tid}", shape, deep)}
                 row["server_rss_mb"] = psutil.Process(server.proc.pid).memory_info().rss / 1e6
@@ -181,25 +201,29 @@ def main() -> None:
 
 
 def _table(rows: list[dict]) -> None:
-    base = next((r for r in rows if r["shape"] == "agent"), rows[0])
-    cols = [("cold_html_ms", "first open ms"), ("api_ms", "API ms"), ("html_ms", "HTML ms"), ("html_kb", "HTML KB"), ("fcp_ms", "first paint ms"),
-            ("dom_ms", "DOM ready ms"), ("transfer_mb", "transfer MB"), ("heap_mb", "JS heap MB"),
-            ("open_fold_ms", "open fold ms"), ("next_window_ms", "next window ms"), ("collapse_ms", "collapse ms"),
-            ("server_rss_mb", "server RSS MB")]
-    print("\n| shape | spans | " + " | ".join(c[1] for c in cols) + " |")
-    print("|---|---:|" + "---:|" * len(cols))
+    base = next((r for r in rows if r["shape"] == "agent" and r["tier"] == "hot"), rows[0])
+    cols = [("cold_html_ms", "first open ms"), ("api_ms", "API ms"), ("html_ms", "HTML ms"), ("html_kb", "HTML KB"),
+            ("fcp_ms", "first paint ms"), ("dom_ms", "DOM ready ms"), ("transfer_mb", "transfer MB"),
+            ("heap_mb", "JS heap MB"), ("open_fold_ms", "open fold ms"), ("next_window_ms", "next window ms"),
+            ("collapse_ms", "collapse ms"), ("server_rss_mb", "server RSS MB")]
+    print("\n| tier | shape | spans | " + " | ".join(c[1] for c in cols) + " |")
+    print("|---|---|---:|" + "---:|" * len(cols))
     for r in rows:
+        # Archived rows: the ratio to their hot twin; hot rows: to the smallest agent loop.
+        twin = next((h for h in rows if h["tier"] == "hot" and h["shape"] == r["shape"] and h["spans"] == r["spans"]),
+                    None) if r["tier"] == "archive" else base
         cells = []
         for key, _ in cols:
-            v, b = r.get(key), base.get(key)
+            v, b = r.get(key), (twin or {}).get(key)
             if v is None:
                 cells.append("–")
-            elif b and r is not base and key not in ("server_rss_mb",):
+            elif b and r is not base and key != "server_rss_mb":
                 cells.append(f"{v:,.1f} (x{v / b:.2f})")
             else:
                 cells.append(f"{v:,.1f}")
-        print(f"| {r['shape']} | {r['spans']:,} | " + " | ".join(cells) + " |")
-    print(f"\nratios (x) are against the {base['spans']:,}-span agent loop of this run")
+        print(f"| {r['tier']} | {r['shape']} | {r['spans']:,} | " + " | ".join(cells) + " |")
+    print(f"\nratios (x): hot rows against the {base['spans']:,}-span hot agent loop of this run, "
+          "archived rows against their hot twin")
 
 
 if __name__ == "__main__":
