@@ -284,6 +284,22 @@ def test_big_trace_windows_folds_and_a_deep_span(server, page):
     assert page.locator("#span-rows .srow.grp").count() == 0
     page.locator("#span-rows .more").scroll_into_view_if_needed()
     wait_js(page, f"document.querySelectorAll('#span-rows .srow').length > {loaded}")
+    # Scroll to the end: every window arrives, and rows far above the view leave the page (it holds
+    # at most 3,000); the note at the top counts them, so the page still accounts for all 4,201.
+    for _ in range(40):
+        if page.locator("#span-rows .more").count() == 0:
+            break
+        n = rows.count()
+        page.locator("#span-rows .more").scroll_into_view_if_needed()
+        wait_js(page, f"!document.querySelector('#span-rows .more[data-start]') || "
+                      f"document.querySelectorAll('#span-rows .srow').length != {n}")
+    assert page.locator("#span-rows .more").count() == 0
+    gap = page.locator("#span-rows .gap.trimmed")
+    assert rows.count() <= 3000 and int(gap.get_attribute("data-count")) + rows.count() == 4_201
+    assert "Show the trace from the top" in gap.inner_text()
+    page.goto(f"{server.ui_url}/traces/{loop_id}")
+    group.click()
+    wait_js(page, "document.querySelectorAll('#span-rows .srow').length > 100")
     # Collapse the first step: its five children leave, the next step follows it.
     step = page.locator("#span-rows .srow", has_text="agent step").first
     step_id = step.get_attribute("data-id")

@@ -136,7 +136,36 @@
     return window.htmx.ajax("GET", url, { target: from, swap: "outerHTML", values: treeParams(start) }).then(observeMore);
   }
   var moreObserver = null;
+  var MAX_ROWS_IN_PAGE = 3000;  // past this, rows scrolled far above the view leave the page
+  function trimAbove() {
+    // The page holds what is near the view, not everything scrolled through: rows well above the
+    // view go, and a note at the top says how many and how to get back to them.
+    var rows = srows();
+    if (rows.length <= MAX_ROWS_IN_PAGE) return;
+    var drop = 0, limit = rows.length - MAX_ROWS_IN_PAGE * 2 / 3;
+    while (drop < limit && rows[drop].getBoundingClientRect().bottom < -2000) drop++;
+    if (!drop) return;
+    var box = $("#span-rows"), gap = $("#span-rows .gap.trimmed");
+    if (!gap) {
+      gap = document.createElement("div");
+      gap.className = "gap trimmed muted";
+      gap.setAttribute("role", "note");
+      gap.setAttribute("data-count", "0");
+      box.insertBefore(gap, box.firstChild);
+    }
+    var before = document.documentElement.scrollHeight;
+    for (var i = 0; i < drop; i++) rows[i].remove();
+    window.scrollBy(0, document.documentElement.scrollHeight - before);  // keep what the viewer looks at in place
+    var count = (parseInt(gap.getAttribute("data-count"), 10) || 0) + drop;
+    gap.setAttribute("data-count", String(count));
+    gap.textContent = count.toLocaleString() + " rows above are no longer in the page. ";
+    var top = document.createElement("a");
+    top.href = location.pathname;
+    top.textContent = "Show the trace from the top";
+    gap.appendChild(top);
+  }
   function observeMore() {
+    trimAbove();
     var more = $("#span-rows .more");
     if (!more || !window.IntersectionObserver) return;
     if (!moreObserver) moreObserver = new IntersectionObserver(function (entries) {
@@ -178,6 +207,8 @@
     if (first) loadRows(null, first);
   }
   document.addEventListener("DOMContentLoaded", observeMore);
+  // Rows arrive by htmx swaps: once settled, trim what is far above and watch the new "more" marker.
+  document.addEventListener("htmx:afterSettle", function () { if (windowedUrl()) observeMore(); });
   function mergeRevealedState() {
     // A revealed span (find, a deep link) came with what the server opened for it: keep that.
     var st = $("#span-rows .tree-state");
