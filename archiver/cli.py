@@ -62,26 +62,21 @@ def _local_archiver(retention: Path | None, clickhouse_url: str | None, data_dir
     return archiver_from_settings(store, settings, policy)
 
 
-def _remote(url: str, path: str, retention: Path | None, stream: bool = False):
-    import httpx
+HINT = "use --clickhouse-url to run on its own"
 
+
+def _body(retention: Path | None) -> dict[str, Any]:
+    """The rules to send with a plan or run, refused here first with the file's own name."""
     body: dict[str, Any] = {}
     if retention is not None:
         from tracelake.archiver.policy import PolicyError, load_policy
 
         try:
-            load_policy(retention)  # refuse locally first, with the file's own name in the message
+            load_policy(retention)
         except PolicyError as exc:
             _fail(f"retention file refused: {exc}", 2)
         body["retention"] = retention.read_text(encoding="utf-8")
-    client = httpx.Client(timeout=httpx.Timeout(60, read=None))
-    try:
-        if stream:
-            return client, client.stream("POST", f"{url.rstrip('/')}/api/archiver/{path}", json=body)
-        return client, client.post(f"{url.rstrip('/')}/api/archiver/{path}", json=body)
-    except httpx.HTTPError as exc:
-        _fail(f"cannot reach tracelake at {url}: {exc} (use --clickhouse-url to run on its own)", 2)
-        raise
+    return body
 
 
 def _size(n: int) -> str:
@@ -154,11 +149,10 @@ def plan(retention: RetentionOpt = None, url: UrlOpt = "http://127.0.0.1:4380", 
         finally:
             archiver.store.close()
     else:
-        client, response = _remote(url, "plan", retention)
-        client.close()
-        if response.status_code != 200:
-            _fail(response.json().get("error", response.text))
-        doc = response.json()
+        from tracelake import server_client
+
+        doc = server_client.call("POST", url, "/api/archiver/plan", json=_body(retention), timeout=None,
+                                 hint=HINT).json()
     if json_output:
         typer.echo(json.dumps(doc, indent=2))
     else:
@@ -180,12 +174,10 @@ def run(retention: RetentionOpt = None, url: UrlOpt = "http://127.0.0.1:4380", c
         finally:
             archiver.store.close()
     else:
-        client, request = _remote(url, "run", retention, stream=True)
+        from tracelake import server_client
+
         doc = None
-        with client, request as response:
-            if response.status_code != 200:
-                response.read()
-                _fail(response.json().get("error", response.text))
+        with server_client.stream("POST", url, "/api/archiver/run", json=_body(retention), hint=HINT) as response:
             with _Bars() as bars:
                 for line in response.iter_lines():
                     if not line.strip():
@@ -219,13 +211,9 @@ def runs(url: UrlOpt = "http://127.0.0.1:4380", clickhouse_url: ClickHouseOpt = 
         finally:
             store.close()
     else:
-        import httpx
+        from tracelake import server_client
 
-        try:
-            response = httpx.get(f"{url.rstrip('/')}/api/archiver/runs", params={"limit": limit}, timeout=60)
-        except httpx.HTTPError as exc:
-            _fail(f"cannot reach tracelake at {url}: {exc}", 2)
-        doc = response.json()
+        doc = server_client.call("GET", url, "/api/archiver/runs", params={"limit": limit}, timeout=60, hint=HINT).json()
     if json_output:
         typer.echo(json.dumps(doc, indent=2))
     else:

@@ -52,19 +52,11 @@ def _audit(store: Any, action: str, target: str, detail: str, outcome: str = "ok
 
 
 def _post(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    """The running server's JSON answer; its error (or why it cannot be reached) ends the command."""
-    import httpx
+    """The running server's JSON answer; its refusal (or why it cannot be reached) ends the command."""
+    from tracelake import server_client
 
-    from tracelake.cli import _auth_headers
-
-    try:
-        response = httpx.post(f"{url.rstrip('/')}{path}", json=body, timeout=httpx.Timeout(60, read=None),
-                              headers=_auth_headers())
-    except httpx.HTTPError as exc:
-        _fail(f"cannot reach tracelake at {url}: {exc} (use --data-dir or --clickhouse-url to run on its own)", 2)
-    if response.status_code != 200:
-        _fail(response.json().get("error", response.text))
-    return response.json()
+    return server_client.call("POST", url, path, json=body, timeout=None,
+                              hint="use --data-dir or --clickhouse-url to run on its own").json()
 
 
 def _print_receipt(doc: dict[str, Any]) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -22,29 +21,11 @@ hold_app = typer.Typer(add_completion=False, no_args_is_help=True,
 TraceArg = Annotated[str, typer.Argument(help="Trace id (hex)")]
 
 
-def _headers() -> dict[str, str]:
-    key = os.environ.get("TRACELAKE_KEY", "").strip()
-    return {"Authorization": f"Bearer {key}"} if key else {}
-
-
 def _call(method: str, url: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    import httpx
+    from tracelake import server_client
 
-    try:
-        r = httpx.request(method, f"{url.rstrip('/')}{path}", json=body, headers=_headers(), timeout=120)
-    except httpx.HTTPError as exc:
-        _fail(f"cannot reach tracelake at {url}: {exc} (use --clickhouse-url or --data-dir to work on your own)", 2)
-        raise
-    try:
-        doc = r.json()
-    except ValueError:
-        doc = {"error": r.text[:500]}
-    if r.status_code >= 400:
-        err = doc.get("error") if isinstance(doc, dict) else None
-        if isinstance(err, dict):
-            err = err.get("message")
-        _fail(str(err or f"HTTP {r.status_code}"))
-    return doc
+    return server_client.call(method, url, path, json=body,
+                              hint="use --clickhouse-url or --data-dir to work on your own").json()
 
 
 def _local_store(clickhouse_url: str | None, data_dir: Path | None) -> Any:

@@ -6,6 +6,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from tracelake import server_client
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="tracelake: LLM tracing on OpenTelemetry and ClickHouse.")
 
@@ -85,7 +87,6 @@ def sql(query: Annotated[str, typer.Argument(help="A read-only SQL statement")],
         param: Annotated[Optional[list[str]], typer.Option(help="name=value for a {name:Type} placeholder")] = None,
         json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False) -> None:
     """Run read-only SQL on the running server (the embedded store belongs to its process)."""
-    import httpx
     from rich.console import Console
     from rich.table import Table
 
@@ -95,15 +96,8 @@ def sql(query: Annotated[str, typer.Argument(help="A read-only SQL statement")],
         if not sep:
             raise typer.BadParameter(f"--param needs name=value, got {item!r}")
         params[f"param_{name}"] = value
-    try:
-        response = httpx.post(f"{url.rstrip('/')}/api/sql", data=params, timeout=60, headers=_auth_headers())
-    except httpx.HTTPError as exc:
-        typer.echo(f"cannot reach tracelake at {url}: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    response = server_client.call("POST", url, "/api/sql", data=params, timeout=60)
     doc = response.json()
-    if response.status_code != 200:
-        typer.echo(f"error: {doc.get('error', response.text)}", err=True)
-        raise typer.Exit(1)
     if json_output:
         typer.echo(response.text)
         return
@@ -122,13 +116,6 @@ def safe_cell(value: Any) -> str:
 
     text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", lambda m: f"\\x{ord(m.group()):02x}", str(value))
     return escape(text)
-
-
-def _auth_headers() -> dict[str, str]:
-    import os
-
-    key = os.environ.get("TRACELAKE_KEY", "").strip()
-    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 # `tracelake keys ...`: talks to the running server like `tracelake sql` (the CLI never opens the store).
@@ -150,7 +137,11 @@ _archiver_commands()
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except server_client.ServerError as exc:  # a server's refusal: one line that says what to do
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(exc.exit_code) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

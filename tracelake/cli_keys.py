@@ -6,7 +6,6 @@ last line of ``create`` and never again.
 """
 from __future__ import annotations
 
-import os
 from typing import Annotated, Any
 
 import typer
@@ -17,27 +16,12 @@ Url = Annotated[str, typer.Option(envvar="TRACELAKE_URL", help="The running serv
 
 
 def _call(method: str, url: str, path: str, **kwargs: Any) -> Any:
-    import httpx
+    from tracelake import server_client
 
-    key = os.environ.get("TRACELAKE_KEY", "").strip()
-    if not key:
-        typer.echo("set TRACELAKE_KEY to an admin key (or an ops key of the project)", err=True)
+    if not server_client.auth_headers():
+        typer.echo("error: set TRACELAKE_KEY to an admin key (or an ops key of the project)", err=True)
         raise typer.Exit(2)
-    try:
-        response = httpx.request(method, f"{url.rstrip('/')}{path}", headers={"Authorization": f"Bearer {key}"},
-                                 timeout=30, **kwargs)
-    except httpx.HTTPError as exc:
-        typer.echo(f"cannot reach tracelake at {url}: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    try:
-        doc = response.json()
-    except ValueError:
-        doc = {"error": {"message": response.text[:500]}}
-    if response.status_code >= 400:
-        error = doc.get("error") if isinstance(doc, dict) else None
-        typer.echo(f"error ({response.status_code}): {(error or {}).get('message', response.text[:500])}", err=True)
-        raise typer.Exit(1)
-    return doc
+    return server_client.call(method, url, path, timeout=30, **kwargs).json()
 
 
 @keys_app.command()

@@ -117,8 +117,8 @@ def _cut(table: Any, settings: Settings) -> dict[str, Any]:
 
 
 def create_app(store: Store, settings: Settings, collector: Any = None) -> FastAPI:
-    app = FastAPI(title="tracelake", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json",
-                  redoc_url=None)
+    # /api/docs is tracelake.ui.api_docs: Swagger UI served from the package, not FastAPI's CDN page.
+    app = FastAPI(title="tracelake", version="0.1.0", docs_url=None, openapi_url="/api/openapi.json", redoc_url=None)
     app.state.store = store
     app.state.settings = settings
     app.state.collector = collector

@@ -4,7 +4,7 @@
 ``/api/``, the static files and the security headers. Modules, one job each:
 ``queries`` (page SQL, one module per page; the filter language and compiler are :mod:`tracelake.query`), ``views`` (one view per page), ``messages`` (span I/O normalization),
 ``render`` (Jinja environment and formatting), ``charts`` (SVG geometry), ``security`` (CSP),
-``routes`` (HTML pages), ``api`` (JSON).
+``routes`` (HTML pages), ``api`` (JSON), ``api_docs`` (the OpenAPI page, served offline).
 """
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from fastapi import FastAPI
 def install(app: FastAPI) -> None:
     from fastapi.staticfiles import StaticFiles
 
-    from tracelake.ui import api, routes, security
+    from tracelake.ui import api, api_docs, routes, security
     from tracelake.ui.render import STATIC_DIR
 
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
+    api_docs.install(app)  # /api/docs with Swagger UI's files from the package (no CDN)
     app.include_router(api.router)
     app.include_router(routes.router)
     from tracelake.ui import routes_rules  # rules: the Retention page's rule editor

@@ -37,6 +37,8 @@ def home() -> Response:
 async def traces_page(request: Request, q: str = "", range: str | None = None, from_: str | None = Query(None, alias="from"),
                       to: str | None = None, cursor: str | None = None, limit: int | None = None,
                       live: str | None = None, fragment: str | None = None) -> Response:
+    if fragment is None and (tid := views.bare_trace_id(q)) and await views.trace_exists(_store(request), tid):
+        return RedirectResponse(f"/traces/{tid}", status_code=303)  # a pasted trace id opens the trace
     view = await views.trace_list(_store(request), q, range, from_, to, cursor, limit)
     # Live updates only make sense on the first page of a range that ends now.
     live_on = live != "0" and not cursor and view.tr.relative

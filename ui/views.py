@@ -58,6 +58,20 @@ def valid_trace_id(trace_id: str) -> str | None:
     return trace_id.lower() if TRACE_ID_RE.match(trace_id) else None
 
 
+FULL_TRACE_ID_RE = re.compile(r"^\s*([0-9a-fA-F]{32})\s*$")
+
+
+def bare_trace_id(q: str) -> str | None:
+    """The trace id when the search box holds nothing else (someone pasted one from their logs)."""
+    m = FULL_TRACE_ID_RE.match(q or "")
+    return m.group(1).lower() if m else None
+
+
+async def trace_exists(store: Store, trace_id: str) -> bool:
+    """Whether the caller can open this trace (in either tier)."""
+    return await run_in_threadpool(lambda: queries.trace.locate(store, trace_id) is not None)
+
+
 def valid_span_id(span_id: str) -> str | None:
     return span_id.lower() if SPAN_ID_RE.match(span_id) else None
 

@@ -268,3 +268,11 @@ def test_live_rows_fragment(client, known):
     r = client.get("/traces", params={"range": "1h", "fragment": "rows"}, headers={"HX-Request": "true"})
     assert r.status_code == 200 and "<html" not in r.text
     assert r.text.count('class="trow') == 5 and known.genai in r.text
+
+
+def test_a_pasted_trace_id_opens_the_trace(client, known):
+    r = client.get("/traces", params={"q": f"  {known.genai.upper()} "}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/traces/{known.genai}"
+    unknown = client.get("/traces", params={"q": "f" * 32}, follow_redirects=False)
+    assert unknown.status_code == 200  # no such trace: the list, searching for it as text
+    assert client.get("/traces", params={"q": known.genai[:16]}, follow_redirects=False).status_code == 200

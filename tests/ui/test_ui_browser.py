@@ -332,3 +332,23 @@ def test_big_trace_windows_folds_and_a_deep_span(server, page):
     wait_js(page, "document.querySelector('#span-rows .srow.sel') && document.querySelector('#span-rows .srow.sel').dataset.depth === '5000'")
     assert page.locator("#find-count").inner_text() == "1 of 1"
     clean(page)
+
+
+def test_api_docs_render_offline(server, page):
+    """Swagger UI's files come from the package, not a CDN (issue 21, item 4): any request that
+    leaves 127.0.0.1 is aborted and counted, and the operations are still listed."""
+    outside: list[str] = []
+
+    def only_local(route):
+        url = route.request.url
+        if url.startswith(("http://127.0.0.1", "data:")):
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.goto(f"{server.ui_url}/api/docs")
+    page.locator(".swagger-ui .opblock-summary-path", has_text="skeleton").first.wait_for()
+    assert outside == [] and page.locator(".swagger-ui .opblock").count() > 10
+    shot(page, "api-docs")
