@@ -176,8 +176,18 @@ def make_env() -> Environment:
     from tracelake.query.filters import add_term, attr_term
 
     env.globals.update(add_term=add_term, attr_term=attr_term, qs=qs, safe_href=safe_href, truncated=truncated, RANGES=RANGES, HTMX_VERSION=HTMX_VERSION,
-                       TRUNCATE_CHARS=TRUNCATE_CHARS)
+                       TRUNCATE_CHARS=TRUNCATE_CHARS, may=may)
     return env
+
+
+def may(caller: Any, permission: str) -> bool:
+    """Whether the signed-in caller's role has ``permission`` (tracelake.auth.roles.Perm): the
+    navigation shows only the pages a role can use. No caller: auth is off, everything is open."""
+    if caller is None:
+        return True
+    from tracelake.auth.roles import Perm, has
+
+    return has(caller.role, Perm(permission))
 
 
 templates = Jinja2Blocks(env=make_env())

@@ -56,3 +56,16 @@ def test_a_viewer_is_told_what_its_role_may_not_do(stack):
     assert line.startswith("error: your key may not do this:"), line
     wrong = cli(stack.server, "sql", "SELECT 1", key="tl_000000000000_" + "x" * 43)
     assert "refused the key in TRACELAKE_KEY" in _one_line_error(wrong.stderr)
+
+
+def test_pages_a_role_cannot_use_are_not_offered_and_say_why(stack):
+    """Issue 21, item 3: a viewer's navigation has no Retention link; following one anyway gives a
+    page (not JSON) naming the role and the permission; the API keeps its JSON refusal."""
+    viewer, ops = stack.client("A:viewer"), stack.client("A:ops")
+    assert 'href="/retention"' not in viewer.get("/traces").text
+    assert 'href="/retention"' in ops.get("/traces").text
+    page = viewer.get("/retention", headers={"Accept": "text/html"})
+    assert page.status_code == 403 and page.headers["content-type"].startswith("text/html")
+    assert "This page is not for your role" in page.text and "<strong>viewer</strong>" in page.text
+    api = viewer.get("/api/retention")
+    assert api.status_code == 403 and "needs the retention permission" in api.json()["error"]["message"]

@@ -255,7 +255,11 @@ class Guard:
             return
         need = required(method, path)
         if need is not None and not has(caller.role, need):
-            await _json(send, 403, {"error": {"message": f"role {caller.role.value} may not do this ({need.value})"}})
+            message = f"role {caller.role.value} may not do this (it needs the {need.value} permission)"
+            if wants_html:  # a person following a link gets a page, not JSON
+                await _send(send, 403, refusal_page(caller, need).encode(), b"text/html; charset=utf-8")
+            else:
+                await _json(send, 403, {"error": {"message": message}})
             return
         if method not in SAFE_METHODS and caller.via in ("session", "proxy"):
             receive, ok = await self._csrf(scope, headers, receive, caller)
@@ -471,6 +475,22 @@ def login_page(target: str, token: str, error: str) -> str:
 <button type="submit">Sign in</button>
 </form>
 <p>Ask an admin for a key: <code>tracelake keys create --project NAME --role viewer</code>.</p>
+</main></body></html>"""
+
+
+def refusal_page(caller: Caller, need: Perm) -> str:
+    """The 403 page a role gets for a page it cannot use: what it needs, who can give it."""
+    e = html.escape
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer"><title>Not for your role · tracelake</title>
+<link rel="stylesheet" href="/ui/static/app.css"></head>
+<body><main id="content" class="login">
+<h1>This page is not for your role</h1>
+<p class="error" role="alert">You are signed in as a <strong>{e(caller.role.value)}</strong> of project
+<strong>{e(caller.project)}</strong>; this page needs the <strong>{e(need.value)}</strong> permission
+(docs/security.md, "Roles").</p>
+<p>Ask an admin for a key with that role, or <a href="/traces">go back to the traces</a>.</p>
 </main></body></html>"""
 
 
