@@ -203,3 +203,60 @@ def test_every_sql_example_of_the_docs_passes_the_check(tmp_path_factory):
     for sql in examples + GRAFANA:
         ast = s.query_arrow("EXPLAIN AST " + sql).column(0).to_pylist()
         check_sql("\n".join(ast), s.database, strict=True, tables=tables)  # raises Forbidden if refused
+
+
+class _Recording:
+    """The store, noting every read the UI makes."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.reads = inner, []
+        self.database, self.description = inner.database, inner.description
+
+    def query_arrow(self, sql, params=None):
+        self.reads.append((sql, params))
+        return self.inner.query_arrow(sql, params)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_the_trace_lists_own_queries_call_only_listed_functions(tmp_path_factory):
+    """What the trace list, a filtered list, the dashboard and the sessions page run would pass
+    /api/sql's function check too (the list is wide enough for real trace queries)."""
+    import time
+
+    from otlp_spans import new_trace_id, span
+    from otlp_spans import request as otlp_request
+
+    from tracelake.auth.functions import ast_text, check_functions
+    from tracelake.query.filters import parse
+    from tracelake.store.otlp import length_delimited
+    from tracelake.ui.queries.dashboard import dashboard
+    from tracelake.ui.queries.sessions import list_sessions
+    from tracelake.ui.queries.trace import get_trace
+    from tracelake.ui.queries.trace_list import list_traces
+
+    s = _embedded(tmp_path_factory)
+    tid = new_trace_id()
+    s.insert_otlp("otel_traces", length_delimited([otlp_request([span("root", tid, attrs={
+        "session.id": "s1", "gen_ai.request.model": "m", "gen_ai.usage.input_tokens": 3})]).SerializeToString()]))
+    rec = _Recording(s)
+    now = time.time_ns()
+    lo, hi = now - 3600 * 10**9, now + 60 * 10**9
+    for node in (None, parse("model:m status:ok duration>1ms"), parse("session:s1 cost>0 root:root")):
+        list_traces(rec, node, lo, hi)
+    dashboard(rec, lo, hi)
+    list_sessions(rec, lo, hi)
+    get_trace(rec, tid)
+    assert len(rec.reads) >= 8
+    for sql, params in rec.reads:
+        check_functions(ast_text(s.query_arrow("EXPLAIN AST " + sql, params)))
+
+
+def test_a_statement_with_bytes_that_are_not_utf8_gets_a_clear_error(stack):
+    """ClickHouse's canonical text of `'\\xDC'` holds the raw byte: it is refused plainly (it was a
+    500 before), and the way around it works."""
+    viewer = stack.client("A:viewer")
+    refused = viewer.sql(r"SELECT length('\xDC\xFF')")
+    assert refused.status_code == 400 and "unhex" in refused.json()["error"]
+    assert viewer.sql("SELECT length(unhex('DCFF'))").json()["rows"] == [[2]]

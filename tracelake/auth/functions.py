@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import pyarrow as pa
+
 from tracelake.store.base import StoreError
 
 LIST_PATH = Path(__file__).with_name("sql_functions.txt")
@@ -115,6 +117,25 @@ def function_name(node: Node) -> str:
     if not m:  # a name ClickHouse printed oddly (an alias holding a newline...): refuse, never guess
         raise Forbidden(f"cannot read the function in {node.text[:80]!r}; use plain names and aliases")
     return m.group(1)
+
+
+def ast_text(result: pa.Table) -> str:
+    """The text of an ``EXPLAIN AST`` result. Read as bytes: a literal in the statement may hold
+    bytes that are not UTF-8 (``'\\xDC'``), and only node kinds and names matter here."""
+    lines = result.column(0).cast(pa.binary()).to_pylist()
+    return "\n".join(line.decode("utf-8", "replace") for line in lines if line is not None)
+
+
+def canonical_text(result: pa.Table) -> str:
+    """The statement as ``formatQuerySingleLine`` wrote it: what is checked and then run. A string
+    escape for bytes that are not UTF-8 (``'\\xDC'``) comes back raw and could not be sent again
+    as it was checked: refused, with what to write instead."""
+    raw = result.column(0).cast(pa.binary())[0].as_py() or b""
+    try:
+        return raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise Forbidden("the statement holds bytes that are not UTF-8 (a '\\xNN' escape in a string); "
+                        "write them with unhex('DCFF') or char(220, 255) instead") from None
 
 
 def ast_nodes(ast_text: str) -> Iterator[Node]:

@@ -37,8 +37,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from tracelake.auth.functions import (SAFE_TABLE_FUNCTIONS, Forbidden, Node, allowed, ast_nodes, function_name,
-                                      refusal)
+from tracelake.auth.functions import (SAFE_TABLE_FUNCTIONS, Forbidden, Node, allowed, ast_nodes, ast_text,
+                                      canonical_text, function_name, refusal)
 from tracelake.auth.roles import valid_project
 from tracelake.auth.schema import PRIVATE_TABLES
 from tracelake.store.base import Params, Store, StoreError
@@ -196,11 +196,11 @@ class ScopedStore:
                             untrusted, readonly=True)
         except StoreError as exc:
             raise StoreError(f"cannot parse the SQL as one statement: {exc}") from exc
-        canonical = str(formatted.column(0)[0].as_py()).strip()
+        canonical = canonical_text(formatted)
         if _OUTFILE.search(canonical):
             raise Forbidden("INTO OUTFILE is not allowed here")  # chdb writes such files even with readonly=1
         ast = run("EXPLAIN AST " + canonical, params, untrusted, readonly=True)
-        check_sql("\n".join(str(v) for v in ast.column(0).to_pylist()), self.database,
+        check_sql(ast_text(ast), self.database,
                   strict=self.projects is not None, tables=tables, databases=databases)
         return run(canonical, params, untrusted, readonly=True)
 

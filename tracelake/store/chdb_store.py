@@ -85,16 +85,16 @@ class ChdbStore:
         function ``file(path)`` reads any path the process can (ClickHouse checks user_files_path
         only in a server), and ``readonly=1`` does not stop it. An ``EXPLAIN AST`` evaluates
         nothing, so it runs and its own output is what is checked."""
-        from tracelake.auth.functions import check_functions
+        from tracelake.auth.functions import ast_text, canonical_text, check_functions
         from tracelake.query.params import escape
 
         one = self._run("SELECT formatQuerySingleLine({q:String}) AS q", "ArrowTable", {"q": escape(sql)}, connection)
-        canonical = str(one.column(0)[0].as_py())
+        canonical = canonical_text(one)
         if canonical.startswith("EXPLAIN AST "):
             ast = self._run(canonical, "ArrowTable", params, connection)
         else:
             ast = self._run("EXPLAIN AST " + canonical, "ArrowTable", params, connection)
-        check_functions("\n".join(str(v) for v in ast.column(0).to_pylist()))
+        check_functions(ast_text(ast))
         return ast if canonical.startswith("EXPLAIN AST ") else self._run(canonical, "ArrowTable", params, connection)
 
     def insert_arrow(self, table: str, batch: pa.Table) -> None:
