@@ -99,18 +99,17 @@ def test_both_stores_refuse_every_probe(store, projects, sql):
                                  "SELECT * APPLY(file) FROM (SELECT '/etc/passwd' AS p)",
                                  "SELECT * FROM view(SELECT file('/etc/passwd'))",
                                  "EXPLAIN AST SELECT file('/etc/passwd')", "SELECT 1; SELECT file('/etc/passwd')"])
-def test_the_embedded_store_refuses_file_below_the_api_check(tmp_path_factory, sql):
+def test_each_store_refuses_file_below_the_api_check(store, sql):
     """Straight on the store's untrusted entry points, with no ScopedStore and no check_sql in
-    front: its own wall refuses (chdb's engine would read the file: user_files_path is not
-    checked by clickhouse-local)."""
-    s = _embedded(tmp_path_factory)
+    front: the store's own wall refuses. The engine would not: chdb (clickhouse-local, also behind
+    the test's ClickHouse-HTTP endpoint) reads any path with file(), whatever user_files_path says."""
     with pytest.raises(StoreError) as refused:
-        s.query_scoped(sql, None, table_filters(s.database, {"A"}), readonly=True)
+        store.query_scoped(sql, None, table_filters(store.database, {"A"}), readonly=True)
     assert "root:" not in str(refused.value)
     with pytest.raises(StoreError) as refused:
-        s.query_readonly(sql)
+        store.query_readonly(sql)
     assert "root:" not in str(refused.value)
-    assert s.query_readonly("SELECT upper('ok') AS v").column(0).to_pylist() == ["OK"]
+    assert store.query_readonly("SELECT upper('ok') AS v").column(0).to_pylist() == ["OK"]
 
 
 _EMBEDDED: list = []

@@ -9,14 +9,14 @@ someone reviews it and adds it to the list.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import pyarrow as pa
 
-from tracelake.store.base import StoreError
+from tracelake.store.base import Params, StoreError
 
 LIST_PATH = Path(__file__).with_name("sql_functions.txt")
 AGGREGATE_SECTIONS = ("Aggregate Functions", "Window Functions")
@@ -162,3 +162,19 @@ def check_functions(ast_text: str) -> None:
             name = function_name(node)
             if not listed.allows(name) and name not in SAFE_TABLE_FUNCTIONS:
                 raise Forbidden(refusal(name))
+
+
+def run_untrusted(run: Callable[[str, Params], pa.Table], sql: str, params: Params, escape_strings: bool) -> pa.Table:
+    """Run untrusted SQL through ``run`` (a store's readonly connection) behind the store's own
+    wall: one statement (formatQuerySingleLine refuses several), calling only allowed functions,
+    whoever the caller is and whatever it checked before. ``escape_strings``: the store passes
+    string parameters raw (chdb). An ``EXPLAIN AST`` evaluates nothing: it runs, and its own
+    output is what is checked."""
+    from tracelake.query.params import escape
+
+    one = run("SELECT formatQuerySingleLine({q:String}) AS q", {"q": escape(sql) if escape_strings else sql})
+    canonical = canonical_text(one)
+    explain = canonical.startswith("EXPLAIN AST ")
+    ast = run(canonical if explain else "EXPLAIN AST " + canonical, params)
+    check_functions(ast_text(ast))
+    return ast if explain else run(canonical, params)

@@ -77,25 +77,13 @@ class ChdbStore:
             return self._run_untrusted(sql, params, self._readonly)
 
     def _run_untrusted(self, sql: str, params: Params, connection) -> pa.Table:
-        """Untrusted SQL on a readonly connection, behind the store's own wall: one statement
-        (formatQuerySingleLine refuses several), calling only allowed functions (EXPLAIN AST,
-        tracelake.auth.functions), whoever the caller is and whatever it checked before.
-
-        This wall is here because the engine has none: chdb runs as clickhouse-local, where the
+        """Untrusted SQL behind the store's own function check (tracelake.auth.functions). It is
+        here because the engine has no wall of its own: chdb runs as clickhouse-local, where the
         function ``file(path)`` reads any path the process can (ClickHouse checks user_files_path
-        only in a server), and ``readonly=1`` does not stop it. An ``EXPLAIN AST`` evaluates
-        nothing, so it runs and its own output is what is checked."""
-        from tracelake.auth.functions import ast_text, canonical_text, check_functions
-        from tracelake.query.params import escape
+        only in a server), and ``readonly=1`` does not stop it."""
+        from tracelake.auth.functions import run_untrusted
 
-        one = self._run("SELECT formatQuerySingleLine({q:String}) AS q", "ArrowTable", {"q": escape(sql)}, connection)
-        canonical = canonical_text(one)
-        if canonical.startswith("EXPLAIN AST "):
-            ast = self._run(canonical, "ArrowTable", params, connection)
-        else:
-            ast = self._run("EXPLAIN AST " + canonical, "ArrowTable", params, connection)
-        check_functions(ast_text(ast))
-        return ast if canonical.startswith("EXPLAIN AST ") else self._run(canonical, "ArrowTable", params, connection)
+        return run_untrusted(lambda q, p: self._run(q, "ArrowTable", p, connection), sql, params, escape_strings=True)
 
     def insert_arrow(self, table: str, batch: pa.Table) -> None:
         self._run(_insert_arrow_sql(table, batch), "CSV", None)
