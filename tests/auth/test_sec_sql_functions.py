@@ -259,3 +259,11 @@ def test_a_statement_with_bytes_that_are_not_utf8_gets_a_clear_error(stack):
     refused = viewer.sql(r"SELECT length('\xDC\xFF')")
     assert refused.status_code == 400 and "unhex" in refused.json()["error"]
     assert viewer.sql("SELECT length(unhex('DCFF'))").json()["rows"] == [[2]]
+
+
+def test_each_store_refuses_into_outfile_below_the_api_check(store, tmp_path):
+    """chdb writes INTO OUTFILE files even with readonly=1: the store's own wall refuses it too."""
+    target = tmp_path / "outfile.txt"
+    with pytest.raises(Forbidden):
+        store.query_scoped(f"SELECT 1 INTO OUTFILE '{target}'", None, table_filters(store.database, {"A"}), readonly=True)
+    assert not target.exists()

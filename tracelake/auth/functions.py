@@ -39,6 +39,7 @@ AST_NODES = frozenset({
     "WindowDefinition", "WindowListElement", "OrderByElement", "InterpolateElement", "SampleRatio",
     "DescribeQuery", "ShowTables",
 })
+_OUTFILE = re.compile(r"\bINTO\s+OUTFILE\b", re.I)
 _LINE = re.compile(r"^( *)(\S+)(?: (.*))?$")
 # `Function name`, then ` (alias a)` and ` (children n)` when present; nothing else may follow.
 _FUNCTION = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?: \(alias [^\n]*\))?(?: \(children \d+\))?$")
@@ -164,17 +165,27 @@ def check_functions(ast_text: str) -> None:
                 raise Forbidden(refusal(name))
 
 
-def run_untrusted(run: Callable[[str, Params], pa.Table], sql: str, params: Params, escape_strings: bool) -> pa.Table:
+def run_untrusted(run: Callable[[str, Params], pa.Table], sql: str, params: Params, escape_strings: bool,
+                  check: Callable[[str, str], None] | None = None) -> pa.Table:
     """Run untrusted SQL through ``run`` (a store's readonly connection) behind the store's own
-    wall: one statement (formatQuerySingleLine refuses several), calling only allowed functions,
-    whoever the caller is and whatever it checked before. ``escape_strings``: the store passes
+    wall: one statement (formatQuerySingleLine refuses several), no INTO OUTFILE, calling only
+    allowed functions, whoever the caller is. ``check(canonical, ast_text)``: the caller's own policy, on the same
+    parse (so the statement is formatted and parsed once). ``escape_strings``: the store passes
     string parameters raw (chdb). An ``EXPLAIN AST`` evaluates nothing: it runs, and its own
     output is what is checked."""
     from tracelake.query.params import escape
 
-    one = run("SELECT formatQuerySingleLine({q:String}) AS q", {"q": escape(sql) if escape_strings else sql})
+    try:
+        one = run("SELECT formatQuerySingleLine({q:String}) AS q", {"q": escape(sql) if escape_strings else sql})
+    except StoreError as exc:
+        raise StoreError(f"cannot parse the SQL as one statement: {exc}") from exc
     canonical = canonical_text(one)
+    if _OUTFILE.search(canonical):
+        raise Forbidden("INTO OUTFILE is not allowed here")  # chdb writes such files even with readonly=1
     explain = canonical.startswith("EXPLAIN AST ")
     ast = run(canonical if explain else "EXPLAIN AST " + canonical, params)
-    check_functions(ast_text(ast))
+    text = ast_text(ast)
+    check_functions(text)
+    if check is not None:
+        check(canonical, text)
     return ast if explain else run(canonical, params)

@@ -30,18 +30,17 @@ same filters apply; ``readonly=1`` arrives with them, so the query's own SETTING
 """
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
 
-from tracelake.auth.functions import (SAFE_TABLE_FUNCTIONS, Forbidden, Node, allowed, ast_nodes, ast_text,
-                                      canonical_text, function_name, refusal)
+from tracelake.auth.functions import (SAFE_TABLE_FUNCTIONS, Forbidden, Node, allowed, ast_nodes,
+                                      function_name, refusal)
 from tracelake.auth.roles import valid_project
 from tracelake.auth.schema import PRIVATE_TABLES
-from tracelake.store.base import Params, Store, StoreError
+from tracelake.store.base import Params, Store
 
 __all__ = ["Forbidden", "SAFE_TABLE_FUNCTIONS", "ScopedStore", "check_sql", "scoped", "table_filters"]
 
@@ -71,7 +70,6 @@ SAFE_SYSTEM_TABLES = frozenset({"one", "numbers", "numbers_mt", "zeros", "zeros_
                                 "build_options", "contributors", "settings", "aggregate_function_combinators",
                                 "table_engines", "collations"})
 SAFE_STATEMENTS = ("SelectWithUnionQuery", "DescribeQuery", "ShowTables")
-_OUTFILE = re.compile(r"\bINTO\s+OUTFILE\b", re.I)
 
 
 def _quote(text: str) -> str:
@@ -184,25 +182,17 @@ class ScopedStore:
         return self.inner.query_scoped(sql, params, self._filters, readonly=False)  # type: ignore[attr-defined]
 
     def query_readonly(self, sql: str, params: Params = None) -> pa.Table:
-        """Untrusted SQL: ClickHouse formats it as one statement (refusing several: chdb would
-        run them all), the canonical text is checked, and that text is what runs."""
-        from tracelake.auth.binding import bind
-
+        """Untrusted SQL: the store formats it as one statement (refusing several: chdb would run
+        them all) and parses it (EXPLAIN AST) on the caller's readonly connection; the store's
+        function check and then :func:`check_sql` judge that parse, and the canonical text is
+        what runs."""
         tables, databases = self._catalog()
         untrusted = table_filters(self.database, self.projects, tables) if self.projects is not None else self._untrusted
-        run = self.inner.query_scoped  # type: ignore[attr-defined]
-        try:
-            formatted = run("SELECT formatQuerySingleLine({q:String}) AS q", bind(self.inner, {"q": sql}),
-                            untrusted, readonly=True)
-        except StoreError as exc:
-            raise StoreError(f"cannot parse the SQL as one statement: {exc}") from exc
-        canonical = canonical_text(formatted)
-        if _OUTFILE.search(canonical):
-            raise Forbidden("INTO OUTFILE is not allowed here")  # chdb writes such files even with readonly=1
-        ast = run("EXPLAIN AST " + canonical, params, untrusted, readonly=True)
-        check_sql(ast_text(ast), self.database,
-                  strict=self.projects is not None, tables=tables, databases=databases)
-        return run(canonical, params, untrusted, readonly=True)
+
+        def check(canonical: str, ast: str) -> None:
+            check_sql(ast, self.database, strict=self.projects is not None, tables=tables, databases=databases)
+
+        return self.inner.query_scoped(sql, params, untrusted, readonly=True, check=check)  # type: ignore[attr-defined]
 
     def _catalog(self) -> tuple[frozenset[str], frozenset[str]]:
         """Our database's tables and the server's databases, as they are now (read each time: a
