@@ -168,11 +168,11 @@ def check_functions(ast_text: str) -> None:
 def run_untrusted(run: Callable[[str, Params], pa.Table], sql: str, params: Params, escape_strings: bool,
                   check: Callable[[str, str], None] | None = None) -> pa.Table:
     """Run untrusted SQL through ``run`` (a store's readonly connection) behind the store's own
-    wall: one statement (formatQuerySingleLine refuses several), no INTO OUTFILE, calling only
-    allowed functions, whoever the caller is. ``check(canonical, ast_text)``: the caller's own policy, on the same
-    parse (so the statement is formatted and parsed once). ``escape_strings``: the store passes
-    string parameters raw (chdb). An ``EXPLAIN AST`` evaluates nothing: it runs, and its own
-    output is what is checked."""
+    wall: one statement (formatQuerySingleLine refuses several), no INTO OUTFILE, only allowed
+    functions, whoever the caller is. ``check(canonical, ast_text)``: the caller's own policy on
+    the same parse (formatted and parsed once). ``escape_strings``: the store passes string
+    parameters raw (chdb). An ``EXPLAIN AST`` evaluates nothing: it runs, and its own output is
+    what is checked."""
     from tracelake.query.params import escape
 
     try:
