@@ -442,7 +442,10 @@ def holds_covering(store: Store, trace_ids: list[str], viewer: str = ALL_PROJECT
     from tracelake.ui.queries.tiers import archive_present
 
     ids = sorted({t.lower() for t in trace_ids if HEX_ID.match(t.lower())})
-    holds = active_holds(store)
+    # Holds from the process's store: a project's scoped store reads its own holds only (SQL
+    # filter), and a global hold must still cover that project's traces. Traces are read on
+    # ``store``, so a hold of another project covers nothing the caller cannot read.
+    holds = active_holds(getattr(store, "inner", store))
     if not ids or not holds:
         return {}
     out: dict[str, set[str]] = {}

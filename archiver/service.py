@@ -46,17 +46,23 @@ Progress = Callable[[str, int, int], None]
 _RUN_LOCK = threading.Lock()
 
 
+_LOCAL_ARCHIVES: set[Path] = set()
+
+
 def allow_local_reads(location: ArchiveLocation) -> None:
-    """Embedded ClickHouse (chdb 4.4) reads ``deltaLakeLocal`` paths only inside the process's
-    working directory (whatever ``user_files_path`` says; checked on this machine). When the
-    archive is a local directory outside it, the process moves to ``/``: every path tracelake
-    keeps is absolute by then (the store and settings resolve theirs at start)."""
+    """Embedded ClickHouse (chdb 4.4) reads a ``DeltaLakeLocal`` table only inside the process's
+    working directory, at every read (its user files path is empty, so the check is against
+    ``.``; passing ``user_files_path`` to chdb changes nothing). So the process works in the
+    local archive's own directory (the directory holding every local archive set up in this
+    process, for tests that open several): never wider, and every path tracelake keeps is
+    absolute by then (the store and settings resolve theirs at start)."""
     if not location.is_local:
         return
-    cwd = Path.cwd()
-    if not Path(location.uri).resolve().is_relative_to(cwd):
-        log.info("working directory %s -> / so that ClickHouse may read the archive at %s", cwd, location.uri)
-        os.chdir("/")
+    _LOCAL_ARCHIVES.add(Path(location.uri).resolve())
+    root = Path(os.path.commonpath(sorted(_LOCAL_ARCHIVES)))
+    if Path.cwd() != root:
+        log.info("working directory %s -> %s so that ClickHouse may read the archive", Path.cwd(), root)
+        os.chdir(root)
 
 
 def ensure_archive_view(store: Store, location: ArchiveLocation) -> bool:

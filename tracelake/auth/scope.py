@@ -16,26 +16,34 @@ query as its built-in ``default`` user with no writable access storage, so ``CRE
    and the table functions that reach outside (``file``, ``url``, ``s3``, ``remote``,
    ``mysql``, ``executable``, ``deltaLake*``, ``loop``...).
 3. Because a few table functions read tables without their filters (``merge()`` was found to,
-   and ``mergeTreeIndex()`` reads primary-key values), untrusted SQL is first parsed by
+   and ``mergeTreeIndex()`` reads primary-key values), and ``readonly=1`` does not stop the
+   *function* ``file(path)`` (it reads any file the process can), untrusted SQL is first parsed by
    ClickHouse (``EXPLAIN AST``) and only these statements pass: SELECT (with UNION, CTEs,
-   subqueries), DESCRIBE, SHOW TABLES; table functions only from :data:`SAFE_TABLE_FUNCTIONS`;
-   tables only from our database or the allowed :data:`SAFE_SYSTEM_TABLES`.
+   subqueries), DESCRIBE, SHOW TABLES; functions only from the reviewed allow-list
+   (:mod:`tracelake.auth.functions`, for every caller); table functions only from
+   :data:`SAFE_TABLE_FUNCTIONS`; for project keys, tables only from our database's readable
+   classes below or the allowed :data:`SAFE_SYSTEM_TABLES`. Every table of our database that no
+   class names gets the filter ``0`` and is refused (fail closed: a new table stays unreadable
+   until someone classifies it).
 
 On a ClickHouse server (``ClickHouseStore``) the same settings are sent with each query, so the
 same filters apply; ``readonly=1`` arrives with them, so the query's own SETTINGS cannot undo them.
 """
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
 
+from tracelake.auth.functions import (SAFE_TABLE_FUNCTIONS, Forbidden, Node, allowed, ast_nodes,
+                                      function_name, refusal)
 from tracelake.auth.roles import valid_project
 from tracelake.auth.schema import PRIVATE_TABLES
-from tracelake.store.base import Params, Store, StoreError
+from tracelake.store.base import Params, Store
+
+__all__ = ["Forbidden", "SAFE_TABLE_FUNCTIONS", "ScopedStore", "check_sql", "scoped", "table_filters"]
 
 # Tables holding a Project column, and the views that read them. The archive's span table is the
 # DeltaLake engine table under the ``otel_traces_archive`` view: the filter applies through the view.
@@ -45,27 +53,34 @@ PROJECT_TABLES = ("otel_traces", "trace_summary", "trace_summary_mv", "trace_sum
 # to (migration 26), and is filtered by it like the span tables.
 TRACE_TABLES = ("otel_traces_trace_id_ts", "otel_traces_trace_id_ts_mv", "attachments", "archive_attachments",
                 "retention_pins")
-
-SAFE_TABLE_FUNCTIONS = frozenset({"numbers", "numbers_mt", "zeros", "zeros_mt", "generateRandom", "values",
-                                  "view", "format", "null", "generate_series", "generateSeries", "primes"})
+# Holds of a project carry its Project; global holds ('') are shown to projects by /api/holds
+# without their filter and reason, so SQL shows a project its own holds only.
+PROJECT_TABLES_OWN_ONLY = ("retention_holds",)
+# Hold nothing per project: every key reads them as they are.
+GLOBAL_TABLES = ("model_prices", "model_prices_dict", "schema_migrations")
+# No filter (the archive views read them to know which runs are visible), but refused to project
+# keys when named: archive passes carry totals and rules over every project.
+INTERNAL_TABLES = ("archive_runs",)
+# Views a project key may read: every table they read is one of the classes above (filters apply
+# through views; tests/auth/test_sec_sql_tables.py checks each view's sources).
+SAFE_VIEWS = ("otel_traces_archive", "archived_traces", "archive_moving", "archive_run_state", "restore_flipped",
+              "retention_pins_current", "retention_request_state")
+READABLE_TABLES = frozenset(PROJECT_TABLES + TRACE_TABLES + PROJECT_TABLES_OWN_ONLY + GLOBAL_TABLES + SAFE_VIEWS)
+CLASSIFIED_TABLES = READABLE_TABLES | frozenset(PRIVATE_TABLES + INTERNAL_TABLES)
 SAFE_SYSTEM_TABLES = frozenset({"one", "numbers", "numbers_mt", "zeros", "zeros_mt", "functions",
                                 "table_functions", "data_type_families", "formats", "time_zones",
                                 "build_options", "contributors", "settings", "aggregate_function_combinators",
                                 "table_engines", "collations"})
 SAFE_STATEMENTS = ("SelectWithUnionQuery", "DescribeQuery", "ShowTables")
-_OUTFILE = re.compile(r"\bINTO\s+OUTFILE\b", re.I)
-
-
-class Forbidden(StoreError):
-    """Untrusted SQL uses something a scoped caller may not (said plainly, nothing run)."""
 
 
 def _quote(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def table_filters(database: str, projects: Iterable[str]) -> dict[str, str]:
-    """``additional_table_filters`` for a caller who may read ``projects`` only."""
+def table_filters(database: str, projects: Iterable[str], tables: Iterable[str] = ()) -> dict[str, str]:
+    """``additional_table_filters`` for a caller who may read ``projects`` only. ``tables``: the
+    database's tables as they are now; any of them no class names gets ``0`` (fail closed)."""
     names = sorted(set(projects))
     for name in names:
         if not valid_project(name):  # names were validated when keys were made; never inline anything else
@@ -73,11 +88,13 @@ def table_filters(database: str, projects: Iterable[str]) -> dict[str, str]:
     in_list = "(" + ", ".join(_quote(n) for n in names) + ")" if names else "('')"
     project_filter = f"Project IN {in_list}" if names else "0"
     filters = {}
-    for table in PROJECT_TABLES:
+    for table in PROJECT_TABLES + PROJECT_TABLES_OWN_ONLY:
         filters[f"{database}.{table}"] = project_filter
     for table in TRACE_TABLES:  # never "the trace id has a row in my project": ids cross projects
         filters[f"{database}.{table}"] = project_filter
     for table in PRIVATE_TABLES:
+        filters[f"{database}.{table}"] = "0"
+    for table in set(tables) - CLASSIFIED_TABLES:
         filters[f"{database}.{table}"] = "0"
     return filters
 
@@ -92,44 +109,52 @@ def filters_setting(filters: dict[str, str]) -> str:
     return "{" + ", ".join(f"{_quote(k)}: {_quote(v)}" for k, v in sorted(filters.items())) + "}"
 
 
-_LINE = re.compile(r"^( *)(\S+)(?: (\S+))?")
-
-
-def check_sql(ast_text: str, database: str, strict: bool = True) -> None:
+def check_sql(ast_text: str, database: str, strict: bool = True, tables: Iterable[str] = (),
+              databases: Iterable[str] = ()) -> None:
     """Raise :class:`Forbidden` unless the parsed statement only reads what the caller may.
 
-    Everyone: one SELECT / DESCRIBE / SHOW TABLES statement. ``strict`` (a caller limited to some
-    projects): also only safe table functions, our database and harmless system tables."""
-    lines = [line for line in ast_text.splitlines() if line.strip()]
-    if not lines:
+    Everyone: one SELECT / DESCRIBE / SHOW TABLES statement, functions from the allow-list, table
+    functions from SAFE_TABLE_FUNCTIONS. ``strict`` (a caller limited to some projects): also only
+    readable tables of our database (``tables``: its tables now, so a table no class names is
+    refused by name, in FROM and in ``x IN t`` alike) and harmless system tables; no other
+    database of ``databases``."""
+    nodes = list(ast_nodes(ast_text))
+    if not nodes:
         raise Forbidden("empty statement")
-    top = _LINE.match(lines[0]).group(2)  # type: ignore[union-attr]
-    if top not in SAFE_STATEMENTS:
-        raise Forbidden(f"this SQL API is readonly: only SELECT, DESCRIBE and SHOW TABLES run here, not {top}")
-    if not strict:
-        return
+    if nodes[0].kind not in SAFE_STATEMENTS:
+        raise Forbidden(f"this SQL API is readonly: only SELECT, DESCRIBE and SHOW TABLES run here, not {nodes[0].kind}")
+    listed = allowed()
+    ours = set(tables)
+    others = set(databases) - {database}
     table_expr_depth: int | None = None
-    for line in lines:
-        m = _LINE.match(line)
-        if not m:
-            continue
-        depth, node, arg = len(m.group(1)), m.group(2), m.group(3) or ""
-        if table_expr_depth is not None and depth <= table_expr_depth:
+    for node in nodes:
+        if table_expr_depth is not None and node.depth <= table_expr_depth:
             table_expr_depth = None
-        if node == "TableExpression":
-            table_expr_depth = depth
-        elif node == "Function" and table_expr_depth is not None and depth == table_expr_depth + 1:
-            if arg not in SAFE_TABLE_FUNCTIONS:
-                raise Forbidden(f"table function {arg}() is not allowed here")
-        elif node == "TableIdentifier":
-            db, _, table = arg.rpartition(".")
-            if db == "system":
-                if table not in SAFE_SYSTEM_TABLES:
-                    raise Forbidden(f"system.{table} is not readable here")
-            elif db and db != database:
-                raise Forbidden(f"only tables of database {database} are readable here")
-            elif table in PRIVATE_TABLES:
-                raise Forbidden(f"{table} is not readable here")
+        if node.kind == "TableExpression":
+            table_expr_depth = node.depth
+        elif node.kind == "Function":
+            name = function_name(node)
+            if table_expr_depth is not None and node.depth == table_expr_depth + 1:
+                if name not in SAFE_TABLE_FUNCTIONS:
+                    raise Forbidden(f"table function {name}() is not allowed here")
+            elif not listed.allows(name):
+                raise Forbidden(refusal(name))
+        elif strict and node.kind in ("TableIdentifier", "Identifier"):
+            _check_table(node, database, ours, others)
+
+
+def _check_table(node: Node, database: str, ours: set[str], others: set[str]) -> None:
+    name = node.text.split(" (alias ", 1)[0]
+    db, _, table = name.rpartition(".")
+    if node.kind == "Identifier" and db not in {"system", database} | others:
+        db, table = "", name  # a column (t.col) or a bare name: a table only if it is one of ours
+    if db == "system":
+        if table not in SAFE_SYSTEM_TABLES:
+            raise Forbidden(f"system.{table} is not readable here")
+    elif db and db != database:
+        raise Forbidden(f"only tables of database {database} are readable here")
+    elif table in PRIVATE_TABLES or table in INTERNAL_TABLES or (table in ours and table not in READABLE_TABLES):
+        raise Forbidden(f"{table} is not readable here")
 
 
 class ScopedStore:
@@ -155,22 +180,29 @@ class ScopedStore:
         return self.inner.query_scoped(sql, params, self._filters, readonly=False)  # type: ignore[attr-defined]
 
     def query_readonly(self, sql: str, params: Params = None) -> pa.Table:
-        """Untrusted SQL: ClickHouse formats it as one statement (refusing several: chdb would
-        run them all), the canonical text is checked, and that text is what runs."""
+        """Untrusted SQL: the store formats it as one statement (refusing several: chdb would run
+        them all) and parses it (EXPLAIN AST) on the caller's readonly connection; the store's
+        function check and then :func:`check_sql` judge that parse, and the canonical text is
+        what runs."""
+        tables, databases = self._catalog()
+        untrusted = table_filters(self.database, self.projects, tables) if self.projects is not None else self._untrusted
+
+        def check(canonical: str, ast: str) -> None:
+            check_sql(ast, self.database, strict=self.projects is not None, tables=tables, databases=databases)
+
+        return self.inner.query_scoped(sql, params, untrusted, readonly=True, check=check)  # type: ignore[attr-defined]
+
+    def _catalog(self) -> tuple[frozenset[str], frozenset[str]]:
+        """Our database's tables and the server's databases, as they are now (read each time: a
+        table made since the last call is refused until classified, never readable by omission)."""
         from tracelake.auth.binding import bind
 
-        run = self.inner.query_scoped  # type: ignore[attr-defined]
-        try:
-            formatted = run("SELECT formatQuerySingleLine({q:String}) AS q", bind(self.inner, {"q": sql}),
-                            self._untrusted, readonly=True)
-        except StoreError as exc:
-            raise StoreError(f"cannot parse the SQL as one statement: {exc}") from exc
-        canonical = str(formatted.column(0)[0].as_py()).strip()
-        if _OUTFILE.search(canonical):
-            raise Forbidden("INTO OUTFILE is not allowed here")  # chdb writes such files even with readonly=1
-        ast = run("EXPLAIN AST " + canonical, params, self._untrusted, readonly=True)
-        check_sql("\n".join(str(v) for v in ast.column(0).to_pylist()), self.database, strict=self.projects is not None)
-        return run(canonical, params, self._untrusted, readonly=True)
+        if self.projects is None:
+            return frozenset(), frozenset()
+        row = self.inner.query_arrow(
+            "SELECT (SELECT groupArray(name) FROM system.tables WHERE database = {db:String}) AS t, "
+            "(SELECT groupArray(name) FROM system.databases) AS d", bind(self.inner, {"db": self.database})).to_pylist()[0]
+        return frozenset(row["t"]), frozenset(row["d"])
 
     # -- everything else is the store's -------------------------------------------------------------
     def execute(self, sql: str, params: Params = None) -> None:

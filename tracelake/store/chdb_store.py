@@ -77,7 +77,17 @@ class ChdbStore:
         # writes and setting changes, whatever the SQL text says.
         with self._readonly_lock:
             self._run(f"USE {self.database}", "CSV", None, self._readonly)
-            return self._run(sql, "ArrowTable", params, self._readonly)
+            return self._run_untrusted(sql, params, self._readonly)
+
+    def _run_untrusted(self, sql: str, params: Params, connection, check=None) -> pa.Table:
+        """Untrusted SQL behind the store's own function check (tracelake.auth.functions). It is
+        here because the engine has no wall of its own: chdb runs as clickhouse-local, where the
+        function ``file(path)`` reads any path the process can (ClickHouse checks user_files_path
+        only in a server), and ``readonly=1`` does not stop it."""
+        from tracelake.auth.functions import run_untrusted
+
+        return run_untrusted(lambda q, p: self._run(q, "ArrowTable", p, connection), sql, params, escape_strings=True,
+                             check=check)
 
     def insert_arrow(self, table: str, batch: pa.Table) -> None:
         self._run(_insert_arrow_sql(table, batch), "CSV", None)
@@ -113,12 +123,16 @@ class ChdbStore:
         sql = insert_from_file_sql(f"{self.database}.{table}", str(path), str(self._schema_path), dedup_token)
         self._run(sql, "CSV", None, self._insert_connection())
 
-    def query_scoped(self, sql: str, params: Params, filters: dict[str, str], readonly: bool) -> pa.Table:
+    def query_scoped(self, sql: str, params: Params, filters: dict[str, str], readonly: bool,
+                     check=None) -> pa.Table:
         """Run on a connection where ``filters`` (additional_table_filters) are set, then locked by
-        readonly=1 when ``readonly`` (tracelake.auth.scope explains the mechanism)."""
+        readonly=1 when ``readonly`` (tracelake.auth.scope explains the mechanism). Readonly SQL
+        is untrusted: it passes the store's function check, then ``check(canonical, ast)``."""
         connection, lock = self._scoped_connection(filters, readonly)
         with lock:
             self._run(f"USE {self.database}", "CSV", None, connection)  # a previous caller's USE never carries over
+            if readonly:
+                return self._run_untrusted(sql, params, connection, check)
             return self._run(sql, "ArrowTable", params, connection)
 
     def _scoped_connection(self, filters: dict[str, str], readonly: bool):

@@ -57,19 +57,34 @@ class ClickHouseStore:
             raise self._wrap(exc) from exc
 
     def query_readonly(self, sql: str, params: Params = None) -> pa.Table:
-        try:
-            return self._client.query_arrow(sql, parameters=params, settings=self._readonly_settings, use_strings=True)
-        except Exception as exc:
-            raise self._wrap(exc) from exc
+        return self._run_untrusted(sql, params, self._readonly_settings)
 
-    def query_scoped(self, sql: str, params: Params, filters: dict[str, str], readonly: bool) -> pa.Table:
+    def _run_untrusted(self, sql: str, params: Params, settings: dict, check=None) -> pa.Table:
+        """Untrusted SQL behind the store's own function check (tracelake.auth.functions), as on
+        the embedded store: the server's user_files_path bounds file(), not dictGet() and the
+        other functions that reach outside."""
+        from tracelake.auth.functions import run_untrusted
+
+        def run(q: str, p: Params) -> pa.Table:
+            try:
+                return self._client.query_arrow(q, parameters=p, settings=settings, use_strings=True)
+            except Exception as exc:
+                raise self._wrap(exc) from exc
+
+        return run_untrusted(run, sql, params, escape_strings=False, check=check)
+
+    def query_scoped(self, sql: str, params: Params, filters: dict[str, str], readonly: bool,
+                     check=None) -> pa.Table:
         """Run with ``filters`` as additional_table_filters, locked by readonly=1 when ``readonly``
-        (both sent with the query, so the query's own SETTINGS cannot change them)."""
+        (both sent with the query, so the query's own SETTINGS cannot change them). Readonly SQL
+        is untrusted: it passes the store's function check, then ``check(canonical, ast)``."""
         from tracelake.auth.scope import filters_setting
 
         settings: dict = {**self._readonly_settings, "readonly": 1} if readonly else dict(self.limits.ui())
         if filters:
             settings["additional_table_filters"] = filters_setting(filters)
+        if readonly:
+            return self._run_untrusted(sql, params, settings, check)
         try:
             return self._client.query_arrow(sql, parameters=params, settings=settings, use_strings=True)
         except Exception as exc:
