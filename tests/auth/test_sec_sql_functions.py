@@ -224,7 +224,7 @@ class _Recording:
 
 
 def test_the_trace_lists_own_queries_call_only_listed_functions(tmp_path_factory):
-    """What the trace list, a filtered list, the dashboard and the sessions page run would pass
+    """What the trace list, a filtered list, the dashboard, the sessions and trace pages run would pass
     /api/sql's function check too (the list is wide enough for real trace queries)."""
     import time
 
@@ -236,7 +236,7 @@ def test_the_trace_lists_own_queries_call_only_listed_functions(tmp_path_factory
     from tracelake.store.otlp import length_delimited
     from tracelake.ui.queries.dashboard import dashboard
     from tracelake.ui.queries.sessions import list_sessions
-    from tracelake.ui.queries.trace import get_trace
+    from tracelake.ui.queries import trace, trace_tree
     from tracelake.ui.queries.trace_list import list_traces
 
     s = _embedded(tmp_path_factory)
@@ -250,8 +250,13 @@ def test_the_trace_lists_own_queries_call_only_listed_functions(tmp_path_factory
         list_traces(rec, node, lo, hi)
     dashboard(rec, lo, hi)
     list_sessions(rec, lo, hi)
-    get_trace(rec, tid)
-    assert len(rec.reads) >= 8
+    loc = trace.locate(rec, tid.hex())  # the trace page: where, totals, skeleton, shape, find
+    assert loc is not None
+    totals = trace_tree.trace_totals(rec, loc)
+    tree = trace_tree.trace_tree(rec, loc, totals.spans)
+    trace_tree.shape(rec, loc)
+    trace_tree.find(rec, loc, tree, "root status:error gen_ai.request.model=m")
+    assert len(rec.reads) >= 11
     for sql, params in rec.reads:
         check_functions(ast_text(s.query_arrow("EXPLAIN AST " + sql, params)))
 
