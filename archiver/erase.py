@@ -602,4 +602,7 @@ def erase_audited(eraser: "Eraser", criteria: Criteria, audit: Audit, *, dry_run
     if not dry_run:
         audit("erase", criteria.filter_text(),
               f"{doc.get('request_id')}: {len(doc.get('matched_trace_ids', []))} traces erased")
+        from tracelake.events import traces_changed
+
+        traces_changed(doc.get("matched_trace_ids", []))  # copies kept elsewhere (the UI's trees) go too
     return doc

@@ -223,4 +223,7 @@ def restore_audited(restorer: "Restorer", audit: Callable[..., None], *, trace_i
         raise
     audit("restore", target,
           f"{doc['request_id']}: {len(doc['trace_ids'])} traces, pinned until {doc.get('pinned_until')}")
+    from tracelake.events import traces_changed
+
+    traces_changed(doc["trace_ids"])  # read from the hot tier from now on
     return doc

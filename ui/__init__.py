@@ -25,6 +25,10 @@ def install(app: FastAPI) -> None:
 
     app.include_router(routes_rules.router)
     security.install_headers(app)
+    from tracelake.events import on_traces_changed
+    from tracelake.ui.queries import trace_tree
+
+    on_traces_changed(trace_tree.forget)  # an erased trace's tree is not served from memory
 
 
 __all__ = ["install"]

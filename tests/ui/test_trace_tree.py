@@ -100,3 +100,18 @@ def test_reveal_opens_the_group_and_ancestors_of_a_deep_span():
     pos = visible_position(tree, state, target)
     rows = window(tree, state, limit=pos + 1).rows
     assert rows[pos].span_id == "b120"
+
+
+def test_an_erased_trace_is_forgotten_by_the_tree_cache():
+    """The archiver announces erased and restored traces (tracelake.events); the UI's cache drops
+    their trees, so no window of an erased trace is served from memory."""
+    from tracelake.events import on_traces_changed, traces_changed
+
+    key = trace_tree._cache_key(object(), "t-erased", 5)
+    other = trace_tree._cache_key(object(), "t-kept", 5)
+    with trace_tree._CACHE_LOCK:
+        trace_tree._CACHE[key] = trace_tree._CACHE[other] = build_tree("t", agent(1))
+    on_traces_changed(trace_tree.forget)
+    traces_changed(["t-erased"])
+    assert key not in trace_tree._CACHE and other in trace_tree._CACHE
+    trace_tree.forget(frozenset({"t-kept"}))

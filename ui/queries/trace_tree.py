@@ -348,6 +348,13 @@ def _cache_key(store: Store, trace_id: str, spans: int) -> tuple:
     return (id(getattr(store, "inner", store)), getattr(store, "projects", None), trace_id, spans)
 
 
+def forget(trace_ids: frozenset[str]) -> None:
+    """Drop every cached tree of these traces (they were erased or restored: tracelake.events)."""
+    with _CACHE_LOCK:
+        for key in [k for k in _CACHE if k[2] in trace_ids]:
+            del _CACHE[key]
+
+
 def cached_tree(store: Store, trace_id: str, spans: int, max_age_s: float = REUSE_S) -> TraceTree | None:
     """The tree this caller built for this trace at this span count, if built less than
     ``max_age_s`` ago: windows asked for while scrolling skip the totals query. Older trees are
