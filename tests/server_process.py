@@ -200,10 +200,14 @@ class ClickHouseEndpoint:
             self.proc.wait(30)
 
 
-def start_clickhouse_endpoint(data_dir: str | os.PathLike[str], delay: float = 0.0, port: int = 0) -> ClickHouseEndpoint:
-    """The chdb-backed ClickHouse-HTTP endpoint of tests/chhttp.py, as a subprocess."""
+def start_clickhouse_endpoint(data_dir: str | os.PathLike[str], delay: float = 0.0, port: int = 0,
+                              settings: dict[str, Any] | None = None) -> ClickHouseEndpoint:
+    """The chdb-backed ClickHouse-HTTP endpoint of tests/chhttp.py, as a subprocess; ``settings``
+    are ClickHouse settings of its connections."""
     argv = [sys.executable, str(TESTS / "chhttp.py"), "--data-dir", str(data_dir), "--port", str(port),
             "--delay", str(delay)]
+    for name, value in (settings or {}).items():
+        argv += ["--set", f"{name}={value}"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     found, _ = _read_until(proc, re.compile(r"^listening \d+"), 1, STARTUP_TIMEOUT)
     return ClickHouseEndpoint(proc, f"http://127.0.0.1:{found[0].split()[1]}")
