@@ -10,6 +10,8 @@ connection; a few settings (format schema, limits) applied as a SETTINGS clause.
 every INSERT down, ``/__fail`` toggles failing INSERTs and pings (the store is down, and stays down
 for the collector's probe until toggled back): both for backpressure tests. ``/__hold``
 makes INSERTs wait until ``/__release``, so a test can know requests are waiting on their commit.
+``--set name=value`` (repeatable) sets a ClickHouse setting on the endpoint's connections and
+over a query's own SETTINGS of that name (a test may bound what the product sets, e.g. S3 retries).
 """
 from __future__ import annotations
 
@@ -36,10 +38,13 @@ _APPLIED_SETTINGS = {*_LIMITS, "input_format_protobuf_oneof_presence", "format_s
 
 
 class Engine:
-    def __init__(self, data_dir: str, delay: float) -> None:
+    def __init__(self, data_dir: str, delay: float, settings: dict[str, str] | None = None) -> None:
         self.path = os.path.join(data_dir, "ch")
+        self.settings = settings or {}
         self.session = session.Session(self.path)
-        self.readonly = chdb.connect(f"{self.path}?readonly=1")
+        self._apply_settings(self.session)
+        # The read-only connection may not change settings: they go in its connection string.
+        self.readonly = chdb.connect(f"{self.path}?" + "&".join(["readonly=1", *(f"{k}={v}" for k, v in self.settings.items())]))
         self.lock = threading.Lock()
         # Inside the test's data dir (pytest removes old ones), not a /tmp directory left behind.
         self.spool = os.path.join(data_dir, "chhttp-spool")
@@ -77,6 +82,8 @@ class Engine:
                 clauses += [f"{k} = '{v}'" for k, v in settings.items() if k in _APPLIED_SETTINGS - {"format_schema_message_name"}]
             if clauses:
                 sql = f"{sql} SETTINGS {', '.join(clauses)}"
+            for name, value in self.settings.items():  # ours win over the query's own
+                sql = re.sub(rf"\b{name}\s*=\s*[^,\s]+", f"{name}={value}", sql)
             is_insert = sql.lstrip().upper().startswith("INSERT")
             if is_insert and self.fail_inserts:
                 raise RuntimeError("injected INSERT failure")
@@ -96,12 +103,17 @@ class Engine:
             for f in files:
                 os.unlink(f)
 
+    def _apply_settings(self, conn) -> None:
+        for name, value in self.settings.items():
+            conn.query(f"SET {name} = {value}")
+
     def _scoped(self, filters: str, readonly: bool, limits: dict[str, str]):
         """A connection with additional_table_filters and the query limits set, then locked with
         readonly=1 (as a server applies the URL's settings before the query's own)."""
         key = (filters, readonly, tuple(sorted(limits.items())))
         if key not in self.scoped:
             conn = chdb.connect(self.path)
+            self._apply_settings(conn)
             conn.query(f"SET additional_table_filters = {filters}")
             for name, value in limits.items():
                 conn.query(f"SET {name} = '{value}'")
@@ -182,8 +194,9 @@ def main() -> int:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds added to every INSERT")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a ClickHouse setting")
     args = parser.parse_args()
-    engine = Engine(args.data_dir, args.delay)
+    engine = Engine(args.data_dir, args.delay, dict(item.split("=", 1) for item in args.set))
     server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(engine))
     print(f"listening {server.server_address[1]}", flush=True)
     try:

@@ -101,12 +101,14 @@ def seed_world(data_dir: Path, w: World, policy: Path, **server_flags: Any) -> N
 
 def seeded_template(root: Path) -> dict[str, Any]:
     """A seeded store under ``root``/template (copy it per test) with its world, retention file and
-    ``tiers`` snapshot: root, w, template, before."""
+    ``tiers`` snapshot: root, w, template, before. Its tables drop replaced parts within a second
+    (ers_tool.py quick-cleanup), so an erasure waiting for them does not wait ClickHouse's cycle."""
     w = make_world()
     policy = root / "retention.yaml"
     policy.write_text(POLICY)
     template = root / "template"
     seed_world(template, w, policy)
+    tool("quick-cleanup", template)
     return {"root": root, "w": w, "template": template, "before": tool("tiers", template)}
 
 

@@ -2,6 +2,7 @@
 
     python ers_tool.py inspect DATA_DIR NEEDLE...   -> rows holding a needle, per table (SQL)
     python ers_tool.py tiers DATA_DIR               -> (TraceId:SpanId) per tier as readers see them
+    python ers_tool.py quick-cleanup DATA_DIR       -> tables drop replaced parts within a second
 """
 from __future__ import annotations
 
@@ -100,9 +101,25 @@ def pins(data_dir: str) -> dict:
         store.close()
 
 
+def quick_cleanup(data_dir: str) -> dict:
+    """Every MergeTree table removes replaced parts within a second instead of ClickHouse's 30-40 s
+    cleanup cycle (cleanup_delay_period 30 s + up to 10 s): an erasure that waits for them to go
+    (TRACELAKE_ERASE_PARTS_WAIT_S) waits a second, not the cycle."""
+    store = _open(data_dir)
+    try:
+        tables = store.query_arrow("SELECT name FROM system.tables WHERE database = currentDatabase() "
+                                   "AND engine LIKE '%MergeTree'").column("name").to_pylist()
+        for table in tables:
+            store.execute(f"ALTER TABLE {table} MODIFY SETTING cleanup_delay_period = 1, "
+                          "cleanup_delay_period_random_add = 0, max_cleanup_delay_period = 1")
+        return {"tables": tables}
+    finally:
+        store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("command", choices=["inspect", "tiers", "hold", "pin", "pins"])
+    parser.add_argument("command", choices=["inspect", "tiers", "hold", "pin", "pins", "quick-cleanup"])
     parser.add_argument("data_dir")
     parser.add_argument("needles", nargs="*")
     args = parser.parse_args()
@@ -114,6 +131,8 @@ def main() -> None:
         doc = pin(args.data_dir, *args.needles)
     elif args.command == "pins":
         doc = pins(args.data_dir)
+    elif args.command == "quick-cleanup":
+        doc = quick_cleanup(args.data_dir)
     else:
         doc = tiers(args.data_dir)
     json.dump(doc, sys.stdout, default=str)

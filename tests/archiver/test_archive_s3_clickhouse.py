@@ -92,9 +92,15 @@ class World:
         assert snap["summary_traces"] == len(self.ds.stay_hot)
 
 
+# With S3 cut, each S3 request of the archiver's statements is retried with backoff (8 attempts,
+# ~6 s; reads retry that again): a run took ~75 s to fail. Two attempts fail it in well under a
+# second and still ride out a hiccup of moto's.
+CLICKHOUSE_SETTINGS = {"s3_retry_attempts": 2}
+
+
 @pytest.fixture()
 def endpoint(tmp_path: Path):
-    ep = start_clickhouse_endpoint(tmp_path / "ch")
+    ep = start_clickhouse_endpoint(tmp_path / "ch", settings=CLICKHOUSE_SETTINGS)
     yield ep
     ep.stop()
 
@@ -167,7 +173,7 @@ def test_clickhouse_down_between_archive_commit_and_hot_delete(world: World, end
     (world.pause / "after_delta_commit.go").touch()
     code, _, err = _finish(proc)
     assert code == 1, err
-    restarted = start_clickhouse_endpoint(tmp_path / "ch", port=port)
+    restarted = start_clickhouse_endpoint(tmp_path / "ch", port=port, settings=CLICKHOUSE_SETTINGS)
     try:
         snap = world.snapshot()
         world.check_one_tier(snap, before)

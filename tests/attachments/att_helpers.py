@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from server_process import fresh_store
 
 from tracelake.attachments import object_key
 
@@ -26,6 +27,8 @@ class Stack:
 
     def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
         self.data_dir = data_dir
+        if not data_dir.exists():
+            fresh_store(data_dir)
         full_env = {**os.environ, **env}
         self.proc = subprocess.Popen([PYTHON, str(HERE / "att_stack.py"), str(data_dir)], env=full_env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from server_process import start_clickhouse_endpoint  # noqa: E402
+from server_process import fresh_store, start_clickhouse_endpoint  # noqa: E402
 
 from tracelake.store import Store, open_store  # noqa: E402
 
@@ -34,7 +34,7 @@ def clickhouse_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(params=["chdb", "clickhouse"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "chdb":
-        s = open_store(tmp_path / "data")
+        s = open_store(fresh_store(tmp_path / "data"))
     else:
         url = request.getfixturevalue("clickhouse_url")
         s = open_store(clickhouse_url=f"{url}/t_{uuid.uuid4().hex[:8]}_{next(_databases)}")

@@ -44,15 +44,19 @@ def load_prices_file(path: str | Path) -> Prices:
 
 
 def install_prices(store: Store, user_file: str | Path | None = None) -> int:
-    """Write built-in prices where missing and the user's prices over them; reload the dictionary."""
+    """Write built-in prices where missing and the user's prices over them, in one INSERT (one part,
+    not one per model); reload the dictionary."""
+    import pyarrow as pa
+
     present = store.query_arrow("SELECT Model, argMax(Source, UpdatedAt) AS Source FROM model_prices GROUP BY Model")
     source_of = dict(zip(present.column("Model").to_pylist(), present.column("Source").to_pylist()))
-    rows = [(m, p, "builtin") for m, p in builtin_prices().items() if m not in source_of]
-    if user_file:
-        rows += [(m, p, "user") for m, p in load_prices_file(user_file).items()]
-    for model, (inp, out), source in rows:
-        store.execute("INSERT INTO model_prices (Model, InputPerMTok, OutputPerMTok, Source) "
-                      "VALUES ({m:String}, {i:Float64}, {o:Float64}, {s:String})",
-                      {"m": model, "i": inp, "o": out, "s": source})
+    user = load_prices_file(user_file) if user_file else {}
+    # A model the user prices is not written as built-in too: rows of one INSERT share UpdatedAt.
+    rows = [(m, p, "builtin") for m, p in builtin_prices().items() if m not in source_of and m not in user]
+    rows += [(m, p, "user") for m, p in user.items()]
+    if rows:
+        store.insert_arrow("model_prices", pa.table({
+            "Model": [m for m, _, _ in rows], "InputPerMTok": [p[0] for _, p, _ in rows],
+            "OutputPerMTok": [p[1] for _, p, _ in rows], "Source": [s for _, _, s in rows]}))
     store.execute(f"SYSTEM RELOAD DICTIONARY {store.database}.model_prices_dict")
     return len(rows)
