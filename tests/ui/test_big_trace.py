@@ -156,6 +156,27 @@ def test_flame_bounds_bars_by_pixels_and_marks_the_critical_path(client, big):
     assert sorted(set(deep["depth"])) == list(range(2990, CHAIN))
 
 
+def test_a_100k_span_trace_totals_match_sql_and_every_page_is_there(client, known_store):
+    """The issue's own size: 100,003 spans (a planner, 16,667 steps of six spans); the header's
+    totals equal SQL over the trace, and the API's pages add up to every span exactly once."""
+    store, _ = known_store
+    reqs, tid = ui_traces.agent_loop_requests(16_667, time.time_ns() - 7200 * ui_traces.S, seed=99)
+    ui_traces.insert(store, reqs)
+    want = sql_totals(store, tid)
+    assert want["spans"] == 100_003
+    head = client.get(f"/api/traces/{tid}", params={"limit": 1}).json()
+    assert (head["span_count"], head["error_spans"], head["input_tokens"], head["output_tokens"]) == (
+        want["spans"], want["errors"], want["i"], want["o"]) and head["cost_usd"] == pytest.approx(want["c"])
+    html = client.get(f"/traces/{tid}").text
+    assert f'<dd id="trace-spans">{want["spans"] / 1e3:.1f}k</dd>' in html and "×16.7k" in html
+    seen, cursor = 0, 0
+    while cursor is not None:
+        body = client.get(f"/api/traces/{tid}", params={"cursor": cursor, "limit": 50_000}).json()
+        seen += len({s["span_id"] for s in body["spans"]})
+        cursor = body["next_cursor"]
+    assert seen == want["spans"]
+
+
 def test_small_traces_keep_every_row_in_the_page(client, known):
     html = client.get(f"/traces/{known.genai}").text
     assert "data-windowed" not in html and html.count('class="srow') == 3
