@@ -37,8 +37,10 @@ def test_engineer_pins_in_its_project_only_and_ops_hold(stack):
     # pinned:true finds it for project A; B's callers do not see A's pin.
     found = eng.get("/api/traces", params={"q": "pinned:true", "range": "7d"}).json()["traces"]
     assert [t["trace_id"] for t in found] == [a]
-    assert stack.client("B:viewer").get("/api/pins").json()["pins"] == []
-    assert [p["trace_id"] for p in eng.get("/api/pins").json()["pins"]] == [a]
+    # (Other tests pin traces of B in this shared server: only which project's pins show matters.)
+    assert all(p["project"] == "B" and p["trace_id"] != a for p in stack.client("B:viewer").get("/api/pins").json()["pins"])
+    assert a in [p["trace_id"] for p in eng.get("/api/pins").json()["pins"]]
+    assert all(p["project"] == "A" for p in eng.get("/api/pins").json()["pins"])
     assert eng.http.delete(f"/api/traces/{a}/pin").json() == {"unpinned": True}
 
     made = ops.post("/api/holds", json={"name": "ops-hold", "filter": "user:user-A", "reason": "case"})

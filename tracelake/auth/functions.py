@@ -146,6 +146,8 @@ def ast_nodes(ast_text: str) -> Iterator[Node]:
             continue
         m = _LINE.match(line)
         kind = m.group(2) if m else line.strip()
+        if m and kind not in AST_NODES and kind.endswith("Query"):  # a statement: DROP, INSERT, ALTER...
+            raise Forbidden(f"this SQL API is readonly: only SELECT, DESCRIBE and SHOW TABLES run here, not {kind[:60]}")
         if not m or kind not in AST_NODES:
             shown = {"Set": "SETTINGS", "ColumnsApplyTransformer": "APPLY"}.get(kind, kind[:60])
             raise Forbidden(f"{shown} is not supported in /api/sql (see {DOCS_ANCHOR})")
