@@ -77,7 +77,7 @@ def valid_span_id(span_id: str) -> str | None:
 
 
 SMALL_TRACE = 2_000  # up to this many spans the page holds every row (collapse happens in the browser)
-WINDOW_ROWS = 200  # a bigger trace's page holds windows of this many rows, loaded as they come in view
+WINDOW_ROWS = 100  # a bigger trace's page holds windows of this many rows, loaded as they come in view
 PATH_ROWS = 100  # opened at a deep span: the root and its nearest ancestors are shown above it
 MAX_STATE_IDS = 2_000  # span ids a viewer's collapse/expand state may name in one request
 

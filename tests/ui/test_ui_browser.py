@@ -279,7 +279,7 @@ def test_big_trace_windows_folds_and_a_deep_span(server, page):
                   "document.querySelector('#span-rows .srow.sel').textContent.indexOf('agent step') >= 0")
     page.goto(f"{server.ui_url}/traces/{loop_id}")  # folded again
     group.click()
-    wait_js(page, "document.querySelectorAll('#span-rows .srow').length > 100")
+    wait_js(page, "document.querySelectorAll('#span-rows .srow').length > 50")
     loaded = rows.count()
     assert page.locator("#span-rows .srow.grp").count() == 0
     page.locator("#span-rows .more").scroll_into_view_if_needed()
@@ -299,7 +299,7 @@ def test_big_trace_windows_folds_and_a_deep_span(server, page):
     assert "Show the trace from the top" in gap.inner_text()
     page.goto(f"{server.ui_url}/traces/{loop_id}")
     group.click()
-    wait_js(page, "document.querySelectorAll('#span-rows .srow').length > 100")
+    wait_js(page, "document.querySelectorAll('#span-rows .srow').length > 50")
     # Collapse the first step: its five children leave, the next step follows it.
     step = page.locator("#span-rows .srow", has_text="agent step").first
     step_id = step.get_attribute("data-id")

@@ -133,7 +133,7 @@
     if (!url || !window.htmx || !from) return Promise.resolve();
     for (var n = from.nextElementSibling; n; n = from.nextElementSibling) n.remove();
     from.setAttribute("aria-busy", "true");
-    return window.htmx.ajax("GET", url, { target: from, swap: "outerHTML", values: treeParams(start) }).then(observeMore);
+    return window.htmx.ajax("GET", url, { target: from, swap: "outerHTML settle:0ms", values: treeParams(start) }).then(observeMore);
   }
   var moreObserver = null;
   var MAX_ROWS_IN_PAGE = 3000;  // past this, rows scrolled far above the view leave the page
@@ -266,7 +266,7 @@
     var values = treeParams(null);
     values.reveal = id;
     for (var n = first && first.nextElementSibling; n; n = first.nextElementSibling) n.remove();
-    window.htmx.ajax("GET", windowedUrl(), { target: first, swap: "outerHTML", values: values }).then(function () {
+    window.htmx.ajax("GET", windowedUrl(), { target: first, swap: "outerHTML settle:0ms", values: values }).then(function () {
       mergeRevealedState();
       observeMore();
       var again = $('#span-rows .srow[data-id="' + id + '"]');
