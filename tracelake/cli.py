@@ -8,7 +8,8 @@ import typer
 
 from tracelake import server_client
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# A traceback never prints local variables: they may hold keys or span content.
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                   help="tracelake: LLM tracing on OpenTelemetry and ClickHouse.")
 
 DataDir = Annotated[Optional[Path], typer.Option(help="Data directory of the embedded store [env TRACELAKE_DATA_DIR]")]
@@ -88,6 +89,7 @@ def sql(query: Annotated[str, typer.Argument(help="A read-only SQL statement")],
         json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False) -> None:
     """Run read-only SQL on the running server (the embedded store belongs to its process)."""
     from rich.console import Console
+    from rich.measure import Measurement
     from rich.table import Table
 
     params = {"q": query}
@@ -101,10 +103,33 @@ def sql(query: Annotated[str, typer.Argument(help="A read-only SQL statement")],
     if json_output:
         typer.echo(response.text)
         return
-    table = Table(*(safe_cell(c) for c in doc["columns"]))
-    for row in doc["rows"]:
-        table.add_row(*("" if v is None else safe_cell(v) for v in row))
-    Console().print(table)
+    console = Console()
+    columns = [safe_cell(c) for c in doc["columns"]]
+    rows = [["" if v is None else safe_cell(v) for v in row] for row in doc["rows"]]
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*row)
+    natural = Measurement.get(console, console.options.update_width(1 << 20), table)
+    if natural.maximum <= console.width:
+        console.print(table)
+    else:  # a table this wide would be cut: one record per block, every column whole (psql's \x)
+        print_records(console, columns, rows)
+    if doc.get("truncated"):
+        console.print(f"[yellow]{safe_cell(doc.get('note', 'result cut'))}[/yellow]")
+
+
+def print_records(console: Any, columns: list[str], rows: list[list[str]]) -> None:
+    """Rows as blocks of ``column  value`` lines, for results wider than the terminal."""
+    from rich.table import Table
+
+    for number, row in enumerate(rows, 1):
+        console.rule(f"row {number}", align="left")
+        record = Table.grid(padding=(0, 2))
+        record.add_column(style="bold", no_wrap=True)
+        record.add_column(overflow="fold")
+        for name, value in zip(columns, row):
+            record.add_row(name, value)
+        console.print(record)
 
 
 def safe_cell(value: Any) -> str:

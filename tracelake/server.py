@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import sys
@@ -31,11 +32,25 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _bind(host: str, port: int) -> socket.socket:
+class StartError(Exception):
+    """The server cannot start for a reason the person starting it can fix: one line says which."""
+
+
+def _port_taken(host: str, port: int, what: str, flag: str, exc: Exception) -> StartError:
+    reason = getattr(exc, "strerror", None) or "the address is in use or not allowed"
+    return StartError(f"cannot listen on {host}:{port} for {what}: {reason} "
+                      f"(another tracelake running? stop it, or choose another port with {flag}, 0 = any free)")
+
+
+def _bind(host: str, port: int, what: str, flag: str) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise _port_taken(host, port, what, flag, exc) from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -52,6 +67,27 @@ def _body_hook(settings: Settings, store: Any) -> Any:
     from tracelake.collector.media import build_body_hook
 
     return build_body_hook(settings, store)
+
+
+def _claim_data_dir(data_dir: Path) -> Any:
+    """The embedded store belongs to one process: a second server on the same directory is told
+    so in one line (chdb itself only says "Error initializing EmbeddedServer")."""
+    import fcntl
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(data_dir / "tracelake.pid", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        pid = handle.read().strip() or "?"
+        handle.close()
+        raise StartError(f"the data directory {data_dir} is in use by another tracelake process (pid {pid}): stop it, "
+                         "or start this one with another --data-dir") from None
+    handle.truncate(0)
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle  # the lock lasts while this stays open
 
 
 def _open_store(settings: Settings, collector_only: bool) -> Any:
@@ -83,6 +119,11 @@ def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: boo
     if policy is False:
         return 2
     settings = _absolute_paths(settings)
+    try:
+        claim = None if settings.clickhouse_url else _claim_data_dir(settings.data_dir)
+    except StartError as exc:
+        print(f"tracelake: {exc}", file=sys.stderr, flush=True)
+        return 2
     store = _open_store(settings, collector_only=collector_enabled and not ui_enabled)
     archiver, scheduler = None, None
     ui_app = None
@@ -103,9 +144,12 @@ def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: boo
 
             collector = Collector(store, from_settings(settings), body_hook=_body_hook(settings, store))
             collector.start()
-            grpc_server, grpc_port = start_grpc(collector, settings.host, settings.otlp_grpc_port,
-                                                interceptors=ingest.grpc_interceptors(registry, settings))
-            otlp_sock = _bind(settings.host, settings.otlp_http_port)
+            try:
+                grpc_server, grpc_port = start_grpc(collector, settings.host, settings.otlp_grpc_port,
+                                                    interceptors=ingest.grpc_interceptors(registry, settings))
+            except (OSError, RuntimeError) as exc:  # grpcio says only that the port could not be bound
+                raise _port_taken(settings.host, settings.otlp_grpc_port, "OTLP/gRPC", "--otlp-grpc-port", exc) from None
+            otlp_sock = _bind(settings.host, settings.otlp_http_port, "OTLP/HTTP", "--otlp-http-port")
             otlp_app = create_otlp_app(collector)
             if registry is not None:
                 otlp_app = ingest.OtlpAuthMiddleware(otlp_app, registry, settings)
@@ -131,7 +175,7 @@ def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: boo
         if ui_enabled:
             from tracelake.web import create_app
 
-            ui_sock = _bind(settings.host, settings.ui_port)
+            ui_sock = _bind(settings.host, settings.ui_port, "the UI and API", "--ui-port")
             ui_app = create_app(store, settings, collector)
             ui_app.state.archiver = archiver
             ui_app.state.scheduler = scheduler  # applying rules from the page may start or swap them
@@ -143,6 +187,9 @@ def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: boo
             lines.append(f"  data        {settings.data_dir.resolve()}")
         print("\n".join(lines), flush=True)
         asyncio.run(_run(http_servers))
+    except StartError as exc:
+        print(f"tracelake: {exc}", file=sys.stderr, flush=True)
+        return 2
     finally:
         scheduler = getattr(getattr(ui_app, "state", None), "scheduler", scheduler)
         if scheduler is not None:
@@ -158,6 +205,8 @@ def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: boo
         if close_hook is not None:
             close_hook()  # flush the attachments index before the store goes
         store.close()
+        if claim is not None:
+            claim.close()
         print("tracelake: stopped" + ("" if drained else " (some accepted spans were not committed)"), flush=True)
     return 0 if drained else 1
 

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tracelake.config import Settings
 from tracelake.store.base import Store, StoreError
+from tracelake.store.messages import readable
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ async def sql(request: Request) -> Response:
     try:
         table = await run_in_threadpool(store.query_readonly, query, params)
     except StoreError as exc:
-        return _json({"error": str(exc)}, 400)
+        return _json({"error": readable(str(exc))}, 400)
     return _json(_cut(table, request.app.state.settings))
 
 

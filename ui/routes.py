@@ -123,19 +123,30 @@ async def session_page(request: Request, session_id: str) -> Response:
     return _page(request, "session.html", {"nav": "sessions", "sid": session_id, "traces": traces, "turns": turns})
 
 
+# The Retention page's tabs: one job each, so no tab is every table at once.
+RETENTION_TABS = {"overview": "Overview", "rules": "Rules", "keep": "Pins and holds", "erase": "Erasure and restore"}
+
+
 @router.get("/retention", response_class=HTMLResponse)
-async def retention_page(request: Request, edit: int | None = None, applied: int | None = None) -> Response:
-    return await retention_response(request, edit=edit, applied=applied)
+async def retention_page(request: Request, tab: str = "overview", edit: int | None = None,
+                         applied: int | None = None) -> Response:
+    if tab not in RETENTION_TABS:
+        return _page(request, "notfound.html", {"nav": "retention", "what": "retention tab", "ident": tab}, 404)
+    return await retention_response(request, tab="rules" if edit or applied else tab, edit=edit, applied=applied)
 
 
-async def retention_response(request: Request, rules_editor: Any = None, edit: int | None = None,
+async def retention_response(request: Request, tab: str = "rules", rules_editor: Any = None, edit: int | None = None,
                              applied: int | None = None) -> Response:
-    """The whole Retention page (also after a form posted without htmx, with its result in place)."""
-    rv = await views.retention_view(_store(request), getattr(request.app.state, "archiver", None))
-    ctx = {"nav": "retention", "r": rv, "charts": charts.tier_charts(rv.tiers)}
-    from tracelake.ui import routes_rules  # rules: the editor section
+    """One tab of the Retention page (also the rules tab after a form posted without htmx, with its
+    result in place). Only the open tab's data is read."""
+    ctx: dict[str, Any] = {"nav": "retention", "tab": tab, "tabs": RETENTION_TABS, "r": None, "charts": []}
+    if tab == "overview":
+        rv = await views.retention_view(_store(request), getattr(request.app.state, "archiver", None))
+        ctx.update(r=rv, charts=charts.tier_charts(rv.tiers))
+    elif tab == "rules":
+        from tracelake.ui import routes_rules  # rules: the editor section
 
-    ctx["rules"] = rules_editor or await routes_rules.editor(request, edit_version=edit, applied_version=applied)
+        ctx["rules"] = rules_editor or await routes_rules.editor(request, edit_version=edit, applied_version=applied)
     return _page(request, "retention.html", ctx)
 
 

@@ -178,7 +178,7 @@ def test_with_a_retention_file_apply_is_refused_and_the_page_says_so(tmp_path: P
         assert refused.status_code == 409
         assert refused.json()["reason"] == "file" and refused.json()["path"] == str(rules_file.resolve())
         assert httpx.get(f"{server.ui_url}/api/retention/versions", timeout=30).json()["versions"] == []
-        page = httpx.get(f"{server.ui_url}/retention", timeout=60).text
+        page = httpx.get(f"{server.ui_url}/retention?tab=rules", timeout=60).text
         assert "Read-only:" in page and str(rules_file.resolve()) in page
         assert 'id="rules-apply"' not in page
         # The page's own form is refused the same way.
@@ -251,7 +251,7 @@ def test_rules_applied_during_a_run_take_effect_after_it(tmp_path: Path):
         wait_until((pause / "after_planned.paused").exists, "the run paused after fixing its traces", 120)
         applied = _post(server, "/api/retention/apply", json={"yaml": LONGER, "base_version": 1})
         assert applied.status_code == 200 and applied.json()["archiver"] == "pending", applied.text
-        page = httpx.get(f"{server.ui_url}/retention", timeout=60).text
+        page = httpx.get(f"{server.ui_url}/retention?tab=rules", timeout=60).text
         assert 'id="rules-pending"' in page
         status = httpx.get(f"{server.ui_url}/api/archiver/status", timeout=30).json()
         assert status["rules"][1]["hot"] == "1w"  # the running pass keeps version 1
@@ -263,7 +263,7 @@ def test_rules_applied_during_a_run_take_effect_after_it(tmp_path: Path):
         assert first["traces"] == len(ds.archive | ds.delete)  # version 1 moved the 10-day-old traces too
         status = httpx.get(f"{server.ui_url}/api/archiver/status", timeout=30).json()
         assert status["rules"][1]["hot"] == "11d"  # in force once the pass ended
-        assert 'id="rules-pending"' not in httpx.get(f"{server.ui_url}/retention", timeout=60).text
+        assert 'id="rules-pending"' not in httpx.get(f"{server.ui_url}/retention?tab=rules", timeout=60).text
         with httpx.stream("POST", f"{server.ui_url}/api/archiver/run", timeout=300) as r:
             second = [json.loads(line) for line in r.iter_lines() if line.strip()][-1]["runs"][-1]
         assert second["rules"]["default"]["hot"] == "11d"

@@ -24,7 +24,7 @@ def server(tmp_path_factory):
 
 def _signed_in(browser, base: str, key: str):
     page = browser.new_context().new_page()
-    page.goto(f"{base}/retention")
+    page.goto(f"{base}/retention?tab=rules")
     assert "/login" in page.url
     page.fill("input[name=key]", key)
     page.click("button[type=submit]")

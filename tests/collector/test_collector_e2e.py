@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 
@@ -171,6 +172,52 @@ def test_ops_endpoints_and_sql_api(server):
     assert r.status_code == 400 and "not JSON" in r.json()["error"]
     operations = httpx.get(f"{server.ui_url}/api/openapi.json").json()["paths"]["/api/sql"]
     assert {operations["get"]["operationId"], operations["post"]["operationId"]} == {"sql_get", "sql_post"}
+
+
+def test_sql_errors_read_as_the_users_own_statement(server):
+    """A syntax error says where in the user's SQL, not in the wrapper that checked it."""
+    r = httpx.post(f"{server.ui_url}/api/sql", data={"q": "SELECT count( FROM otel_traces"})
+    error = r.json()["error"]
+    assert r.status_code == 400 and "position" in error and "never closed" in error
+    assert "formatQuerySingleLine" not in error and "In scope" not in error and "DB::Exception" not in error
+    r = httpx.post(f"{server.ui_url}/api/sql", data={"q": "SELEC 1"})
+    error = r.json()["error"]
+    assert r.status_code == 400 and "Syntax error" in error and "formatQuerySingleLine" not in error
+    assert len(error) < 400  # not the parser's whole list of tokens
+    r = httpx.post(f"{server.ui_url}/api/sql", data={"q": "SELECT no_such_column FROM otel_traces"})
+    error = r.json()["error"]
+    assert r.status_code == 400 and "no_such_column" in error and "UNKNOWN_IDENTIFIER" in error
+
+
+def test_sql_command_in_a_narrow_terminal_cuts_no_column(server):
+    """Wider than the terminal: one block per row, every column name and value whole."""
+    wide = "SELECT 'left-' || repeat('x', 30) AS first_long_column, 'right-' || repeat('y', 30) AS second_long_column, 7 AS n"
+    out = subprocess.run([sys.executable, "-m", "tracelake.cli", "sql", "--url", server.ui_url, wide], capture_output=True,
+                         text=True, timeout=60, env={**os.environ, "COLUMNS": "40"})
+    assert out.returncode == 0, out.stderr
+    text = "".join(out.stdout.split())  # values fold across lines: compare without line breaks
+    for whole in ("first_long_column", "second_long_column", "left-" + "x" * 30, "right-" + "y" * 30):
+        assert whole in text
+    assert "…" not in out.stdout
+    out = subprocess.run([sys.executable, "-m", "tracelake.cli", "sql", "--url", server.ui_url, "SELEC 1"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and out.stderr.startswith("error: Syntax error") and len(out.stderr.splitlines()) == 1
+
+
+def test_a_second_server_on_the_same_directory_or_port_says_what_to_do(server, tmp_path):
+    """Start mistakes get one line that names the fix, not chdb's or uvicorn's traceback."""
+    if os.environ.get("TRACELAKE_TEST_CLICKHOUSE_URL"):
+        pytest.skip("the data directory is claimed by the embedded store only")
+    base = [sys.executable, "-m", "tracelake.cli", "server", "--otlp-grpc-port", "0", "--otlp-http-port", "0"]
+    same_dir = subprocess.run([*base, "--data-dir", str(server.data_dir), "--ui-port", "0"], capture_output=True,
+                              text=True, timeout=120)
+    assert same_dir.returncode == 2 and "Traceback" not in same_dir.stderr, same_dir.stderr
+    assert f"the data directory {server.data_dir} is in use by another tracelake process" in same_dir.stderr
+    port = server.ui_url.rsplit(":", 1)[1]
+    same_port = subprocess.run([*base, "--data-dir", str(tmp_path / "other"), "--ui-port", port], capture_output=True,
+                               text=True, timeout=120)
+    assert same_port.returncode == 2 and "Traceback" not in same_port.stderr, same_port.stderr
+    assert f"cannot listen on 127.0.0.1:{port} for the UI and API" in same_port.stderr and "--ui-port" in same_port.stderr
 
 
 def test_sql_command_prints_a_table(server):

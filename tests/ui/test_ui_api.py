@@ -224,6 +224,10 @@ def test_sessions(client, known):
     rows = client.get("/api/sessions", params={"range": "1h"}).json()["sessions"]
     s1 = next(r for r in rows if r["session_id"] == "sess-1")
     assert s1["traces"] == 2 and s1["user_id"] == "u1" and s1["error_spans"] == 2
+    assert s1["failed_traces"] == 1  # the sessions page counts failed traces next to traces, not error spans
+    listing = client.get("/sessions", params={"range": "1h"}).text
+    row = re.search(r'<tr[^>]*data-href="/sessions/sess-1".*?</tr>', listing, re.S).group(0)
+    assert ">1 of 2<" in row and "Failed traces" in listing
     body = client.get("/api/sessions/sess-1").json()
     assert [t["trace"]["trace_id"] for t in body["turns"]] == [known.genai, known.error]
     assert body["turns"][0]["user"] == "where is my order?"

@@ -169,6 +169,7 @@ def test_sessions_cover_both_tiers(tiered):
     sessions = {s["session_id"]: s for s in client.get("/api/sessions", params={"range": "7d"}).json()["sessions"]}
     s1 = sessions["sess-1"]
     assert s1["traces"] == 5 and s1["tiers"] == ["hot", "archive"]  # genai + error, each tier, + moving genai
+    assert s1["failed_traces"] == 2  # the error trace of each tier: traces, not their error spans
     recent = {s["session_id"]: s for s in client.get("/api/sessions", params={"range": "1h"}).json()["sessions"]}
     assert recent["sess-1"]["traces"] == 2 and recent["sess-1"]["tiers"] == ["hot"]
     body = client.get("/api/sessions/sess-1").json()
@@ -214,6 +215,12 @@ def test_retention_page(tiered):
     assert 'id="rules"' in html and 'id="plan"' in html and 'id="runs"' in html
     assert html.count("<svg") >= 2 and "Spans per day" in html and "Bytes per day" in html
     assert "not-configured" not in html
+    # One job per tab: the overview holds no editor, pins or erasure forms; each tab holds its own.
+    assert 'id="rules-editor"' not in html and 'id="retention-keep"' not in html and 'id="retention-erase"' not in html
+    for tab, section in (("rules", 'id="rules-editor"'), ("keep", 'id="retention-keep"'), ("erase", 'id="retention-erase"')):
+        page = client.get("/retention", params={"tab": tab}).text
+        assert section in page and 'id="plan"' not in page and f'id="tab-{tab}" class="active"' in page
+    assert client.get("/retention", params={"tab": "nope"}).status_code == 404
 
 
 def test_hot_read_is_redone_with_the_exclusion_when_a_run_changes_state_meanwhile(tiered):

@@ -53,6 +53,12 @@ def test_retention_page_shows_rules_plan_and_history(server, page):
     assert page.locator(".chart rect.s2").count() >= 2  # archive bars, spans and bytes
     assert page.locator("#tier-totals").inner_text().count("spans") == 2
     shot(page, "retention")
+    heights = {}
+    for tab in ("overview", "rules", "keep", "erase"):
+        page.goto(f"{server.ui_url}/retention?tab={tab}")
+        page.wait_for_load_state("networkidle")
+        heights[tab] = page.evaluate("document.documentElement.scrollHeight")
+    assert max(heights.values()) < 1800, heights  # was one page of 2,500 px with everything at once
     clean(page)
 
 

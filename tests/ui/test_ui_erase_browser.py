@@ -64,6 +64,8 @@ def test_restore_button_brings_an_archived_trace_back(server, confirming_page):
     page.locator("#restore-button").click()
     page.locator("#restore-done").wait_for(timeout=120_000)
     assert "pinned until" in page.locator("#restore-done").inner_text()
+    page.wait_for_function("document.querySelector('#ret-tier')?.textContent.trim() === 'hot'", timeout=60_000)
+    assert page.locator("#ret-pin").is_visible()  # the retention panel follows the restore without a reload
     shot(page, "trace-restored")
     page.goto(f"{server.ui_url}/traces/{tid}")
     assert page.locator("#trace-tier .tier-hot").is_visible()
@@ -74,7 +76,7 @@ def test_restore_button_brings_an_archived_trace_back(server, confirming_page):
 
 def test_erase_from_the_retention_page_and_download_the_receipt(server, confirming_page, tmp_path):
     page = confirming_page
-    page.goto(f"{server.ui_url}/retention")
+    page.goto(f"{server.ui_url}/retention?tab=erase")
     page.locator("#erase-form").wait_for(timeout=30_000)
     page.fill("#erase-user", ui_traces.XSS_IMG)
     page.check("#erase-dry-run")
@@ -111,7 +113,7 @@ def test_erase_from_the_retention_page_and_download_the_receipt(server, confirmi
 
 def test_restore_by_filter_from_the_retention_page(server, confirming_page):
     page = confirming_page
-    page.goto(f"{server.ui_url}/retention")
+    page.goto(f"{server.ui_url}/retention?tab=erase")
     page.locator("#restore-filter-form").wait_for(timeout=30_000)
     page.fill("#restore-filter", "nosuchfield:1")
     page.locator("#restore-filter-submit").click()

@@ -45,6 +45,7 @@ def test_keep_button_pins_the_trace(server, page):
     panel.locator("#keep-button").wait_for(timeout=15_000)
     assert "default" in panel.locator("#ret-rule").inner_text()
     assert "nothing" in panel.locator("#ret-kept").inner_text()
+    assert "hot tier" in panel.locator("#pin-what").inner_text()  # the form says what pinning does
     panel.locator("#pin-until").select_option("30d")
     panel.locator("#pin-reason").fill("<b>incident</b> 7")
     panel.locator("#keep-button").click()
@@ -57,14 +58,14 @@ def test_keep_button_pins_the_trace(server, page):
     doc = httpx.get(f"{server.ui_url}/api/traces/{tid}/retention", timeout=60).json()
     assert doc["pin"]["reason"] == "<b>incident</b> 7" and doc["pin"]["until"] is not None
     # Listed on the Retention page.
-    page.goto(f"{server.ui_url}/retention")
+    page.goto(f"{server.ui_url}/retention?tab=keep")
     page.locator("#pins").wait_for(timeout=15_000)
     assert tid in page.locator("#pins").inner_text()
     clean(page)
 
 
 def test_hold_form_bad_then_good_filter(server, page):
-    page.goto(f"{server.ui_url}/retention")
+    page.goto(f"{server.ui_url}/retention?tab=keep")
     form = page.locator("#hold-form")
     form.wait_for(timeout=15_000)
     page.locator("#hold-name").fill("case-42")

@@ -40,7 +40,7 @@ def server(tmp_path_factory):
 
 
 def test_edit_error_in_place_fix_preview_and_apply(server, page):
-    page.goto(f"{server.ui_url}/retention")
+    page.goto(f"{server.ui_url}/retention?tab=rules")
     assert "No rules yet" in page.locator("#rules-source").inner_text()
     assert page.locator("#rules-versions tbody tr").first.inner_text().startswith("No version")
 
@@ -79,15 +79,18 @@ def test_edit_error_in_place_fix_preview_and_apply(server, page):
     page.locator("#rules-applied").wait_for()
     assert "Applied version 1" in page.locator("#rules-applied").inner_text()
     assert "from its next run" in page.locator("#rules-applied").inner_text()
-    assert page.locator("#not-configured").count() == 0  # the whole page shows the rules in force
-    assert page.locator("#rules tbody tr").count() == 2 and page.locator("#plan").is_visible()
     version_row = page.locator("#rules-versions tbody tr").first
     assert version_row.locator("td").nth(0).inner_text() == "1"
     assert HOSTILE in version_row.inner_text()
     assert page.input_value("#rules-yaml") == GOOD  # the editor now shows the rules in force
+    page.click("#tab-overview")  # the overview shows the rules in force and their plan
+    page.locator("#rules").wait_for()
+    assert page.locator("#not-configured").count() == 0
+    assert page.locator("#rules tbody tr").count() == 2 and page.locator("#plan").is_visible()
     clean(page)
 
     # The version page shows the YAML as text; the archiver runs with the applied rules.
+    page.click("#tab-rules")
     page.click("#rules-versions a:has-text('view')")
     page.locator("#version-yaml").wait_for()
     assert page.locator("#version-yaml").inner_text().strip() == GOOD.strip()
@@ -95,6 +98,6 @@ def test_edit_error_in_place_fix_preview_and_apply(server, page):
         events = [json.loads(line) for line in r.iter_lines() if line.strip()]
     assert events[-1]["event"] == "result", events[-1]
     assert events[-1]["runs"][-1]["traces"] == 5 and set(events[-1]["runs"][-1]["rules"]) == {"odd", "default"}
-    page.goto(f"{server.ui_url}/retention")
+    page.goto(f"{server.ui_url}/retention?tab=rules")
     assert "In force: version 1" in page.locator("#rules-source").inner_text()
     clean(page)
