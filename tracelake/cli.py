@@ -132,6 +132,24 @@ def print_records(console: Any, columns: list[str], rows: list[list[str]]) -> No
         console.print(record)
 
 
+@app.command()
+def demo(days: Annotated[int, typer.Option(min=1, max=30, help="Spread the sample over this many days back from now")] = 7,
+         traces: Annotated[int, typer.Option(min=8, max=100_000, help="Traces to send (one of them the big trace)")] = 400,
+         big_spans: Annotated[int, typer.Option(min=10, max=100_000, help="Spans of the big trace")] = 3000,
+         seed: Annotated[int, typer.Option(help="Fixes the sample's content; ids are new every run")] = 7,
+         endpoint: Annotated[str, typer.Option(envvar="OTEL_EXPORTER_OTLP_ENDPOINT", help="OTLP/HTTP endpoint (/v1/traces is appended)")] = "http://127.0.0.1:4318",
+         url: Annotated[str, typer.Option(envvar="TRACELAKE_URL", help="The running server's UI/API address")] = "http://127.0.0.1:4380",
+         key: Annotated[Optional[str], typer.Option(envvar="TRACELAKE_KEY", show_default=False, help="With auth on: an ingest (or admin) key, sent on OTLP and on the reads")] = None,
+         timeout: Annotated[float, typer.Option(help="Seconds to wait until the sample is readable")] = 120.0) -> None:
+    """Send a sample of LLM-agent traces over the last days (agents, sessions, errors, an image, a big trace)
+    to the running server, wait until it is readable, and print where to look."""
+    from tracelake.demo import run_demo, summary
+
+    result = run_demo(days=days, traces=traces, seed=seed, endpoint=endpoint, ui=url, key=(key or "").strip(),
+                      timeout=timeout, big_spans=big_spans)
+    typer.echo(summary(result, url, days))
+
+
 def safe_cell(value: Any) -> str:
     """Span data for the terminal: rich markup escaped, control characters (ANSI escapes, bells)
     shown as \\xNN instead of acting on the terminal."""
