@@ -205,6 +205,24 @@ def test_the_base_install_is_the_sdk_alone_and_the_command_says_what_to_add(agen
     assert line.endswith(f'pip install "tracelake[server] @ {wheel.as_uri()}"'), line
 
 
+@pytest.mark.parametrize("origin,command", [
+    (None, 'pip install "tracelake[server]"'),
+    ({"url": "file:///w/dist/tracelake-0.1.0-py3-none-any.whl", "archive_info": {}},
+     'pip install "tracelake[server] @ file:///w/dist/tracelake-0.1.0-py3-none-any.whl"'),
+    ({"url": "file:///src/tracelake", "dir_info": {}}, 'pip install "tracelake[server] @ file:///src/tracelake"'),
+    ({"url": "file:///src/my%20tracelake", "dir_info": {"editable": True}}, 'pip install -e "/src/my tracelake[server]"'),
+    ({"url": "https://git.example/tl.git", "vcs_info": {"vcs": "git", "commit_id": "ab12", "requested_revision": "v1"}},
+     'pip install "tracelake[server] @ git+https://git.example/tl.git@v1"'),
+    # pip refuses git+file:/// in a requirement ("Invalid requirement"); with a host it clones the same repository
+    ({"url": "file:///src/tl", "vcs_info": {"vcs": "git", "commit_id": "ab12"}},
+     'pip install "tracelake[server] @ git+file://localhost/src/tl"'),
+])
+def test_the_hint_adds_the_extra_from_where_tracelake_came(origin: dict | None, command: str):
+    from tracelake.console import hint_for
+
+    assert hint_for(origin) == command
+
+
 def test_readme_quick_start(server_venv: Path, agent_venv: Path, tmp_path: Path):
     with step("quick start: `tracelake server` until it prints where it listens (first start, empty store)"):
         server = start_quickstart_server(server_venv, tmp_path / "quickstart")

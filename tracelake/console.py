@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from importlib import metadata
-from typing import NoReturn
+from typing import Any, NoReturn
 from urllib.parse import unquote, urlparse
 
 
@@ -42,11 +42,18 @@ def install_hint() -> str:
         origin = json.loads(metadata.distribution("tracelake").read_text("direct_url.json") or "null")
     except (metadata.PackageNotFoundError, ValueError):
         origin = None
+    return hint_for(origin)
+
+
+def hint_for(origin: Any) -> str:
+    """The command for an install whose direct_url.json holds ``origin`` (None: from an index)."""
     if not isinstance(origin, dict) or not origin.get("url"):
         return 'pip install "tracelake[server]"'
     url = str(origin["url"])
     vcs = origin.get("vcs_info")
     if isinstance(vcs, dict):
+        if url.startswith("file:///"):  # a PEP 508 VCS URL needs a host: git+file:///… is refused, …//localhost/… works
+            url = "file://localhost/" + url.removeprefix("file:///")
         revision = vcs.get("requested_revision")
         url = f"{vcs.get('vcs', 'git')}+{url}" + (f"@{revision}" if revision else "")
     if origin.get("dir_info", {}).get("editable") and url.startswith("file://"):
