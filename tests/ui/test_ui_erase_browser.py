@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 import ui_traces
-from ui_browser import needs_chromium, run_archiver, send_recent_and_old, shot
+from ui_browser import needs_chromium, run_archiver, send_recent_and_old, shot, wait_js
 
 pytestmark = needs_chromium
 
@@ -64,7 +64,7 @@ def test_restore_button_brings_an_archived_trace_back(server, confirming_page):
     page.locator("#restore-button").click()
     page.locator("#restore-done").wait_for(timeout=120_000)
     assert "pinned until" in page.locator("#restore-done").inner_text()
-    page.wait_for_function("document.querySelector('#ret-tier')?.textContent.trim() === 'hot'", timeout=60_000)
+    wait_js(page, "(document.querySelector('#ret-tier') || {textContent: ''}).textContent.trim() === 'hot'", 60)
     assert page.locator("#ret-pin").is_visible()  # the retention panel follows the restore without a reload
     shot(page, "trace-restored")
     page.goto(f"{server.ui_url}/traces/{tid}")
