@@ -125,7 +125,7 @@ def _restorer(request: Request) -> Restorer:
 
 
 def _do_restore(request: Request, trace_id: str | None, filter_text: str | None, pin_for: str | None) -> dict[str, Any]:
-    from tracelake.archiver.policy import parse_duration
+    from tracelake.durations import parse_duration
 
     actor, role = _caller(request)
     try:

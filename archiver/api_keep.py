@@ -78,7 +78,7 @@ def _policy(request: Request) -> Any:
 
 def parse_until(text: str | None, now: datetime | None = None) -> datetime | None:
     """'30d' (from now), an ISO time, or empty/None/'forever' (until unpinned). ValueError names the problem."""
-    from tracelake.archiver.policy import parse_duration
+    from tracelake.durations import parse_duration
 
     text = (text or "").strip()
     if not text or text.lower() in ("forever", "none", "never"):

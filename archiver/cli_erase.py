@@ -113,7 +113,7 @@ def restore(trace_id: Annotated[Optional[str], typer.Argument(help="The archived
             url: UrlOpt = "http://127.0.0.1:4380", clickhouse_url: ClickHouseOpt = None, data_dir: DataDirOpt = None,
             object_store: ObjectStoreOpt = None, json_output: JsonOpt = False) -> None:
     """Bring archived traces back to the hot tier, pinned, without duplicating them."""
-    from tracelake.archiver.policy import parse_duration
+    from tracelake.durations import parse_duration
 
     if (trace_id is None) == (filter_text is None):
         _fail("give a TRACE_ID or --filter TEXT (one of them)", 2)

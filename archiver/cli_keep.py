@@ -122,7 +122,7 @@ def pin(trace_id: TraceArg,
         from tracelake.archiver import keep
         from tracelake.archiver.api_keep import parse_until
         from tracelake.archiver.explain import TraceNotFound
-        from tracelake.ui.queries.trace import locate
+        from tracelake.store.tiers import locate
 
         store = _local_store(clickhouse_url, data_dir)
         try:

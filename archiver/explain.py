@@ -19,6 +19,7 @@ from tracelake.query.compile import ALL_AGGS, Compiler, aggs
 from tracelake.query.filters import parse
 from tracelake.query.params import Params, query
 from tracelake.store.base import Store
+from tracelake.store.tiers import archive_present, locate
 
 _SPAN_HI = 4_102_444_800 * 10**9
 
@@ -74,8 +75,6 @@ def _hot_rule(store: Store, tid: str, policy: RetentionPolicy) -> tuple[int, int
 
 
 def _archived(store: Store, tid: str) -> dict[str, Any] | None:
-    from tracelake.ui.queries.tiers import archive_present
-
     if not archive_present(store):
         return None
     p = Params()
@@ -88,8 +87,6 @@ def _archived(store: Store, tid: str) -> dict[str, Any] | None:
 def explain(store: Store, trace_id: str, policy: RetentionPolicy | None, now: datetime | None = None) -> Explanation:
     """Where the trace is, which rule governs it, when it leaves hot and is deleted, and what keeps
     it. Raises :class:`TraceNotFound` for an id in neither tier, KeepError for a malformed id."""
-    from tracelake.ui.queries.trace import locate
-
     tid = check_trace_id(trace_id)
     now = now or datetime.now(timezone.utc)
     loc = locate(store, tid)

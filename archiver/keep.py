@@ -44,6 +44,7 @@ from tracelake.store.keep_schema import (  # noqa: F401 - re-exported
     pinned_pairs_sql,
     pinned_sql,
 )
+from tracelake.store.tiers import archive_present
 
 
 
@@ -439,8 +440,6 @@ def holds_covering(store: Store, trace_ids: list[str], viewer: str = ALL_PROJECT
     either tier is covered); with ``projects``, only those projects' spans of the traces count.
     Holds that cover none of them are left out. For a project's ``viewer`` holds not of its
     project are all named :data:`ADMIN_HOLD` (no name crosses projects)."""
-    from tracelake.ui.queries.tiers import archive_present
-
     ids = sorted({t.lower() for t in trace_ids if HEX_ID.match(t.lower())})
     # Holds from the process's store: a project's scoped store reads its own holds only (SQL
     # filter), and a global hold must still cover that project's traces. Traces are read on

@@ -246,7 +246,7 @@ def use_policy(state: Any, store: Store, policy: RetentionPolicy) -> str:
     archiver = getattr(state, "archiver", None)
     if archiver is not None:
         return "swapped" if archiver.swap_policy(policy) else "pending"
-    from tracelake.archiver.policy import parse_duration
+    from tracelake.durations import parse_duration
     from tracelake.archiver.service import Scheduler, archiver_from_settings
 
     settings = state.settings

@@ -453,7 +453,7 @@ class Scheduler:
 
 
 def archiver_from_settings(store: Store, settings: Any, policy: RetentionPolicy) -> Archiver:
-    from tracelake.archiver.policy import parse_duration
+    from tracelake.durations import parse_duration
     from tracelake.objectstore import from_settings
 
     try:
@@ -470,7 +470,7 @@ def start_for_server(store: Store, settings: Any, policy: RetentionPolicy | None
     """In ``tracelake server``: the archive view always (readers query it), erasures and restores
     a killed process left midway finished in the background, and with a policy the Archiver and
     its schedule."""
-    from tracelake.archiver.policy import parse_duration
+    from tracelake.durations import parse_duration
     from tracelake.archiver.resume import start_resuming
 
     ensure_archive_view(store, ArchiveLocation.from_settings(settings))

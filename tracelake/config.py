@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tracelake.durations import parse_duration
+
 
 class Settings(BaseSettings):
     """Configuration of ``tracelake server`` / ``collector`` / ``ui``.
@@ -115,7 +117,5 @@ class Settings(BaseSettings):
     @field_validator("archive_every", "attachment_gc_grace")
     @classmethod
     def _archive_duration(cls, value: str) -> str:
-        from tracelake.archiver.policy import parse_duration
-
         parse_duration(value, allow_forever=False)  # ValueError names the bad value
         return value
