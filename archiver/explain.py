@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from tracelake.archiver.errors import NotFound
 from tracelake.archiver.keep import Pin, active_pins, check_trace_id, holds_covering
 from tracelake.archiver.plan import FOREVER_MS, leave_after
 from tracelake.archiver.policy import RetentionPolicy, Rule
@@ -24,7 +25,7 @@ from tracelake.store.tiers import archive_present, locate
 _SPAN_HI = 4_102_444_800 * 10**9
 
 
-class TraceNotFound(LookupError):
+class TraceNotFound(NotFound):
     """No trace with this id in either tier (or none the caller may read)."""
 
 

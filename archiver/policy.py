@@ -25,14 +25,29 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from tracelake.archiver.errors import BadRequest
 from tracelake.durations import format_duration, parse_duration
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 RULE_KEYS = ("name", "match", "hot", "archive")
+_WHERE = re.compile(r"^YAML line (\d+)(?:, ([^:]+))?: ")
 
 
-class PolicyError(ValueError):
+class PolicyError(BadRequest):
     """A retention file that cannot be used; the message names the file, line and field."""
+
+    @property
+    def line(self) -> int | None:
+        m = _WHERE.match(str(self))
+        return int(m.group(1)) if m else None
+
+    @property
+    def field(self) -> str:
+        m = _WHERE.match(str(self))
+        return (m.group(2) or "") if m else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"valid": False, "error": str(self), "line": self.line, "field": self.field or None, **self.detail}
 
 
 class Rule(BaseModel):

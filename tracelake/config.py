@@ -114,6 +114,12 @@ class Settings(BaseSettings):
     auth_fail_window_s: float = Field(60.0, gt=0, le=3600, description="The window of both counts; a refused "
                                       "address waits for its window to end (Retry-After).")
 
+    def spool_directory(self) -> Path | None:
+        """The collector's spool (``spool_dir``, default ``<data_dir>/spool``); None in commit ack mode."""
+        if self.ack_mode == "commit":
+            return None
+        return Path(self.spool_dir or Path(self.data_dir) / "spool").resolve()
+
     @field_validator("archive_every", "attachment_gc_grace")
     @classmethod
     def _archive_duration(cls, value: str) -> str:
