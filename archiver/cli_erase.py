@@ -63,7 +63,7 @@ def _post(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
 def _print_receipt(doc: dict[str, Any]) -> None:
     from rich.console import Console
 
-    from tracelake.cli import safe_cell
+    from tracelake.terminal import safe_cell
 
     c = Console()
     if doc.get("dry_run"):

@@ -11,8 +11,7 @@ from tracelake.auth.routes import PUBLIC, needs, required, route_table
 
 
 def _undeclared(app: FastAPI) -> list[str]:
-    return sorted(f"{sorted(getattr(r, 'methods', None) or [])} {getattr(r, 'path', r)}"
-                  for r, requirement in route_table(app) if requirement is None)
+    return sorted(f"{sorted(row.methods or [])} {row.path}" for row in route_table(app) if row.requirement is None)
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +77,8 @@ def test_what_a_request_needs_comes_from_its_route(app, method, path, perm):
 
 def test_public_is_declared_not_listed(app):
     """Health checks are public because their routes say so (no path table in the guard)."""
-    healthz = next(r for r, _ in route_table(app) if getattr(r, "path", "") == "/healthz")
-    assert required([(healthz, PUBLIC)], _scope("GET", "/healthz")) is PUBLIC
+    healthz = next(row for row in route_table(app) if row.path == "/healthz")
+    assert healthz.requirement is PUBLIC and required([healthz], _scope("GET", "/healthz")) is PUBLIC
     import tracelake.auth.web as guard
 
     assert not any(hasattr(guard, name) for name in ("CHANGE_RULES", "READ_RULES", "PIN_PATH", "RESTORE_PATH"))

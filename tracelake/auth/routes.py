@@ -16,11 +16,12 @@ tests/auth/test_route_permissions.py fails when a route declares nothing.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Depends, HTTPException, Request
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute
 
 from tracelake.auth.roles import Perm, has
 
@@ -75,32 +76,46 @@ def allows(request: Request, perm: Perm) -> bool:
     return caller is None or has(caller.role, perm)
 
 
-def route_table(app: Any) -> list[tuple[Any, Requirement | None]]:
-    """Every route of ``app`` (something with ``matches(scope)``) and what it declares. FastAPI
-    0.16x keeps included routers nested (``iter_route_contexts`` walks them); older versions list
-    every route in ``app.routes``."""
+@dataclass(frozen=True)
+class TableRow:
+    """One route as the guard matches it: its path pattern, methods (None: any) and declaration."""
+
+    path: str
+    pattern: re.Pattern[str]
+    methods: frozenset[str] | None
+    requirement: Requirement | None
+
+
+def route_table(app: Any) -> list[TableRow]:
+    """Every route of ``app`` and what it declares, in the order the app matches them. FastAPI
+    0.16x keeps included routers nested (``iter_route_contexts`` walks them, prefixes applied);
+    older versions list every route in ``app.routes``."""
     try:
         from fastapi.routing import iter_route_contexts
     except ImportError:  # FastAPI < 0.16x: app.routes is flat
-        return [(route, declared(route)) for route in app.routes]
-    return [(ctx, declared(ctx.original_route) or declared(ctx.route)) for ctx in iter_route_contexts(app.routes)]
+        found = [(route, declared(route)) for route in app.routes]
+    else:
+        found = [(ctx, declared(ctx.original_route) or declared(ctx.route)) for ctx in iter_route_contexts(app.routes)]
+    return [TableRow(route.path, route.path_regex, frozenset(route.methods) if getattr(route, "methods", None) else None,
+                     requirement) for route, requirement in found]
 
 
-def required(table: list[tuple[Any, Requirement | None]], scope: dict[str, Any]) -> Requirement:
+def required(table: list[TableRow], scope: dict[str, Any]) -> Requirement:
     """What a request needs: its route's declaration (also for a method the route does not
     answer: the app says 405 then, to those who may ask); without a route, ``read`` for safe
     methods and ``admin`` for changes (fail closed; the app says 404)."""
-    partial = None
-    for route, requirement in table:
-        match, _ = route.matches(scope)
-        if match is Match.FULL:
-            partial = requirement
-            break
-        if match is Match.PARTIAL and partial is None:
-            partial = requirement
+    path, method = scope.get("path", ""), scope.get("method", "GET").upper()
+    partial: Requirement | None = None
+    for row in table:  # as Starlette's router matches: path pattern, then method
+        if row.pattern.match(path) is None:
+            continue
+        if row.methods is None or method in row.methods:
+            return row.requirement or _BY_PERM[Perm.READ if method in SAFE_METHODS else Perm.ADMIN]
+        if partial is None:
+            partial = row.requirement
     if partial is not None:
         return partial
-    return _BY_PERM[Perm.READ] if scope.get("method", "GET").upper() in SAFE_METHODS else _BY_PERM[Perm.ADMIN]
+    return _BY_PERM[Perm.READ] if method in SAFE_METHODS else _BY_PERM[Perm.ADMIN]
 
 
-__all__ = ["PUBLIC", "SIGNED_IN", "Requirement", "allows", "declare", "declared", "needs", "required", "route_table"]
+__all__ = ["PUBLIC", "SIGNED_IN", "Requirement", "allows", "declare", "declared", "needs", "required", "route_table", "TableRow"]

@@ -30,7 +30,7 @@ from tracelake.auth import audit
 from tracelake.auth.ingest import bearer, headers_too_large, refuse_headers
 from tracelake.auth.keys import KeyRecord, KeyRegistry, key_id
 from tracelake.auth.roles import ALL_PROJECTS, Perm, Role, has, parse_role, valid_project
-from tracelake.auth.routes import SIGNED_IN, Requirement, required, route_table
+from tracelake.auth.routes import SIGNED_IN, TableRow, required, route_table
 from tracelake.auth.scope import ScopedStore, scoped
 from tracelake.auth.session import COOKIE, LOGIN_COOKIE, Signer
 from tracelake.auth.throttle import FailureThrottle, client_address, throttle_for, write_rows
@@ -120,7 +120,7 @@ class Guard:
         self.settings = settings
         self.throttle = throttle or FailureThrottle.from_settings(settings)
         self._proxy_seen: set[str] = set()
-        self._routes: list[tuple[Any, Requirement | None]] | None = None  # route_table(app), at the first request
+        self._routes: list[TableRow] | None = None  # route_table(app), at the first request
 
     # -- who --------------------------------------------------------------------------------------
     def _proxy_caller(self, scope: dict, headers: dict[bytes, bytes]) -> Caller | None:

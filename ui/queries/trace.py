@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from tracelake.query.params import Params, query
+from tracelake.query.params import Params
 from tracelake.store.base import Store, StoreError
 from tracelake.store.tiers import Location, locate
 from tracelake.ui.queries import archive_files
