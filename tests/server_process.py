@@ -192,11 +192,19 @@ def start_server(data_dir: str | os.PathLike[str], *args: str, command: str = "s
     for name, value in flags.items():
         argv += [f"--{name.replace('_', '-')}", str(value)]
     argv += list(args)
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, cwd=str(data_dir.parent))
-    server = ServerProcess(proc, data_dir)
+    return start_server_command(argv, data_dir.parent, data_dir, {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+                                ports=len(ports))
+
+
+def start_server_command(argv: list[str], cwd: str | os.PathLike[str], data_dir: str | os.PathLike[str],
+                         env: dict[str, str], ports: int = 3) -> ServerProcess:
+    """Run a ``tracelake server|collector|ui`` command line as given (e.g. another virtual environment's
+    console script, as a user types it) in ``cwd`` with exactly ``env``, and wait until its banner has
+    named its ``ports`` listening addresses."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=str(cwd))
+    server = ServerProcess(proc, Path(data_dir))
     try:
-        found, lines = _read_until(proc, re.compile(r"OTLP/gRPC|OTLP/HTTP|UI and API"), len(ports), STARTUP_TIMEOUT)
+        found, lines = _read_until(proc, re.compile(r"OTLP/gRPC|OTLP/HTTP|UI and API"), ports, STARTUP_TIMEOUT)
     except Exception:
         proc.kill()
         raise

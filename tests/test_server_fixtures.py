@@ -14,7 +14,7 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parent
 
 # What starts a server process; helpers that call one of these (transitively) are added below.
-STARTERS = {"start_server", "start_clickhouse_endpoint", "Stack"}
+STARTERS = {"start_server", "start_server_command", "start_clickhouse_endpoint", "Stack"}
 SHARED_SCOPES = {"module", "package", "session"}
 
 # Files whose tests (or function-scoped fixtures) start servers of their own, and why.
@@ -32,6 +32,8 @@ OWN_SERVERS: dict[str, str] = {
     "auth/test_bootstrap.py": "a first start on an empty store prints the admin key once",
     "collector/test_collector_reliability.py": "backpressure, store outages, kill -9 and SIGTERM of the server",
     "collector/test_spool_e2e.py": "kill -9, torn and corrupt spools, a full disk, ClickHouse down",
+    "test_packaging.py": "the README's and docs/security.md's quick starts: the real `tracelake server` command, "
+                         "typed in an empty folder from a freshly installed environment (first start, --auth)",
 }
 
 

@@ -25,6 +25,7 @@ from tracelake.demo_sample import Sample, Span, build_sample
 from tracelake.server_client import ServerError
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
+DEFAULT_UI = "http://127.0.0.1:4380"
 RUN_ATTR = "tracelake.demo.run"  # resource attribute naming the run (filter: resource.tracelake.demo.run:*)
 SPANS_PER_REQUEST = 1000
 RETENTION_EXAMPLE = "examples/retention-demo.yaml"
@@ -274,6 +275,8 @@ def summary(result: Result, ui: str, days: int) -> str:
     after = (f"readable after {result.seconds:.1f} s" if result.read_back
              else f"loaded after {result.seconds:.1f} s ({result.note})")
     rules = retention_example()
+    # The archiver commands find the server at TRACELAKE_URL or the default port, as this one did.
+    at = "" if base in (DEFAULT_UI, os.environ.get("TRACELAKE_URL", "").rstrip("/")) else f" --url {base}"
     lines = [
         f"tracelake demo: {s.traces:,} traces, {len(s.spans):,} spans, {len(s.sessions)} sessions, "
         f"{s.error_traces} with errors; {after}",
@@ -285,7 +288,7 @@ def summary(result: Result, ui: str, days: int) -> str:
         f"  an image   {base}/traces/{s.image_trace}?span={s.image_span}",
         f"  errors     {base}/traces?range={r}&q=status:error",
         f"  dashboard  {base}/dashboard?range={r}",
-        f"try retention: tracelake archiver plan --retention {rules}   (then `tracelake archiver run --retention "
+        f"try retention: tracelake archiver plan{at} --retention {rules}   (then `tracelake archiver run{at} --retention "
         f"{rules}`, or on a schedule: tracelake server --retention {rules})",
     ]
     return "\n".join(lines)

@@ -249,6 +249,7 @@ def test_the_trace_lists_own_queries_call_only_listed_functions(tmp_path_factory
     for node in (None, parse("model:m status:ok duration>1ms"), parse("session:s1 cost>0 root:root")):
         list_traces(rec, node, lo, hi)
     dashboard(rec, lo, hi)
+    dashboard(rec, lo, hi, parse("model:m"), archive=True)  # its archive half too (index and span view)
     list_sessions(rec, lo, hi)
     loc = trace.locate(rec, tid.hex())  # the trace page: where, totals, skeleton, shape, find
     assert loc is not None

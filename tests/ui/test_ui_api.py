@@ -251,6 +251,49 @@ def test_dashboard(client):
     assert page.count("<svg") >= 5 and "By model" in page
 
 
+def test_dashboard_filter_applies_to_every_part(client, known):
+    """The filter narrows the series, by service and by model alike (by model read every LLM span
+    of the range before), and the page's tiles hold the JSON's numbers."""
+    d = client.get("/api/dashboard", params={"range": "1h", "q": "service:oi-svc"}).json()
+    assert d["totals"]["requests"] == 1 and [s["key"] for s in d["by_service"]] == ["oi-svc"]
+    assert [(m["key"], m["requests"]) for m in d["by_model"]] == [("claude-3-5-sonnet", 1)]
+    assert d["tiers"] == {"hot": 1, "archive": 0, "archive_read": False, "newest_archived_ns": None}
+    page = client.get("/dashboard", params={"range": "1h", "q": "service:oi-svc"}).text
+    for key in ("requests", "input_tokens", "output_tokens"):
+        assert f'data-metric="{key}" data-value="{d["totals"][key]}"' in page
+    assert "Hot traces:</strong> nothing has been archived." in page and "One bar = 2 min." in page
+
+
+def test_dashboard_zero_errors_is_a_value_not_missing_data(client):
+    """Traces without failures: the error rate is drawn at 0 %, and no chart says 'no data'."""
+    from tracelake.ui.charts import dashboard_charts
+
+    d = client.get("/api/dashboard", params={"range": "1h", "q": "-status:error"}).json()
+    assert d["totals"]["requests"] == 4 and d["totals"]["errors"] == 0
+    rate = next(c for c in dashboard_charts(d) if c.title == "Error rate")
+    assert not rate.empty and {y for line in rate.lines for _, y, _ in line.dots} == {rate.plot[3]}  # all on the 0 line
+    page = client.get("/dashboard", params={"range": "1h", "q": "-status:error"}).text
+    assert "no data" not in page and "nodata" not in page and "per bucket" not in page
+    empty = client.get("/dashboard", params={"range": "1h", "q": "service:nobody"}).text
+    assert 'id="dash-empty"' in empty and "<svg" not in empty
+
+
+@pytest.mark.parametrize("rng", ["5m", "15m", "1h", "6h", "24h", "7d", "30d"])
+def test_dashboard_buckets_and_chart_geometry_at_every_range(client, rng):
+    """At most ~40 bars per range, each at least MIN_BAR wide, and the time labels (their width
+    estimated generously) inside the chart: what the Chromium test measures, without a browser."""
+    from tracelake.ui.charts import CHAR_W, MIN_BAR, dashboard_charts
+    from tracelake.ui.queries.dashboard import MAX_BUCKETS, bucket_label
+
+    d = client.get("/api/dashboard", params={"range": rng}).json()
+    assert len(d["series"]) <= MAX_BUCKETS + 1 and d["bucket"] == bucket_label(d["bucket_seconds"])
+    for c in dashboard_charts(d):
+        assert all(r.w >= MIN_BAR for r in c.rects), (rng, c.title)
+        assert c.x_ticks and all(x + len(label) * CHAR_W / 2 <= c.width for x, label in c.x_ticks), (rng, c.title)
+        labels = [label for _, label in c.x_ticks]
+        assert len(set(labels)) == len(labels), labels  # no label twice (e.g. minutes under 10 s bars)
+
+
 def test_retention_without_a_policy_says_how_to_enable_it(client):
     r = client.get("/api/retention").json()
     assert r["configured"] is False and r["rules"] == [] and r["plan"] is None and r["runs"] == []

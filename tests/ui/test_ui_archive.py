@@ -188,10 +188,82 @@ def test_sql_api_reads_the_archive_table(tiered):
     assert r.json()["rows"] == [[3]]
 
 
-def test_dashboard_stays_on_the_hot_tier(tiered):
+def _every_row(client, **params) -> list[dict]:
+    """The trace list's every row over both tiers, page by page."""
+    rows: list[dict] = []
+    cursor = None
+    while True:
+        body = client.get("/api/traces", params={**params, "limit": 200, **({"cursor": cursor} if cursor else {})}).json()
+        rows += body["traces"]
+        cursor = body["next_cursor"]
+        if not cursor:
+            return rows
+
+
+@pytest.mark.parametrize("q", ["", "model:gpt-4o", "status:error", "service:oi-svc OR name:weather*", '"refund"',
+                               "-span:retrieve model:*"])
+def test_dashboard_counts_the_traces_the_list_shows_in_both_tiers(tiered, q):
+    """Over a range reaching the archive the dashboard counts what the list shows: hot and archived
+    traces, each once (the moving trace too), with the same filter."""
     client, *_ = tiered
-    d = client.get("/api/dashboard", params={"range": "7d"}).json()
-    assert d["totals"]["requests"] == 5  # the moving trace's hot copy is not counted
+    rows = _every_row(client, range="7d", q=q)
+    d = client.get("/api/dashboard", params={"range": "7d", "q": q}).json()
+    t = d["totals"]
+    assert t["requests"] == len(rows) and sum(b["requests"] for b in d["series"]) == len(rows)
+    assert {r["tier"] for r in rows} == {"hot", "archive"}
+    assert d["tiers"] == {**d["tiers"], "hot": sum(r["tier"] == "hot" for r in rows),
+                          "archive": sum(r["tier"] == "archive" for r in rows), "archive_read": True}
+    assert t["errors"] == sum(r["status"] == "error" for r in rows)
+    assert t["input_tokens"] == sum(r["input_tokens"] for r in rows)
+    assert t["output_tokens"] == sum(r["output_tokens"] for r in rows)
+    assert t["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in rows))
+    per_service: dict[str, int] = {}
+    for r in rows:
+        per_service[r["root_service"]] = per_service.get(r["root_service"], 0) + 1
+    assert {s["key"]: s["requests"] for s in d["by_service"]} == per_service
+
+
+def test_dashboard_per_model_calls_include_archived_spans(tiered):
+    """By model counts the LLM calls of the counted traces, archived spans included: the same
+    figures as the spans of every listed trace, opened one by one."""
+    client, *_ = tiered
+    for q in ("", "status:error"):
+        want: dict[str, dict[str, float]] = {}
+        for r in _every_row(client, range="7d", q=q):
+            for s in client.get(f"/api/traces/{r['trace_id']}").json()["spans"]:
+                if s["model"]:
+                    m = want.setdefault(s["model"], {"requests": 0, "archived": 0, "input_tokens": 0, "output_tokens": 0})
+                    m["requests"] += 1
+                    m["archived"] += r["tier"] == "archive"
+                    m["input_tokens"] += s["input_tokens"]
+                    m["output_tokens"] += s["output_tokens"]
+        d = client.get("/api/dashboard", params={"range": "7d", "q": q}).json()
+        got = {m["key"]: {k: m[k] for k in ("requests", "archived", "input_tokens", "output_tokens")} for m in d["by_model"]}
+        assert got == want and any(m["archived"] for m in want.values()), q
+    recent = client.get("/api/dashboard", params={"range": "1h"}).json()
+    assert recent["by_model"] and {m["archived"] for m in recent["by_model"]} == {0}  # a hot-only range
+
+
+def test_dashboard_page_says_what_it_covers(tiered):
+    client, hot, *_ = tiered
+    wide = client.get("/dashboard", params={"range": "7d"}).text
+    api = client.get("/api/dashboard", params={"range": "7d"}).json()
+    assert "Hot and archived traces:" in wide and f"({api['tiers']['hot']} hot, {api['tiers']['archive']} archived)" in wide
+    assert f'data-metric="requests" data-value="{api["totals"]["requests"]}"' in wide
+    recent = client.get("/dashboard", params={"range": "1h"}).text
+    assert "Hot traces only:" in recent and "nothing in this range is archived" in recent
+    assert client.get("/api/dashboard", params={"range": "1h"}).json()["tiers"]["archive_read"] is False
+
+
+def test_dashboard_hot_only_leaves_the_archive_out(tiered):
+    """The comparison mode the benchmark times: the hot tier alone, moving trace not counted."""
+    from tracelake.ui.queries.dashboard import dashboard
+    from tracelake.ui.render import time_range
+
+    client, *_ = tiered
+    store = client.app.state.store
+    tr = time_range("7d", None, None)
+    assert dashboard(store, tr.lo_ns, tr.hi_ns, archive=False)["totals"]["requests"] == 5
 
 
 def test_retention_api_after_a_run(tiered):

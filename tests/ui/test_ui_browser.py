@@ -233,7 +233,7 @@ def test_sessions_and_dashboard(server, page):
     assert "where is my order?" in page.locator(".turn").first.inner_text()
     shot(page, "session")
     page.goto(f"{server.ui_url}/dashboard?range=1h")
-    assert page.locator(".chart svg").count() == 5
+    assert page.locator(".chart svg").count() == 6
     assert page.locator(".tile .tv").first.inner_text() == "7" or page.locator(".tile .tv").first.inner_text() == "6"
     shot(page, "dashboard")
     clean(page)

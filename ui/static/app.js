@@ -266,13 +266,22 @@
     var values = treeParams(null);
     values.reveal = id;
     for (var n = first && first.nextElementSibling; n; n = first.nextElementSibling) n.remove();
+    pendingSelect = id;
     window.htmx.ajax("GET", windowedUrl(), { target: first, swap: "outerHTML settle:0ms", values: values }).then(function () {
       mergeRevealedState();
       observeMore();
-      var again = $('#span-rows .srow[data-id="' + id + '"]');
-      if (again) selectSpan(again, true);
+      selectPending();
     });
   }
+  // The span a reveal asked for is selected once its row is in the page: htmx's promise may settle
+  // before the swap, so the swap events try again.
+  var pendingSelect = null;
+  function selectPending() {
+    if (!pendingSelect) return;
+    var row = $('#span-rows .srow[data-id="' + pendingSelect + '"]');
+    if (row) { pendingSelect = null; selectSpan(row, true); }
+  }
+  document.addEventListener("htmx:afterSettle", selectPending);
   // ---- timeline: a flame view on a canvas, bars from the server per (depth, pixel column) ---------
   var flame = { lo: null, hi: null, from: null, to: null, depthFrom: 0, data: null, drag: null, busy: false, again: false };
   var ROW_H = 14;
