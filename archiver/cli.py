@@ -33,7 +33,8 @@ def _local_archiver(retention: Path | None, clickhouse_url: str | None, data_dir
     from pydantic import ValidationError
 
     from tracelake.archiver.policy import PolicyError, load_policy
-    from tracelake.archiver.service import archiver_from_settings
+    from tracelake.archiver.config import ArchiverConfig
+    from tracelake.archiver.service import archiver_for
     from tracelake.config import Settings
 
     flags = {"clickhouse_url": clickhouse_url, "data_dir": data_dir.resolve() if data_dir else None,
@@ -59,7 +60,7 @@ def _local_archiver(retention: Path | None, clickhouse_url: str | None, data_dir
             store.close()
             _fail(error or "--retention FILE is needed when running on its own (no rules were applied on the "
                   "Retention page either)", 2)
-    return archiver_from_settings(store, settings, policy)
+    return archiver_for(store, ArchiverConfig.from_settings(settings), policy)
 
 
 HINT = "use --clickhouse-url to run on its own"

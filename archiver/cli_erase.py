@@ -30,15 +30,16 @@ def _settings(clickhouse_url: str | None, data_dir: Path | None, object_store: s
         _fail(str(exc), 2)
 
 
-def _on_own(settings: Any, work: Callable[[Any], dict[str, Any]], refused: type[Exception]) -> dict[str, Any]:
-    """``work(store)`` on a store of its own (no server): its answer as JSON types; ``refused``
-    ends the command with its message."""
+def _on_own(settings: Any, work: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """``work(store)`` on a store of its own (no server): its answer as JSON types; a refusal
+    (:class:`~tracelake.archiver.errors.RetentionError`) ends the command with its message."""
+    from tracelake.archiver.errors import RetentionError
     from tracelake.store import open_store
 
     store = open_store(settings.data_dir, settings.clickhouse_url, settings.prices_file)
     try:
         return json.loads(json.dumps(work(store), default=str))
-    except refused as exc:
+    except RetentionError as exc:
         _fail(str(exc), 1)
     finally:
         store.close()
@@ -62,7 +63,7 @@ def _post(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
 def _print_receipt(doc: dict[str, Any]) -> None:
     from rich.console import Console
 
-    from tracelake.cli import safe_cell
+    from tracelake.terminal import safe_cell
 
     c = Console()
     if doc.get("dry_run"):
@@ -90,15 +91,15 @@ def erase(user: Annotated[Optional[str], typer.Option(help="Erase every trace of
     """Erase every span of the matched traces from every tier, and print the receipt."""
     body = {"user": user, "session": session, "filter": filter_text, "dry_run": dry_run}
     if clickhouse_url or data_dir:
-        from tracelake.archiver.erase import (Criteria, EraseError, erase_audited, eraser_from_settings,
-                                               spool_probe_for_dir)
-        from tracelake.collector.config import spool_config
+        from tracelake.archiver.config import ArchiverConfig
+        from tracelake.archiver.erase import Criteria, erase_audited, eraser_for, spool_probe_for_dir
 
         settings = _settings(clickhouse_url, data_dir, object_store)
-        probe = spool_probe_for_dir(spool_config(settings).directory) if not settings.clickhouse_url else None
+        config = ArchiverConfig.from_settings(settings)
+        probe = spool_probe_for_dir(config.spool_dir)  # beside an embedded store: its collector's spool on disk
         doc = _on_own(settings, lambda store: erase_audited(
-            eraser_from_settings(store, settings, probe), Criteria(user, session, filter_text),
-            partial(_audit, store), dry_run=dry_run), EraseError)
+            eraser_for(store, config, probe), Criteria(user, session, filter_text),
+            partial(_audit, store), dry_run=dry_run))
     else:
         doc = _post(url, "/api/erase", body)
     if json_output:
@@ -113,7 +114,7 @@ def restore(trace_id: Annotated[Optional[str], typer.Argument(help="The archived
             url: UrlOpt = "http://127.0.0.1:4380", clickhouse_url: ClickHouseOpt = None, data_dir: DataDirOpt = None,
             object_store: ObjectStoreOpt = None, json_output: JsonOpt = False) -> None:
     """Bring archived traces back to the hot tier, pinned, without duplicating them."""
-    from tracelake.archiver.policy import parse_duration
+    from tracelake.durations import parse_duration
 
     if (trace_id is None) == (filter_text is None):
         _fail("give a TRACE_ID or --filter TEXT (one of them)", 2)
@@ -123,13 +124,15 @@ def restore(trace_id: Annotated[Optional[str], typer.Argument(help="The archived
         except ValueError as exc:
             _fail(f"--pin-for: {exc}", 2)
     if clickhouse_url or data_dir:
-        from tracelake.archiver.restore import RestoreError, restore_audited, restorer_from_settings
+        from tracelake.archiver.config import ArchiverConfig
+        from tracelake.archiver.restore import pin_duration, restore_audited, restorer_for
 
         settings = _settings(clickhouse_url, data_dir, object_store)
-        duration = parse_duration(pin_for or settings.restore_pin_for, allow_forever=False)
+        config = ArchiverConfig.from_settings(settings)
+        duration = pin_duration(pin_for, config)
         doc = _on_own(settings, lambda store: restore_audited(
-            restorer_from_settings(store, settings), partial(_audit, store), trace_id=trace_id,
-            filter_text=filter_text, pin_for=duration), RestoreError)
+            restorer_for(store, config), partial(_audit, store), trace_id=trace_id,
+            filter_text=filter_text, pin_for=duration))
     else:
         body = {"filter": filter_text, "pin_for": pin_for}
         path = f"/api/traces/{trace_id}/restore" if trace_id is not None else "/api/restore"

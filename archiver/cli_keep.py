@@ -120,13 +120,12 @@ def pin(trace_id: TraceArg,
     """Keep a trace hot and out of every deletion (until unpinned, or --until)."""
     if clickhouse_url or data_dir:
         from tracelake.archiver import keep
-        from tracelake.archiver.api_keep import parse_until
         from tracelake.archiver.explain import TraceNotFound
-        from tracelake.ui.queries.trace import locate
+        from tracelake.store.tiers import locate
 
         store = _local_store(clickhouse_url, data_dir)
         try:
-            when_ = parse_until(until)
+            when_ = keep.parse_until(until)
             tid = keep.check_trace_id(trace_id)
             if locate(store, tid) is None:
                 raise TraceNotFound(f"no trace {tid} in the hot tier or the archive")
@@ -182,16 +181,13 @@ def hold_create(name: Annotated[str, typer.Argument(help="A unique name, e.g. ca
     any tier, until it is released."""
     if clickhouse_url or data_dir:
         from tracelake.archiver import keep
-        from tracelake.query.filters import FilterError
 
         store = _local_store(clickhouse_url, data_dir)
         try:
             h = keep.create_hold(store, name, filter_text, reason, actor=_local_actor(), project=project or "")
             _audit(store, "retention.hold.create", h.name, keep.audit_detail(h))
             doc = {"hold": h.to_dict()}
-        except FilterError as exc:
-            _fail(f"filter: {exc}")
-        except ValueError as exc:
+        except ValueError as exc:  # KeepError (HoldFilterError says "filter: ...")
             _fail(str(exc))
         finally:
             store.close()

@@ -149,16 +149,6 @@ class ArchiveLocation:
         return cls(f"s3://{bucket}/{path}", options, f"DeltaLake({', '.join(args)})", False, http,
                    (key, secret) if key and secret else ())
 
-    @classmethod
-    def from_settings(cls, settings: Any) -> "ArchiveLocation":
-        from tracelake.objectstore import default_url
-
-        secret = settings.s3_secret_access_key
-        return cls.for_url(settings.object_store or default_url(settings.data_dir),
-                           endpoint_url=settings.s3_endpoint_url, region=settings.s3_region,
-                           access_key_id=settings.s3_access_key_id,
-                           secret_access_key=secret.get_secret_value() if secret is not None else None)
-
 
 def _wrap(exc: Exception) -> ArchiveStoreError:
     return ArchiveStoreError(f"archive object store: {exc}")

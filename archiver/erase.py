@@ -30,8 +30,10 @@ from typing import Any, Callable
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tracelake.archiver import receipts
+from tracelake.archiver import lock, receipts
+from tracelake.archiver.config import ArchiverConfig
 from tracelake.archiver.delta import ArchiveLocation, DeltaArchive
+from tracelake.archiver.errors import BadRequest, RetentionError
 from tracelake.archiver.receipts import TARGETS_SQL, Request, check_trace_id, iso, record, targets_by_project
 from tracelake.archiver.runs import fail_point
 from tracelake.attachments import object_key
@@ -56,13 +58,9 @@ IDS_PER_DELETE = 5000
 LOG_PROPERTIES = {"delta.dataSkippingNumIndexedCols": "2", "delta.logRetentionDuration": "interval 0 seconds"}
 
 
-class EraseError(ValueError):
-    """A request refused before anything changed (bad criteria, nothing matched, a hold)."""
-
-    def __init__(self, message: str, status: int = 400, detail: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.detail = detail or {}
+class EraseError(BadRequest):
+    """A request refused before anything changed (bad criteria 400, nothing matched 404, a hold
+    409, the object store out of reach 503)."""
 
 
 @dataclass(frozen=True)
@@ -220,51 +218,46 @@ class Eraser:
               dry_run: bool = False) -> dict[str, Any]:
         """Resume unfinished erasures, then erase what ``criteria`` matches; returns the receipt
         (or, with ``dry_run``, what would be matched). :class:`EraseError` when refused."""
-        from tracelake.archiver.service import _RUN_LOCK
-
         criteria.validate()
-        if not _RUN_LOCK.acquire(timeout=600):
-            raise EraseError("an archive run is in progress; try again when it is done", 409)
-        try:
-            self._setup()
-            if not dry_run:
-                self._resume_locked()
-            spool = self._wait_for_spool() if not dry_run else self._spool_now()
-            text = criteria.filter_text()
-            hot = match_hot(self.match_store, text)
-            archive = match_archive(self.match_store, text)
-            ids = sorted({t for _, t in hot} | {t for _, t, _ in archive})
-            owners = {p for p, _ in hot} | {p for p, _, _ in archive}
-            if dry_run:
-                return {"dry_run": True, "criteria": criteria.to_dict(), "matched_trace_ids": ids,
-                        "hot_traces": len(hot), "archive_traces": len({(p, t) for p, t, _ in archive}), "spool": spool,
-                        "holds": _holds_covering(self.store, ids, project, owners)}
-            if not ids:
-                raise EraseError(f"nothing matched {text!r}: no trace in either tier (already erased?)", 404,
-                                 {"matched": 0, "criteria": criteria.to_dict()})
-            holds = _holds_covering(self.store, ids, project, owners)
-            if any(holds.values()):
-                covered = {name: sorted(t)[:20] for name, t in holds.items() if t}
-                raise EraseError(f"refused: {sum(len(v) for v in holds.values())} matched trace(s) are under "
-                                 f"legal hold ({', '.join(sorted(covered))}); nothing was changed", 409,
-                                 {"holds": covered})
-            req = receipts.new_request("erase", actor, role, {
-                "request": {"actor": actor, "role": role, "project": project, "criteria": criteria.to_dict(),
-                            "requested_at": iso()},
-                "spool": spool})
-            receipts.add_targets(self.store, req.request_id, [(p, t, "hot", None) for p, t in hot] +
-                                 [(p, t, "archive", d) for p, t, d in archive])
-            fail_point("erase_after_targets")
-            self._plan(req)
-            return self._execute(req)
-        finally:
-            _RUN_LOCK.release()
+        with lock.exclusive(600):
+            return self._erase_locked(criteria, actor, role, project, dry_run)
+
+    def _erase_locked(self, criteria: Criteria, actor: str, role: str, project: str, dry_run: bool) -> dict[str, Any]:
+        self._setup()
+        if not dry_run:
+            self._resume_locked()
+        spool = self._wait_for_spool() if not dry_run else self._spool_now()
+        text = criteria.filter_text()
+        hot = match_hot(self.match_store, text)
+        archive = match_archive(self.match_store, text)
+        ids = sorted({t for _, t in hot} | {t for _, t, _ in archive})
+        owners = {p for p, _ in hot} | {p for p, _, _ in archive}
+        if dry_run:
+            return {"dry_run": True, "criteria": criteria.to_dict(), "matched_trace_ids": ids,
+                    "hot_traces": len(hot), "archive_traces": len({(p, t) for p, t, _ in archive}), "spool": spool,
+                    "holds": _holds_covering(self.store, ids, project, owners)}
+        if not ids:
+            raise EraseError(f"nothing matched {text!r}: no trace in either tier (already erased?)", 404,
+                             {"matched": 0, "criteria": criteria.to_dict()})
+        holds = _holds_covering(self.store, ids, project, owners)
+        if any(holds.values()):
+            covered = {name: sorted(t)[:20] for name, t in holds.items() if t}
+            raise EraseError(f"refused: {sum(len(v) for v in holds.values())} matched trace(s) are under "
+                             f"legal hold ({', '.join(sorted(covered))}); nothing was changed", 409,
+                             {"holds": covered})
+        req = receipts.new_request("erase", actor, role, {
+            "request": {"actor": actor, "role": role, "project": project, "criteria": criteria.to_dict(),
+                        "requested_at": iso()},
+            "spool": spool})
+        receipts.add_targets(self.store, req.request_id, [(p, t, "hot", None) for p, t in hot] +
+                             [(p, t, "archive", d) for p, t, d in archive])
+        fail_point("erase_after_targets")
+        self._plan(req)
+        return self._execute(req)
 
     def resume(self) -> list[dict[str, Any]]:
         """Finish erasures a previous process left midway; their receipts."""
-        from tracelake.archiver.service import _RUN_LOCK
-
-        with _RUN_LOCK:
+        with lock.exclusive():
             self._setup()
             return self._resume_locked()
 
@@ -575,15 +568,15 @@ def spool_probe_for_dir(spool_dir: Path | None) -> SpoolProbe | None:
     return probe
 
 
-def eraser_from_settings(store: Store, settings: Any, spool: SpoolProbe | None = None) -> Eraser:
-    from tracelake.objectstore import from_settings
-
+def eraser_for(store: Store, config: ArchiverConfig, spool: SpoolProbe | None = None) -> Eraser:
+    """An Eraser of the configured archive and object store; ``spool`` tells whether ingest has
+    spans not yet loaded (the collector's in this process, :func:`spool_probe_for_dir` for the CLI)."""
     try:
-        object_store = from_settings(settings)
+        object_store = config.open_object_store()
     except Exception as exc:  # noqa: BLE001 - named in the error below
         raise EraseError(f"object store not reachable: {exc}", 503) from exc
-    return Eraser(store, ArchiveLocation.from_settings(settings), object_store, spool=spool,
-                  spool_wait_s=settings.erase_spool_wait_s, parts_wait_s=settings.erase_parts_wait_s)
+    return Eraser(store, config.location, object_store, spool=spool, spool_wait_s=config.erase_spool_wait_s,
+                  parts_wait_s=config.erase_parts_wait_s)
 
 
 Audit = Callable[..., None]  # audit(action, target, detail, outcome="ok"): the caller's audit log entry
@@ -595,7 +588,7 @@ def erase_audited(eraser: "Eraser", criteria: Criteria, audit: Audit, *, dry_run
     run changes nothing and is not recorded. Shared by the API and the CLI run on its own."""
     try:
         doc = eraser.erase(criteria, dry_run=dry_run, **caller)
-    except EraseError as exc:
+    except RetentionError as exc:  # EraseError, or Busy (a pass holds the archive)
         if not dry_run:
             audit("erase", criteria.filter_text(), str(exc), "refused")
         raise

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from tracelake.archiver.errors import NotFound
 from tracelake.archiver.keep import Pin, active_pins, check_trace_id, holds_covering
 from tracelake.archiver.plan import FOREVER_MS, leave_after
 from tracelake.archiver.policy import RetentionPolicy, Rule
@@ -19,11 +20,12 @@ from tracelake.query.compile import ALL_AGGS, Compiler, aggs
 from tracelake.query.filters import parse
 from tracelake.query.params import Params, query
 from tracelake.store.base import Store
+from tracelake.store.tiers import archive_present, locate
 
 _SPAN_HI = 4_102_444_800 * 10**9
 
 
-class TraceNotFound(LookupError):
+class TraceNotFound(NotFound):
     """No trace with this id in either tier (or none the caller may read)."""
 
 
@@ -74,8 +76,6 @@ def _hot_rule(store: Store, tid: str, policy: RetentionPolicy) -> tuple[int, int
 
 
 def _archived(store: Store, tid: str) -> dict[str, Any] | None:
-    from tracelake.ui.queries.tiers import archive_present
-
     if not archive_present(store):
         return None
     p = Params()
@@ -88,8 +88,6 @@ def _archived(store: Store, tid: str) -> dict[str, Any] | None:
 def explain(store: Store, trace_id: str, policy: RetentionPolicy | None, now: datetime | None = None) -> Explanation:
     """Where the trace is, which rule governs it, when it leaves hot and is deleted, and what keeps
     it. Raises :class:`TraceNotFound` for an id in neither tier, KeepError for a malformed id."""
-    from tracelake.ui.queries.trace import locate
-
     tid = check_trace_id(trace_id)
     now = now or datetime.now(timezone.utc)
     loc = locate(store, tid)

@@ -31,7 +31,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
+from tracelake.archiver.errors import BadRequest
 from tracelake.auth.roles import ALL_PROJECTS, valid_project  # ALL_PROJECTS: a viewer who sees every hold
+from tracelake.durations import parse_duration
 from tracelake.query.compile import ALL_AGGS, ARCHIVE, HOT, Compiler, Tier, aggs
 from tracelake.query.filters import FilterError, Node, parse
 from tracelake.query.params import Params, query
@@ -44,6 +46,7 @@ from tracelake.store.keep_schema import (  # noqa: F401 - re-exported
     pinned_pairs_sql,
     pinned_sql,
 )
+from tracelake.store.tiers import archive_present
 
 
 
@@ -59,28 +62,66 @@ GLOBAL_DETAILS = "global hold (details visible to admins)"
 ADMIN_HOLD = "a hold made by an admin"  # what a project's caller is told of a hold not its own
 
 
-class KeepError(ValueError):
+class KeepError(BadRequest):
     """A pin or hold request that cannot be done; the message names what is wrong, ``field`` the
     form field it is about."""
 
     field = "reason"
 
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, field: str | None = None, detail: dict[str, Any] | None = None) -> None:
+        super().__init__(message, detail=detail)
         if field is not None:
             self.field = field
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": str(self), "field": self.field, **self.detail}
 
 
 class HoldForbidden(KeepError):
     """The caller may not do this to a hold (HTTP 403); the message reveals nothing of other projects."""
 
+    status = 403
     field = "project"
 
 
 class HoldNameTaken(KeepError):
     """The name is (or was) a hold's, of any project (HTTP 409)."""
 
+    status = 409
     field = "name"
+
+
+class HoldFilterError(KeepError, FilterError):
+    """A hold's filter that does not parse (or is empty: a hold on everything is refused); the
+    form marks ``pos``..``end`` of the filter field."""
+
+    def __init__(self, cause: FilterError) -> None:
+        KeepError.__init__(self, f"filter: {cause}", "filter", {"pos": cause.pos, "end": cause.end})
+        self.message, self.pos, self.end = cause.message, cause.pos, cause.end
+
+
+def parse_until(text: str | None, now: datetime | None = None) -> datetime | None:
+    """A pin's end: '30d' (from now), an ISO time, or empty/None/'forever' (until unpinned).
+    :class:`KeepError` names the problem."""
+    text = (text or "").strip()
+    if not text or text.lower() in ("forever", "none", "never"):
+        return None
+    now = now or datetime.now(timezone.utc)
+    try:
+        d = parse_duration(text, allow_forever=False)
+        assert d is not None
+    except ValueError:
+        d = None
+    if d is not None:
+        if d.total_seconds() <= 0:
+            raise KeepError("'until' must be a positive duration like 30d", "until")
+        return now + d
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise KeepError(f"'until' is a duration like 30d or an ISO time like 2027-01-31T00:00:00Z, not {text[:60]!r}",
+                        "until") from None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -330,15 +371,19 @@ def check_hold_name(name: str) -> str:
 def create_hold(store: Store, name: str, filter_text: str, reason: str, *, actor: str, project: str = "",
                 viewer: str = ALL_PROJECTS) -> Hold:
     """A new active hold of ``project`` ('' = every project) made by ``viewer`` (see
-    :func:`hold_project`). Raises FilterError for a filter that does not parse (or is empty: a hold
-    on everything is refused), KeepError for a bad or already used name, a missing reason, a
+    :func:`hold_project`). Raises :class:`HoldFilterError` (a FilterError) for a filter that does
+    not parse (or is empty: a hold on everything is refused), KeepError for a bad or already used name, a missing reason, a
     project the viewer may not make holds for."""
     name = check_hold_name(name)
     project = hold_project(project, viewer)
     who = _actor(actor)
     filter_text = (filter_text or "").strip()
-    if parse(filter_text) is None:
-        raise FilterError("a hold needs a filter, e.g. user:alice or session:s-1", 0)
+    try:
+        node = parse(filter_text)
+    except FilterError as exc:
+        raise HoldFilterError(exc) from exc
+    if node is None:
+        raise HoldFilterError(FilterError("a hold needs a filter, e.g. user:alice or session:s-1", 0))
     reason = (reason or "").strip()
     if not reason:
         raise KeepError("a hold needs a reason (why these traces must be kept)")
@@ -439,8 +484,6 @@ def holds_covering(store: Store, trace_ids: list[str], viewer: str = ALL_PROJECT
     either tier is covered); with ``projects``, only those projects' spans of the traces count.
     Holds that cover none of them are left out. For a project's ``viewer`` holds not of its
     project are all named :data:`ADMIN_HOLD` (no name crosses projects)."""
-    from tracelake.ui.queries.tiers import archive_present
-
     ids = sorted({t.lower() for t in trace_ids if HEX_ID.match(t.lower())})
     # Holds from the process's store: a project's scoped store reads its own holds only (SQL
     # filter), and a global hold must still cover that project's traces. Traces are read on

@@ -25,35 +25,29 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, field_validator
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+from tracelake.archiver.errors import BadRequest
+from tracelake.durations import format_duration, parse_duration
+
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 RULE_KEYS = ("name", "match", "hot", "archive")
+_WHERE = re.compile(r"^YAML line (\d+)(?:, ([^:]+))?: ")
 
 
-class PolicyError(ValueError):
+class PolicyError(BadRequest):
     """A retention file that cannot be used; the message names the file, line and field."""
 
+    @property
+    def line(self) -> int | None:
+        m = _WHERE.match(str(self))
+        return int(m.group(1)) if m else None
 
-def parse_duration(text: str, *, allow_forever: bool) -> timedelta | None:
-    """``30d`` -> timedelta(days=30); ``forever`` -> None (when allowed)."""
-    if allow_forever and text.strip().lower() == "forever":
-        return None
-    m = _DURATION.match(text)
-    if not m:
-        allowed = "30d, 12h, 90m, 2w, 0d" + (" or forever" if allow_forever else "")
-        raise ValueError(f"bad duration {text!r}: use a number and a unit (s, m, h, d, w), e.g. {allowed}")
-    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+    @property
+    def field(self) -> str:
+        m = _WHERE.match(str(self))
+        return (m.group(2) or "") if m else ""
 
-
-def format_duration(value: timedelta | None) -> str:
-    if value is None:
-        return "forever"
-    seconds = int(value.total_seconds())
-    for unit in ("w", "d", "h", "m"):
-        if seconds and seconds % _UNITS[unit] == 0:
-            return f"{seconds // _UNITS[unit]}{unit}"
-    return f"{seconds}s"
+    def to_dict(self) -> dict[str, Any]:
+        return {"valid": False, "error": str(self), "line": self.line, "field": self.field or None, **self.detail}
 
 
 class Rule(BaseModel):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tracelake.archiver.errors import Conflict
 from tracelake.store.base import Store
 
 TABLE = "retention_policy_versions"
@@ -47,7 +48,7 @@ class PolicyVersion:
         return out
 
 
-class StaleVersion(Exception):
+class StaleVersion(Conflict):
     """The rules changed since the version the caller started from."""
 
     def __init__(self, expected: int, current: PolicyVersion | None) -> None:
@@ -59,7 +60,8 @@ class StaleVersion(Exception):
             what = (f"version {current.version} was applied by {current.actor} at "
                     f"{current.applied_at.strftime('%Y-%m-%d %H:%M:%S')} UTC")
         super().__init__(f"the rules changed after your preview (it was based on version {expected}; {what}): "
-                         "preview again before applying")
+                         "preview again before applying",
+                         detail={"reason": "stale", "current": current.to_dict(with_yaml=False) if current else None})
 
 
 def _bind(store: Store, params: dict[str, Any]) -> dict[str, Any]:

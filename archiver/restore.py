@@ -19,11 +19,14 @@ import logging
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable
 
-from tracelake.archiver import receipts
+from tracelake.archiver import lock, receipts
+from tracelake.archiver.config import ArchiverConfig
 from tracelake.archiver.delta import ArchiveLocation, DeltaArchive
 from tracelake.archiver.erase import IDS_PER_DELETE, MAX_NS
+from tracelake.archiver.errors import BadRequest, RetentionError
 from tracelake.archiver.receipts import TARGETS_SQL, Request, check_trace_id, iso, record, targets_by_project
 from tracelake.archiver.runs import InjectedFailure, fail_point
+from tracelake.durations import parse_duration
 from tracelake.query.compile import ALL_AGGS, ARCHIVE, Compiler, aggs
 from tracelake.query.filters import FilterError, parse
 from tracelake.query.params import Params
@@ -41,12 +44,9 @@ COPY_COLUMNS = ("Timestamp, TraceId, SpanId, ParentSpanId, TraceState, SpanName,
                 "`Links.TraceState`, `Links.Attributes`")
 
 
-class RestoreError(ValueError):
-    """Refused before anything changed (unknown trace, bad filter, nothing archived matched)."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
+class RestoreError(BadRequest):
+    """Refused before anything changed (bad filter or pin_for 400, nothing archived matched 404,
+    an unfinished archive run 409)."""
 
 
 def match_archived(store: Store, *, trace_id: str | None = None,
@@ -87,39 +87,39 @@ class Restorer:
 
     def restore(self, *, trace_id: str | None = None, filter_text: str | None = None,
                 pin_for: timedelta = timedelta(days=7), actor: str = "local", role: str = "admin") -> dict[str, Any]:
-        from tracelake.archiver.service import _RUN_LOCK, ensure_archive_view
+        with lock.exclusive(600):
+            return self._restore_locked(trace_id, filter_text, pin_for, actor, role)
 
-        if not _RUN_LOCK.acquire(timeout=600):
-            raise RestoreError("an archive run is in progress; try again when it is done", 409)
-        try:
-            ensure_archive_view(self.store, self.location)
-            self._resume_locked()
-            from tracelake.archiver.runs import unfinished_runs
+    def _restore_locked(self, trace_id: str | None, filter_text: str | None, pin_for: timedelta, actor: str,
+                        role: str) -> dict[str, Any]:
+        from tracelake.archiver.service import ensure_archive_view
 
-            if unfinished_runs(self.store):
-                # Its traces may still have a hidden hot copy: a restore would duplicate them.
-                raise RestoreError("an archive run was left unfinished; run `tracelake archiver run` to finish it, "
-                                   "then restore", 409)
-            found = match_archived(self.match_store, trace_id=trace_id, filter_text=filter_text)
-            until = datetime.now(timezone.utc) + pin_for
-            req = receipts.new_request("restore", actor, role, {
-                "request": {"actor": actor, "role": role, "trace_id": trace_id, "filter": filter_text,
-                            "pin_for_s": int(pin_for.total_seconds()), "requested_at": iso()},
-                "pinned_until": iso(until), "trace_ids": sorted({t for _, t, _ in found}),
-                "days": sorted({d.isoformat() for _, _, d in found})})
-            receipts.add_targets(self.store, req.request_id, [(p, t, "archive", d) for p, t, d in found])
-            fail_point("restore_after_targets")
-            req.step("planned")
-            record(self.store, req, "planned")
-            fail_point("restore_after_planned")
-            return self._execute(req)
-        finally:
-            _RUN_LOCK.release()
+        ensure_archive_view(self.store, self.location)
+        self._resume_locked()
+        from tracelake.archiver.runs import unfinished_runs
+
+        if unfinished_runs(self.store):
+            # Its traces may still have a hidden hot copy: a restore would duplicate them.
+            raise RestoreError("an archive run was left unfinished; run `tracelake archiver run` to finish it, "
+                               "then restore", 409)
+        found = match_archived(self.match_store, trace_id=trace_id, filter_text=filter_text)
+        until = datetime.now(timezone.utc) + pin_for
+        req = receipts.new_request("restore", actor, role, {
+            "request": {"actor": actor, "role": role, "trace_id": trace_id, "filter": filter_text,
+                        "pin_for_s": int(pin_for.total_seconds()), "requested_at": iso()},
+            "pinned_until": iso(until), "trace_ids": sorted({t for _, t, _ in found}),
+            "days": sorted({d.isoformat() for _, _, d in found})})
+        receipts.add_targets(self.store, req.request_id, [(p, t, "archive", d) for p, t, d in found])
+        fail_point("restore_after_targets")
+        req.step("planned")
+        record(self.store, req, "planned")
+        fail_point("restore_after_planned")
+        return self._execute(req)
 
     def resume(self) -> list[dict[str, Any]]:
-        from tracelake.archiver.service import _RUN_LOCK, ensure_archive_view
+        from tracelake.archiver.service import ensure_archive_view
 
-        with _RUN_LOCK:
+        with lock.exclusive():
             ensure_archive_view(self.store, self.location)
             return self._resume_locked()
 
@@ -207,8 +207,18 @@ class Restorer:
         record(self.store, req, "done")
 
 
-def restorer_from_settings(store: Store, settings: Any) -> Restorer:
-    return Restorer(store, ArchiveLocation.from_settings(settings))
+def restorer_for(store: Store, config: ArchiverConfig) -> Restorer:
+    return Restorer(store, config.location)
+
+
+def pin_duration(text: str | None, config: ArchiverConfig) -> timedelta:
+    """How long restored traces stay pinned: ``text`` (30d), else the configured default."""
+    try:
+        duration = parse_duration(text or config.restore_pin_for, allow_forever=False)
+    except ValueError as exc:
+        raise RestoreError(f"pin_for: {exc}") from exc
+    assert duration is not None
+    return duration
 
 
 def restore_audited(restorer: "Restorer", audit: Callable[..., None], *, trace_id: str | None,
@@ -218,7 +228,7 @@ def restore_audited(restorer: "Restorer", audit: Callable[..., None], *, trace_i
     target = trace_id or filter_text or ""
     try:
         doc = restorer.restore(trace_id=trace_id, filter_text=filter_text, pin_for=pin_for, **caller)
-    except RestoreError as exc:
+    except RetentionError as exc:  # RestoreError, or Busy (a pass holds the archive)
         audit("restore", target, str(exc), "refused")
         raise
     audit("restore", target,

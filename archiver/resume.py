@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
 from tracelake.archiver import receipts
+from tracelake.archiver.config import ArchiverConfig
 from tracelake.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -19,21 +19,21 @@ log = logging.getLogger(__name__)
 ACTOR = "tracelake (resumed at start)"
 
 
-def resume_unfinished(store: Store, settings: Any) -> dict[str, list[str]]:
+def resume_unfinished(store: Store, config: ArchiverConfig) -> dict[str, list[str]]:
     """Finish every unfinished erasure, then every unfinished restore; the request ids finished,
     per kind. Each one is written to the audit log."""
     from tracelake.archiver.connection import own_connection, release
-    from tracelake.archiver.erase import eraser_from_settings
-    from tracelake.archiver.restore import restorer_from_settings
+    from tracelake.archiver.erase import eraser_for
+    from tracelake.archiver.restore import restorer_for
     from tracelake.auth import audit
 
     finished: dict[str, list[str]] = {"erase": [], "restore": []}
     conn = own_connection(store)  # off the server's shared session (chdb keeps parameters per connection)
     try:
-        for kind, make in (("erase", eraser_from_settings), ("restore", restorer_from_settings)):
+        for kind, make in (("erase", eraser_for), ("restore", restorer_for)):
             if not receipts.unfinished(conn, kind):
                 continue
-            for doc in make(conn, settings).resume():
+            for doc in make(conn, config).resume():
                 request_id = str(doc.get("request_id", ""))
                 finished[kind].append(request_id)
                 traces = doc.get("matched_trace_ids") or doc.get("trace_ids") or []
@@ -44,12 +44,12 @@ def resume_unfinished(store: Store, settings: Any) -> dict[str, list[str]]:
     return finished
 
 
-def start_resuming(store: Store, settings: Any) -> threading.Thread:
+def start_resuming(store: Store, config: ArchiverConfig) -> threading.Thread:
     """:func:`resume_unfinished` on a daemon thread; failures are logged (the next erase or
     restore call tries again)."""
     def work() -> None:
         try:
-            finished = resume_unfinished(store, settings)
+            finished = resume_unfinished(store, config)
         except Exception as exc:  # noqa: BLE001 - the server runs on; the next call resumes
             log.error("could not finish interrupted erasures/restores at start: %s", exc)
             return

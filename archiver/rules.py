@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,14 +19,15 @@ from typing import Any
 
 from tracelake.archiver import policy_store
 from tracelake.archiver.plan import Plan, make_plan
-from tracelake.archiver.policy import PolicyError, RetentionPolicy, parse_policy
+from tracelake.archiver.config import ArchiverConfig
+from tracelake.archiver.errors import Conflict
+from tracelake.archiver.policy import _WHERE, PolicyError, RetentionPolicy, parse_policy
 from tracelake.archiver.policy_store import PolicyVersion, StaleVersion
 from tracelake.store.base import Store
 
 log = logging.getLogger(__name__)
 
 SOURCE = "YAML"  # how errors name the edited text: "YAML line 4, rules[1] (default).hot: ..."
-_WHERE = re.compile(r"^YAML line (\d+)(?:, ([^:]+))?: ")
 # One apply at a time in this process (check the base version, save, hand over).
 _APPLY_LOCK = threading.Lock()
 
@@ -43,14 +43,14 @@ rules:                      # first match wins; a trace is matched as a whole
 """
 
 
-class FileIsSource(Exception):
+class FileIsSource(Conflict):
     """Apply refused: the rules come from the file given with --retention."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         super().__init__(f"the rules come from the file {path} given with --retention, which stays the source of "
                          "truth: edit that file and restart the server (or start it without --retention to edit "
-                         "rules here)")
+                         "rules here)", detail={"reason": "file", "path": path})
 
 
 @dataclass
@@ -61,8 +61,7 @@ class EditError:
 
     @classmethod
     def of(cls, exc: PolicyError) -> "EditError":
-        m = _WHERE.match(str(exc))
-        return cls(str(exc), int(m.group(1)) if m else None, (m.group(2) or "") if m else "")
+        return cls(str(exc), exc.line, exc.field)
 
     @property
     def detail(self) -> str:
@@ -113,10 +112,10 @@ def named(policy: RetentionPolicy, version: int) -> RetentionPolicy:
     return policy.model_copy(update={"source": f"stored version {version}"})
 
 
-def source(store: Store, settings: Any, archiver: Any = None) -> Source:
+def source(store: Store, config: ArchiverConfig, archiver: Any = None) -> Source:
     """The rules in force for this server (``store``: the process's, not a caller's scoped one)."""
     version = policy_store.current(store)
-    path = getattr(settings, "retention_file", None)
+    path = config.retention_file
     if path is not None:
         running = archiver.policy if archiver is not None else None
         try:
@@ -217,9 +216,9 @@ def apply(state: Any, store: Store, yaml_text: str, *, base_version: int, actor:
     (``archiver``, ``scheduler``, ``settings``); ``store`` the process's. Returns the version and
     what happened to the archiver: 'swapped', 'pending' (a pass is running: the next one uses
     them), 'started'. Raises FileIsSource, PolicyError, StaleVersion; nothing is saved then."""
-    settings = state.settings
-    if getattr(settings, "retention_file", None) is not None:
-        raise FileIsSource(str(settings.retention_file))
+    config = state.archiver_config
+    if config.retention_file is not None:
+        raise FileIsSource(str(config.retention_file))
     policy = parse_policy(yaml_text, SOURCE)
     with _APPLY_LOCK:
         version = policy_store.save(store, yaml_text, actor=actor, role=role, comment=comment, expected=base_version)
@@ -246,13 +245,12 @@ def use_policy(state: Any, store: Store, policy: RetentionPolicy) -> str:
     archiver = getattr(state, "archiver", None)
     if archiver is not None:
         return "swapped" if archiver.swap_policy(policy) else "pending"
-    from tracelake.archiver.policy import parse_duration
-    from tracelake.archiver.service import Scheduler, archiver_from_settings
+    from tracelake.archiver.service import Scheduler, archiver_for
 
-    settings = state.settings
-    archiver = archiver_from_settings(store, settings, policy)
+    config = state.archiver_config
+    archiver = archiver_for(store, config, policy)
     archiver.refresh_policy = refresh_from_store
-    state.scheduler = Scheduler(archiver, parse_duration(settings.archive_every, allow_forever=False)).start()
+    state.scheduler = Scheduler(archiver, config.every).start()
     state.archiver = archiver
     return "started"
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tracelake.archiver import files as archive_files
-from tracelake.archiver import runs
+from tracelake.archiver import lock, runs
+from tracelake.archiver.config import ArchiverConfig
 from tracelake.archiver.connection import own_connection
 from tracelake.archiver.delta import ArchiveLocation, ArchiveStoreError, DeltaArchive
 from tracelake.archiver.plan import NS, Plan, candidates_sql, expired_condition, make_plan
@@ -40,11 +41,6 @@ HOT_TABLES = (("otel_traces", "toDate(Timestamp)"), ("trace_summary", "toDate(St
               ("otel_traces_trace_id_ts", "toDate(Start)"))
 
 Progress = Callable[[str, int, int], None]
-
-# One pass at a time per process, whichever Archiver object asks (scheduled, or an API call with
-# another policy): the Delta table has a single writer.
-_RUN_LOCK = threading.Lock()
-
 
 _LOCAL_ARCHIVES: set[Path] = set()
 
@@ -105,7 +101,6 @@ class Archiver:
         self.chunk_spans = chunk_spans
         self.object_store = object_store
         self.attachment_grace = attachment_grace
-        self._lock = _RUN_LOCK
         self._next_policy: RetentionPolicy | None = None  # applied from the page, taken at a pass's start
         self._policy_lock = threading.Lock()
         # Rules kept in the store (no --retention file): read again at each pass, so a version
@@ -144,13 +139,10 @@ class Archiver:
         at once when no pass runs, else when the next pass starts. True when already in force."""
         with self._policy_lock:
             self._next_policy = policy
-        if not self._lock.acquire(blocking=False):
-            return False
-        try:
-            self._adopt_policy()
-        finally:
-            self._lock.release()
-        return True
+        with lock.if_free() as free:
+            if free:
+                self._adopt_policy()
+        return free
 
     def _adopt_policy(self, refresh: bool = False) -> None:
         """Called with the run lock held."""
@@ -176,8 +168,10 @@ class Archiver:
     # --- run -----------------------------------------------------------------------------------
     def run_once(self, progress: Progress | None = None, now: datetime | None = None) -> RunResult:
         """Finish unfinished runs, then do one new run. Raises on failure (the run stays resumable)."""
-        if not self._lock.acquire(blocking=False):
-            raise RuntimeError("an archive run is already in progress")
+        with lock.exclusive(0, "an archive run is already in progress"):
+            return self._run_once_locked(progress, now)
+
+    def _run_once_locked(self, progress: Progress | None, now: datetime | None) -> RunResult:
         try:
             self._adopt_policy(refresh=True)
             self.setup()
@@ -198,7 +192,6 @@ class Archiver:
             raise
         finally:
             self._adopt_policy()  # rules applied during the pass are in force from now on
-            self._lock.release()
 
     def _cleanup_orphans(self) -> None:
         """Index rows of runs that never reached 'planned' (killed between insert and state)."""
@@ -452,31 +445,27 @@ class Scheduler:
             self.archiver.release()
 
 
-def archiver_from_settings(store: Store, settings: Any, policy: RetentionPolicy) -> Archiver:
-    from tracelake.archiver.policy import parse_duration
-    from tracelake.objectstore import from_settings
-
+def archiver_for(store: Store, config: ArchiverConfig, policy: RetentionPolicy) -> Archiver:
     try:
-        object_store = from_settings(settings)
+        object_store = config.open_object_store()
     except Exception as exc:  # noqa: BLE001 - GC is skipped, archiving still works
         log.warning("attachment GC disabled: %s", exc)
         object_store = None
-    return Archiver(store, policy, ArchiveLocation.from_settings(settings), chunk_spans=settings.archive_chunk_spans,
-                    object_store=object_store,
-                    attachment_grace=parse_duration(settings.attachment_gc_grace, allow_forever=False))
+    return Archiver(store, policy, config.location, chunk_spans=config.chunk_spans, object_store=object_store,
+                    attachment_grace=config.attachment_grace)
 
 
-def start_for_server(store: Store, settings: Any, policy: RetentionPolicy | None) -> tuple[Archiver | None, Scheduler | None]:
+def start_for_server(store: Store, config: ArchiverConfig,
+                     policy: RetentionPolicy | None) -> tuple[Archiver | None, Scheduler | None]:
     """In ``tracelake server``: the archive view always (readers query it), erasures and restores
     a killed process left midway finished in the background, and with a policy the Archiver and
     its schedule."""
-    from tracelake.archiver.policy import parse_duration
     from tracelake.archiver.resume import start_resuming
 
-    ensure_archive_view(store, ArchiveLocation.from_settings(settings))
-    start_resuming(store, settings)
+    ensure_archive_view(store, config.location)
+    start_resuming(store, config)
     if policy is None:
         return None, None
-    archiver = archiver_from_settings(store, settings, policy)
-    scheduler = Scheduler(archiver, parse_duration(settings.archive_every, allow_forever=False)).start()
+    archiver = archiver_for(store, config, policy)
+    scheduler = Scheduler(archiver, config.every).start()
     return archiver, scheduler

@@ -71,10 +71,10 @@ def from_settings(settings: Any) -> CollectorConfig:
 
 def spool_config(settings: Any) -> SpoolConfig:
     """Spool on ``spool_dir`` (default ``<data_dir>/spool``) unless ``ack_mode`` is ``commit``."""
-    if settings.ack_mode == "commit":
+    directory = settings.spool_directory()
+    if directory is None:
         return SpoolConfig(directory=None)
-    return SpoolConfig(directory=Path(settings.spool_dir or Path(settings.data_dir) / "spool").resolve(),
-                       max_bytes=settings.spool_max_bytes, segment_bytes=settings.spool_segment_bytes,
+    return SpoolConfig(directory=directory, max_bytes=settings.spool_max_bytes, segment_bytes=settings.spool_segment_bytes,
                        segment_max_age_s=settings.spool_segment_ms / 1000, loaders=settings.writers)
 
 

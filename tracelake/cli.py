@@ -7,6 +7,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from tracelake import server_client
+from tracelake.terminal import safe_cell
 
 # A traceback never prints local variables: they may hold keys or span content.
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
@@ -148,17 +149,6 @@ def demo(days: Annotated[int, typer.Option(min=1, max=30, help="Spread the sampl
     result = run_demo(days=days, traces=traces, seed=seed, endpoint=endpoint, ui=url, key=(key or "").strip(),
                       timeout=timeout, big_spans=big_spans)
     typer.echo(summary(result, url, days))
-
-
-def safe_cell(value: Any) -> str:
-    """Span data for the terminal: rich markup escaped, control characters (ANSI escapes, bells)
-    shown as \\xNN instead of acting on the terminal."""
-    import re
-
-    from rich.markup import escape
-
-    text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", lambda m: f"\\x{ord(m.group()):02x}", str(value))
-    return escape(text)
 
 
 # `tracelake keys ...`: talks to the running server like `tracelake sql` (the CLI never opens the store).

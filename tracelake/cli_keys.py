@@ -48,7 +48,7 @@ def list_keys(url: Url = "http://127.0.0.1:4380",
 
         typer.echo(json.dumps(doc["keys"], indent=1))
         return
-    from tracelake.cli import safe_cell
+    from tracelake.terminal import safe_cell
 
     table = Table("key id", "role", "project", "name", "created", "by", "revoked")
     for k in doc["keys"]:

@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tracelake.durations import parse_duration
+
 
 class Settings(BaseSettings):
     """Configuration of ``tracelake server`` / ``collector`` / ``ui``.
@@ -112,10 +114,14 @@ class Settings(BaseSettings):
     auth_fail_window_s: float = Field(60.0, gt=0, le=3600, description="The window of both counts; a refused "
                                       "address waits for its window to end (Retry-After).")
 
+    def spool_directory(self) -> Path | None:
+        """The collector's spool (``spool_dir``, default ``<data_dir>/spool``); None in commit ack mode."""
+        if self.ack_mode == "commit":
+            return None
+        return Path(self.spool_dir or Path(self.data_dir) / "spool").resolve()
+
     @field_validator("archive_every", "attachment_gc_grace")
     @classmethod
     def _archive_duration(cls, value: str) -> str:
-        from tracelake.archiver.policy import parse_duration
-
         parse_duration(value, allow_forever=False)  # ValueError names the bad value
         return value

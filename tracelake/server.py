@@ -163,9 +163,10 @@ def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: boo
         if stored:
             policy = _stored_policy(store, lines)  # rules edited on the Retention page (no --retention)
         if ui_enabled or policy is not None:
+            from tracelake.archiver.config import ArchiverConfig
             from tracelake.archiver.service import start_for_server
 
-            archiver, scheduler = start_for_server(store, settings, policy)
+            archiver, scheduler = start_for_server(store, ArchiverConfig.from_settings(settings), policy)
             if stored and archiver is not None:
                 from tracelake.archiver.rules import refresh_from_store
 

@@ -14,6 +14,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from tracelake.auth.roles import Perm
+from tracelake.auth.routes import PUBLIC, declare, needs
 from tracelake.config import Settings
 from tracelake.store.base import Store, StoreError
 from tracelake.store.messages import readable
@@ -31,12 +33,12 @@ def _json(content: Any, status_code: int = 200) -> Response:
     return Response(body, status_code=status_code, media_type="application/json")
 
 
-@ops.get("/healthz", include_in_schema=False)
+@ops.get("/healthz", include_in_schema=False, dependencies=[needs(PUBLIC)])
 def healthz() -> PlainTextResponse:
     return PlainTextResponse("ok\n")
 
 
-@ops.get("/readyz", include_in_schema=False)
+@ops.get("/readyz", include_in_schema=False, dependencies=[needs(PUBLIC)])
 def readyz(request: Request) -> PlainTextResponse:
     store: Store = request.app.state.store
     if store.ping():
@@ -44,7 +46,7 @@ def readyz(request: Request) -> PlainTextResponse:
     return PlainTextResponse("store unreachable\n", status_code=503)
 
 
-@ops.get("/metrics", include_in_schema=False)
+@ops.get("/metrics", include_in_schema=False, dependencies=[needs(Perm.READ)])
 def metrics(request: Request) -> Response:
     collector = getattr(request.app.state, "collector", None)
     if collector is None:
@@ -85,8 +87,8 @@ async def _sql_request(request: Request) -> tuple[str, dict[str, str]]:
 _SQL_SUMMARY = "Read-only SQL: q=<SELECT ...>, param_<name>=<value> for {name:Type} placeholders"
 
 
-@ops.get("/api/sql", tags=["sql"], summary=_SQL_SUMMARY, operation_id="sql_get")
-@ops.post("/api/sql", tags=["sql"], summary=_SQL_SUMMARY, operation_id="sql_post")
+@ops.get("/api/sql", tags=["sql"], summary=_SQL_SUMMARY, operation_id="sql_get", dependencies=[needs(Perm.READ)])
+@ops.post("/api/sql", tags=["sql"], summary=_SQL_SUMMARY, operation_id="sql_post", dependencies=[needs(Perm.READ)])
 async def sql(request: Request) -> Response:
     try:
         query, params = await _sql_request(request)
@@ -120,6 +122,7 @@ def _cut(table: Any, settings: Settings) -> dict[str, Any]:
 def create_app(store: Store, settings: Settings, collector: Any = None) -> FastAPI:
     # /api/docs is tracelake.ui.api_docs: Swagger UI served from the package, not FastAPI's CDN page.
     app = FastAPI(title="tracelake", version="0.1.0", docs_url=None, openapi_url="/api/openapi.json", redoc_url=None)
+    declare(next(r for r in app.routes if getattr(r, "path", None) == app.openapi_url), Perm.READ)
     app.state.store = store
     app.state.settings = settings
     app.state.collector = collector

@@ -4,7 +4,9 @@
 ``/api/``, the static files and the security headers. Modules, one job each:
 ``queries`` (page SQL, one module per page; the filter language and compiler are :mod:`tracelake.query`), ``views`` (one view per page), ``messages`` (span I/O normalization),
 ``render`` (Jinja environment and formatting), ``charts`` (SVG geometry), ``security`` (CSP),
-``routes`` (HTML pages), ``api`` (JSON), ``api_docs`` (the OpenAPI page, served offline).
+``routes`` (HTML pages), ``api`` (JSON), ``api_docs`` (the OpenAPI page, served offline),
+``routes_rules`` and ``routes_retention`` (the Retention page's tabs and the trace page's retention
+panel: forms and htmx partials over :mod:`tracelake.archiver`, which never imports the UI).
 """
 from __future__ import annotations
 
@@ -17,13 +19,17 @@ def install(app: FastAPI) -> None:
     from tracelake.ui import api, api_docs, routes, security
     from tracelake.ui.render import STATIC_DIR
 
+    from tracelake.auth.routes import PUBLIC, declare
+
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
+    declare(app.routes[-1], PUBLIC)  # the mount serves only files under its directory
     api_docs.install(app)  # /api/docs with Swagger UI's files from the package (no CDN)
     app.include_router(api.router)
     app.include_router(routes.router)
-    from tracelake.ui import routes_rules  # rules: the Retention page's rule editor
+    from tracelake.ui import routes_retention, routes_rules  # the Retention page's tabs, the trace's panel
 
     app.include_router(routes_rules.router)
+    app.include_router(routes_retention.router)
     security.install_headers(app)
     from tracelake.events import on_traces_changed
     from tracelake.ui.queries import trace_tree

@@ -11,6 +11,8 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from tracelake.auth.roles import Perm
+from tracelake.auth.routes import needs
 from tracelake.query import filters
 from tracelake.ui import queries, views
 
@@ -30,7 +32,7 @@ def _filter_error(q: str, err: filters.FilterError) -> Response:
     return _json({"error": {"message": err.message, "position": err.pos, "end": err.end, "query": q}}, 400)
 
 
-@router.get("/traces", summary="Trace list: newest first, filtered, cursor-paginated")
+@router.get("/traces", summary="Trace list: newest first, filtered, cursor-paginated", dependencies=[needs(Perm.READ)])
 async def api_traces(request: Request, q: str = Query("", description=Q_DOC), range: str | None = Query(None, description=RANGE_DOC),
                      from_: str | None = Query(None, alias="from", description=FROM_DOC),
                      to: str | None = Query(None, description="Absolute range end (see from)."),
@@ -51,7 +53,8 @@ async def api_traces(request: Request, q: str = Query("", description=Q_DOC), ra
 TRACE_PAGE_SPANS = 5_000  # spans per page of /api/traces/{id} unless the caller asks otherwise
 
 
-@router.get("/traces/{trace_id}", summary="One trace: totals over all its spans, and a page of its spans in tree order")
+@router.get("/traces/{trace_id}", summary="One trace: totals over all its spans, and a page of its spans in tree order",
+            dependencies=[needs(Perm.READ)])
 async def api_trace(request: Request, trace_id: str,
                     cursor: int = Query(0, ge=0, description="next_cursor of the previous page (a position in tree order)."),
                     limit: int = Query(TRACE_PAGE_SPANS, ge=1, le=50_000, description="Spans per page.")) -> Response:
@@ -70,7 +73,8 @@ async def api_trace(request: Request, trace_id: str,
 
 
 @router.get("/traces/{trace_id}/skeleton",
-            summary="A window of the trace's tree as a viewer sees it: compact rows, long sibling runs folded")
+            summary="A window of the trace's tree as a viewer sees it: compact rows, long sibling runs folded",
+            dependencies=[needs(Perm.READ)])
 async def api_trace_skeleton(request: Request, trace_id: str,
                              start: str | None = Query(None, description="Span id of the first row (default: the top)."),
                              collapsed: str | None = Query(None, description="Comma-separated span ids shown collapsed."),
@@ -98,7 +102,8 @@ async def api_trace_skeleton(request: Request, trace_id: str,
     return _json({"trace_id": tid, "tier": tw.view.tier, **tw.view.totals.as_json(), "rows": rows, "next": tw.view.next})
 
 
-@router.get("/traces/{trace_id}/find", summary="Find in a trace: span ids matching the text, in tree order")
+@router.get("/traces/{trace_id}/find", summary="Find in a trace: span ids matching the text, in tree order",
+            dependencies=[needs(Perm.READ)])
 async def api_trace_find(request: Request, trace_id: str,
                          q: str = Query(..., min_length=1, max_length=500,
                                         description="Words (in names, attribute values, status messages), status:error, key=value."),
@@ -112,7 +117,8 @@ async def api_trace_find(request: Request, trace_id: str,
 
 
 @router.get("/traces/{trace_id}/flame",
-            summary="Flame view of a trace: one bar per (depth, pixel column), the longest span there; critical path marked")
+            summary="Flame view of a trace: one bar per (depth, pixel column), the longest span there; critical path marked",
+            dependencies=[needs(Perm.READ)])
 async def api_trace_flame(request: Request, trace_id: str,
                           from_ns: int | None = Query(None, description="Start of the time range (default: the trace's start)."),
                           to_ns: int | None = Query(None, description="End of the time range (default: the trace's end)."),
@@ -132,7 +138,8 @@ async def api_trace_flame(request: Request, trace_id: str,
 
 
 @router.get("/traces/{trace_id}/shape",
-            summary="The trace's shape: per span name and model, count, total and p95 time, tokens, cost, errors")
+            summary="The trace's shape: per span name and model, count, total and p95 time, tokens, cost, errors",
+            dependencies=[needs(Perm.READ)])
 async def api_trace_shape(request: Request, trace_id: str) -> Response:
     tid = views.valid_trace_id(trace_id)
     found = await views.trace_shape(request.app.state.store, tid) if tid else None
@@ -143,7 +150,8 @@ async def api_trace_shape(request: Request, trace_id: str) -> Response:
 
 
 @router.get("/traces/{trace_id}/spans/{span_id}",
-            summary="One span: attributes, resource, events, links and its normalized input/output")
+            summary="One span: attributes, resource, events, links and its normalized input/output",
+            dependencies=[needs(Perm.READ)])
 async def api_span(request: Request, trace_id: str, span_id: str) -> Response:
     tid, sid = views.valid_trace_id(trace_id), views.valid_span_id(span_id)
     sv = await views.span_view(request.app.state.store, tid, sid) if tid and sid else None
@@ -154,7 +162,8 @@ async def api_span(request: Request, trace_id: str, span_id: str) -> Response:
                   "scope": d.scope, "events": d.events, "links": d.links, "io": sv.io.as_json()})
 
 
-@router.get("/sessions", summary="Sessions with traces in the range, most recent activity first")
+@router.get("/sessions", summary="Sessions with traces in the range, most recent activity first",
+            dependencies=[needs(Perm.READ)])
 async def api_sessions(request: Request, q: str = Query("", description="Substring of the session id."),
                        range: str | None = Query(None, description=RANGE_DOC),
                        from_: str | None = Query(None, alias="from", description=FROM_DOC), to: str | None = None) -> Response:
@@ -162,7 +171,8 @@ async def api_sessions(request: Request, q: str = Query("", description="Substri
     return _json({"sessions": sv.rows, "range": {"from_ns": sv.tr.lo_ns, "to_ns": sv.tr.hi_ns}})
 
 
-@router.get("/sessions/{session_id}", summary="One session: its traces (oldest first) as conversation turns")
+@router.get("/sessions/{session_id}", summary="One session: its traces (oldest first) as conversation turns",
+            dependencies=[needs(Perm.READ)])
 async def api_session(request: Request, session_id: str) -> Response:
     traces, turns = await views.session_view(request.app.state.store, session_id)
     if not traces:
@@ -171,7 +181,8 @@ async def api_session(request: Request, session_id: str) -> Response:
                   "turns": [{"trace": t["trace"].as_json(), "user": t["user"], "assistant": t["assistant"]} for t in turns]})
 
 
-@router.get("/dashboard", summary="Requests, errors, latency, tokens and cost over time; by model and service")
+@router.get("/dashboard", summary="Requests, errors, latency, tokens and cost over time; by model and service",
+            dependencies=[needs(Perm.READ)])
 async def api_dashboard(request: Request, q: str = Query("", description=Q_DOC), range: str | None = Query(None, description=RANGE_DOC),
                         from_: str | None = Query(None, alias="from", description=FROM_DOC), to: str | None = None) -> Response:
     dv = await views.dashboard_view(request.app.state.store, q, range, from_, to)
@@ -181,13 +192,15 @@ async def api_dashboard(request: Request, q: str = Query("", description=Q_DOC),
     return _json({**dv.data, "range": {"from_ns": dv.tr.lo_ns, "to_ns": dv.tr.hi_ns}})
 
 
-@router.get("/retention", summary="Retention: rules, the next run's plan, past runs, spans and bytes per tier and day")
+@router.get("/retention", summary="Retention: rules, the next run's plan, past runs, spans and bytes per tier and day",
+            dependencies=[needs(Perm.RETENTION)])
 async def api_retention(request: Request) -> Response:
     rv = await views.retention_view(request.app.state.store, getattr(request.app.state, "archiver", None))
     return _json(rv.as_json())
 
 
-@router.get("/filter/fields", summary="The filter language: fields, operators and units")
+@router.get("/filter/fields", summary="The filter language: fields, operators and units",
+            dependencies=[needs(Perm.READ)])
 def api_filter_fields() -> Response:
     return _json({"fields": [{"name": f.name, "aliases": list(f.aliases), "kind": f.kind, "level": f.level,
                               "doc": f.doc} for f in filters.FIELDS],
@@ -195,7 +208,8 @@ def api_filter_fields() -> Response:
                   "status_values": sorted(set(filters.STATUS_VALUES))})
 
 
-@router.get("/filter/parse", summary="Parse a filter: its syntax tree, or the error and its position")
+@router.get("/filter/parse", summary="Parse a filter: its syntax tree, or the error and its position",
+            dependencies=[needs(Perm.READ)])
 def api_filter_parse(q: str = Query("", description=Q_DOC)) -> Response:
     try:
         node = filters.parse(q)

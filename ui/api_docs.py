@@ -8,11 +8,14 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
+from tracelake.auth.roles import Perm
+from tracelake.auth.routes import needs
+
 ASSETS = "/ui/static/swagger"
 
 
 def install(app: FastAPI) -> None:
-    @app.get("/api/docs", include_in_schema=False)
+    @app.get("/api/docs", include_in_schema=False, dependencies=[needs(Perm.READ)])
     def api_docs() -> HTMLResponse:
         return get_swagger_ui_html(openapi_url=app.openapi_url or "/api/openapi.json", title="tracelake API",
                                    swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",

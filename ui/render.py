@@ -176,8 +176,15 @@ def make_env() -> Environment:
     from tracelake.query.filters import add_term, attr_term
 
     env.globals.update(add_term=add_term, attr_term=attr_term, qs=qs, safe_href=safe_href, truncated=truncated, RANGES=RANGES, HTMX_VERSION=HTMX_VERSION,
-                       TRUNCATE_CHARS=TRUNCATE_CHARS, may=may)
+                       TRUNCATE_CHARS=TRUNCATE_CHARS, may=may, csrf_token=csrf_token)
     return env
+
+
+def csrf_token(request: Any) -> str:
+    """The CSRF token of the caller's session (the sign-out form, the htmx header); '' without one."""
+    from tracelake.auth.web import csrf_token_for
+
+    return csrf_token_for(request)
 
 
 def may(caller: Any, permission: str) -> bool:

@@ -9,6 +9,8 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from tracelake.auth.roles import Perm
+from tracelake.auth.routes import needs
 from tracelake.query import filters
 from tracelake.ui import charts, views
 from tracelake.ui.render import templates
@@ -28,12 +30,12 @@ def _page(request: Request, name: str, ctx: dict, status: int = 200, block: str 
     return templates.TemplateResponse(request, name, ctx, status_code=status)
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse, dependencies=[needs(Perm.READ)])
 def home() -> Response:
     return RedirectResponse("/traces", status_code=307)
 
 
-@router.get("/traces", response_class=HTMLResponse)
+@router.get("/traces", response_class=HTMLResponse, dependencies=[needs(Perm.READ)])
 async def traces_page(request: Request, q: str = "", range: str | None = None, from_: str | None = Query(None, alias="from"),
                       to: str | None = None, cursor: str | None = None, limit: int | None = None,
                       live: str | None = None, fragment: str | None = None) -> Response:
@@ -48,7 +50,7 @@ async def traces_page(request: Request, q: str = "", range: str | None = None, f
     return _page(request, "traces.html", ctx)
 
 
-@router.get("/traces/{trace_id}", response_class=HTMLResponse)
+@router.get("/traces/{trace_id}", response_class=HTMLResponse, dependencies=[needs(Perm.READ)])
 async def trace_page(request: Request, trace_id: str, span: str | None = None) -> Response:
     tid = views.valid_trace_id(trace_id)
     sid = views.valid_span_id(span or "")
@@ -60,7 +62,7 @@ async def trace_page(request: Request, trace_id: str, span: str | None = None) -
     return _page(request, "trace.html", {"nav": "traces", "t": tv, "sv": sv, "selected": selected})
 
 
-@router.get("/traces/{trace_id}/rows", response_class=HTMLResponse)
+@router.get("/traces/{trace_id}/rows", response_class=HTMLResponse, dependencies=[needs(Perm.READ)])
 async def trace_rows(request: Request, trace_id: str, start: str | None = None, collapsed: str | None = None,
                      expanded: str | None = None, opened: str | None = None, all: int = 0,
                      selected: str | None = None, n: int | None = None, reveal: str | None = None) -> Response:
@@ -74,7 +76,7 @@ async def trace_rows(request: Request, trace_id: str, start: str | None = None, 
     return _page(request, "_span_rows.html", {"t": tw.view, "selected": views.valid_span_id(selected or "")})
 
 
-@router.get("/traces/{trace_id}/shape", response_class=HTMLResponse)
+@router.get("/traces/{trace_id}/shape", response_class=HTMLResponse, dependencies=[needs(Perm.READ)])
 async def trace_shape(request: Request, trace_id: str) -> Response:
     """The trace's shape: per span name and model, count, time, tokens, cost and errors (htmx)."""
     tid = views.valid_trace_id(trace_id)
@@ -85,7 +87,7 @@ async def trace_shape(request: Request, trace_id: str) -> Response:
     return _page(request, "_trace_shape.html", {"trace_id": tid, "totals": totals, "rows": rows})
 
 
-@router.get("/traces/{trace_id}/spans/{span_id}", response_class=HTMLResponse)
+@router.get("/traces/{trace_id}/spans/{span_id}", response_class=HTMLResponse, dependencies=[needs(Perm.READ)])
 async def span_panel(request: Request, trace_id: str, span_id: str, attr: str = "") -> Response:
     tid, sid = views.valid_trace_id(trace_id), views.valid_span_id(span_id)
     if not is_htmx(request) and tid and sid:
@@ -97,7 +99,7 @@ async def span_panel(request: Request, trace_id: str, span_id: str, attr: str = 
     return _page(request, "span.html", {"sv": sv})
 
 
-@router.get("/traces/{trace_id}/spans/{span_id}/full")
+@router.get("/traces/{trace_id}/spans/{span_id}/full", dependencies=[needs(Perm.READ)])
 async def span_full_value(request: Request, trace_id: str, span_id: str, path: str) -> Response:
     """The whole of a truncated value, as JSON text: the page puts it in with textContent."""
     tid, sid = views.valid_trace_id(trace_id), views.valid_span_id(span_id)
@@ -108,14 +110,14 @@ async def span_full_value(request: Request, trace_id: str, span_id: str, path: s
     return JSONResponse({"text": value})
 
 
-@router.get("/sessions", response_class=HTMLResponse)
+@router.get("/sessions", response_class=HTMLResponse, dependencies=[needs(Perm.READ)])
 async def sessions_page(request: Request, q: str = "", range: str | None = None,
                         from_: str | None = Query(None, alias="from"), to: str | None = None) -> Response:
     sv = await views.sessions_list(_store(request), q, range, from_, to)
     return _page(request, "sessions.html", {"nav": "sessions", "rows": sv.rows, "tr": sv.tr, "q": sv.q})
 
 
-@router.get("/sessions/{session_id}", response_class=HTMLResponse)
+@router.get("/sessions/{session_id}", response_class=HTMLResponse, dependencies=[needs(Perm.READ)])
 async def session_page(request: Request, session_id: str) -> Response:
     traces, turns = await views.session_view(_store(request), session_id)
     if not traces:
@@ -127,7 +129,7 @@ async def session_page(request: Request, session_id: str) -> Response:
 RETENTION_TABS = {"overview": "Overview", "rules": "Rules", "keep": "Pins and holds", "erase": "Erasure and restore"}
 
 
-@router.get("/retention", response_class=HTMLResponse)
+@router.get("/retention", response_class=HTMLResponse, dependencies=[needs(Perm.RETENTION)])
 async def retention_page(request: Request, tab: str = "overview", edit: int | None = None,
                          applied: int | None = None) -> Response:
     if tab not in RETENTION_TABS:
@@ -150,7 +152,7 @@ async def retention_response(request: Request, tab: str = "rules", rules_editor:
     return _page(request, "retention.html", ctx)
 
 
-@router.get("/dashboard", response_class=HTMLResponse)
+@router.get("/dashboard", response_class=HTMLResponse, dependencies=[needs(Perm.READ)])
 async def dashboard_page(request: Request, q: str = "", range: str | None = None,
                          from_: str | None = Query(None, alias="from"), to: str | None = None) -> Response:
     dv = await views.dashboard_view(_store(request), q, range, from_, to)

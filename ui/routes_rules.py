@@ -3,7 +3,7 @@
 Forms post as htmx requests (the editor section is replaced) or as plain forms (the whole page is
 rendered again), so the editor works without script too. A bad YAML, a stale preview or a refused
 apply is a 200 page with the message in place (as a bad filter on the trace list is); the JSON
-API (``/api/retention/*``, :mod:`tracelake.archiver.api_rules`) answers with 400 / 409 instead.
+API (``/api/retention/*``, :mod:`tracelake.archiver.api.rules`) answers with 400 / 409 instead.
 """
 from __future__ import annotations
 
@@ -13,8 +13,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from tracelake.archiver import api_rules, rules
+from tracelake.archiver import policy_store, rules
+from tracelake.archiver.api import rules as rules_api
+from tracelake.archiver.api.common import config, process_store
 from tracelake.archiver.policy import PolicyError
+from tracelake.auth.roles import Perm
+from tracelake.auth.routes import allows, needs
 from tracelake.ui.queries import rules as rules_q
 from tracelake.ui.render import templates
 from tracelake.ui.security import is_htmx
@@ -23,20 +27,11 @@ router = APIRouter(include_in_schema=False)
 MAX_FORM_BYTES = 256 * 1024
 
 
-def may_apply(request: Request) -> bool:
-    """Admins (or everyone when auth is off) may apply; the guard enforces it, the page says it."""
-    caller = (request.scope.get("state") or {}).get("caller")
-    if caller is None:
-        return True
-    from tracelake.auth.roles import Perm, has
-
-    return has(caller.role, Perm.ADMIN)
-
-
 async def editor(request: Request, **kw: Any) -> rules_q.RulesEditor:
-    state = request.app.state
-    return await run_in_threadpool(rules_q.editor, api_rules.process_store(request), state.settings,
-                                   getattr(state, "archiver", None), can_apply_role=may_apply(request), **kw)
+    # Admins (or everyone when auth is off) may apply: the route enforces it, the page says it.
+    return await run_in_threadpool(rules_q.editor, process_store(request), config(request),
+                                   getattr(request.app.state, "archiver", None),
+                                   can_apply_role=allows(request, Perm.ADMIN), **kw)
 
 
 async def _respond(request: Request, ed: rules_q.RulesEditor) -> Response:
@@ -61,7 +56,7 @@ def _base(form: dict[str, str], default: int) -> int:
         return default
 
 
-@router.post("/retention/rules/preview", response_class=HTMLResponse)
+@router.post("/retention/rules/preview", response_class=HTMLResponse, dependencies=[needs(Perm.RETENTION)])
 async def preview(request: Request) -> Response:
     form = await _form(request)
     text = form.get("yaml", "").replace("\r\n", "\n")
@@ -73,7 +68,7 @@ async def preview(request: Request) -> Response:
     try:
         if not text.strip():
             raise PolicyError("the editor is empty: the rules need a 'rules:' list")
-        result = await run_in_threadpool(api_rules.do_preview, request, text)
+        result = await run_in_threadpool(rules_api.preview, request, text)
         ed.preview = result
         ed.base_version = result["base_version"]
     except PolicyError as exc:
@@ -81,19 +76,15 @@ async def preview(request: Request) -> Response:
     return await _respond(request, ed)
 
 
-@router.post("/retention/rules/apply", response_class=HTMLResponse)
+@router.post("/retention/rules/apply", response_class=HTMLResponse, dependencies=[needs(Perm.ADMIN)])
 async def apply(request: Request) -> Response:
     form = await _form(request)
     text = form.get("yaml", "").replace("\r\n", "\n")
-    actor, role = api_rules.caller_of(request)
     base = _base(form, -1)
     try:
         if base < 0:
             raise PolicyError("the apply form has no base version: preview again")
-        version, outcome = await run_in_threadpool(
-            rules.apply, api_rules.base_state(request), api_rules.process_store(request), text, base_version=base,
-            actor=actor, role=role, comment=form.get("comment", "")[:2000],
-            remote=request.client.host if request.client else "")
+        version, _outcome = await run_in_threadpool(rules_api.apply, request, text, base, form.get("comment", "")[:2000])
     except (rules.FileIsSource, rules.StaleVersion) as exc:
         ed = await editor(request, yaml_text=text)
         ed.apply_error = str(exc)
@@ -109,16 +100,14 @@ async def apply(request: Request) -> Response:
     return RedirectResponse(target, status_code=303)
 
 
-@router.get("/retention/rules/versions/{version}", response_class=HTMLResponse)
+@router.get("/retention/rules/versions/{version}", response_class=HTMLResponse, dependencies=[needs(Perm.RETENTION)])
 async def version_page(request: Request, version: int) -> Response:
-    from tracelake.archiver import policy_store
-
-    found = await run_in_threadpool(policy_store.get, api_rules.process_store(request), version)
+    found = await run_in_threadpool(policy_store.get, process_store(request), version)
     if found is None:
         return templates.TemplateResponse(request, "notfound.html", {"request": request, "nav": "retention",
                                                                       "what": "rules version", "ident": str(version)},
                                           status_code=404)
-    current = await run_in_threadpool(policy_store.current, api_rules.process_store(request))
+    current = await run_in_threadpool(policy_store.current, process_store(request))
     return templates.TemplateResponse(request, "retention_rules_version.html",
                                       {"request": request, "nav": "retention", "v": found,
                                        "is_current": current is not None and current.version == found.version})

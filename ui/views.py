@@ -8,6 +8,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from tracelake.query.filters import Explained, FilterError, explain
+from tracelake.store import tiers
 from tracelake.store.base import Store
 from tracelake.ui import messages, queries
 from tracelake.ui.render import TimeRange, time_range
@@ -69,7 +70,7 @@ def bare_trace_id(q: str) -> str | None:
 
 async def trace_exists(store: Store, trace_id: str) -> bool:
     """Whether the caller can open this trace (in either tier)."""
-    return await run_in_threadpool(lambda: queries.trace.locate(store, trace_id) is not None)
+    return await run_in_threadpool(lambda: tiers.locate(store, trace_id) is not None)
 
 
 def valid_span_id(span_id: str) -> str | None:
@@ -86,7 +87,7 @@ MAX_STATE_IDS = 2_000  # span ids a viewer's collapse/expand state may name in o
 class TraceView:
     trace_id: str
     totals: queries.trace_tree.TraceTotals
-    location: queries.trace.Location
+    location: tiers.Location
     rows: list  # SpanRow | Group: every span of a small trace, else one window of a big one
     next: str | None = None  # windowed: the span id the next window starts at
     windowed: bool = False
@@ -149,11 +150,11 @@ class TreeRequest:
 
 
 def _located_totals(store: Store, trace_id: str):
-    loc = queries.trace.locate(store, trace_id)
+    loc = tiers.locate(store, trace_id)
     totals = queries.trace_tree.trace_totals(store, loc) if loc else None
     if totals is None and loc is not None and loc.tier == "hot":
         # Deleted from the hot tier since the lookup (an archive run finished in between).
-        loc = queries.trace.archive_location(store, trace_id)
+        loc = tiers.archive_location(store, trace_id)
         totals = queries.trace_tree.trace_totals(store, loc) if loc else None
     return (loc, totals) if totals is not None else (None, None)
 
@@ -311,7 +312,7 @@ class SpanView:
 
 
 def _span_view(store: Store, trace_id: str, span_id: str,
-               loc: queries.trace.Location | None = None) -> SpanView | None:
+               loc: tiers.Location | None = None) -> SpanView | None:
     detail = queries.trace.get_span(store, trace_id, span_id, loc)
     if detail is None:
         return None
@@ -323,7 +324,7 @@ def _span_view(store: Store, trace_id: str, span_id: str,
 
 
 async def span_view(store: Store, trace_id: str, span_id: str,
-                    loc: queries.trace.Location | None = None) -> SpanView | None:
+                    loc: tiers.Location | None = None) -> SpanView | None:
     return await run_in_threadpool(_span_view, store, trace_id, span_id, loc)
 
 

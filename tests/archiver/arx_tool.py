@@ -122,7 +122,7 @@ def lookup(data_dir: str, sample: list[str]) -> dict[str, Any]:
     from tracelake.archiver.service import ensure_archive_view
     from tracelake.objectstore import default_url
     from tracelake.query.params import Params
-    from tracelake.store import open_store
+    from tracelake.store import open_store, tiers
     from tracelake.ui.queries import trace
 
     def read(store) -> dict[str, Any]:
@@ -133,13 +133,13 @@ def lookup(data_dir: str, sample: list[str]) -> dict[str, Any]:
         days = [str(d) for d in adds.column("partition.Day").to_pylist()]
         out: dict[str, Any] = {}
         for tid in sample:
-            loc = trace.archive_location(store, tid)
+            loc = tiers.archive_location(store, tid)
             if loc is None:
                 out[tid] = None
                 continue
             direct = trace._source(Params(), loc, store)
             spans = [s.as_json() for s in trace._read_spans(store, loc)]
-            view = trace.Location(loc.trace_id, loc.tier, days=loc.days, projects=loc.projects)  # no runs: the view
+            view = tiers.Location(loc.trace_id, loc.tier, days=loc.days, projects=loc.projects)  # no runs: the view
             detail = trace.get_span(store, tid, spans[0]["span_id"], loc) if spans else None
             used = re.findall(r"file\('[^']*/archive/otel_traces/([^']+)'", direct)
             out[tid] = {"direct": bool(used) and "otel_traces_archive" not in direct, "spans": spans,

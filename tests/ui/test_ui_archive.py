@@ -299,7 +299,7 @@ def test_hot_read_is_redone_with_the_exclusion_when_a_run_changes_state_meanwhil
     from datetime import datetime, timezone
 
     from tracelake.archiver import runs
-    from tracelake.ui.queries import tiers
+    from tracelake.store import tiers
 
     client, *_ = tiered
     store = client.app.state.store

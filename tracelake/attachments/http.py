@@ -14,6 +14,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from tracelake.attachments import SHA256_RE, mime, object_key
+from tracelake.auth.roles import Perm
+from tracelake.auth.routes import needs
 from tracelake.objectstore import ObjectNotFound, ObjectStore, ObjectStoreError
 
 router = APIRouter(tags=["attachments"])
@@ -55,8 +57,9 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
 
 
 @router.get("/api/attachments/{sha256}", response_class=Response,
-            summary="An attachment extracted from spans, by sha256 (byte ranges supported)")
-@router.head("/api/attachments/{sha256}", include_in_schema=False)
+            summary="An attachment extracted from spans, by sha256 (byte ranges supported)",
+            dependencies=[needs(Perm.READ)])
+@router.head("/api/attachments/{sha256}", include_in_schema=False, dependencies=[needs(Perm.READ)])
 def get_attachment(sha256: str, request: Request) -> Response:
     if not SHA256_RE.fullmatch(sha256):
         return _not_found()

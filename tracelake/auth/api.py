@@ -15,7 +15,8 @@ from starlette.concurrency import run_in_threadpool
 
 from tracelake.auth import audit
 from tracelake.auth.keys import KeyRegistry
-from tracelake.auth.roles import ALL_PROJECTS, GRANTABLE, Role, parse_role, valid_project
+from tracelake.auth.roles import ALL_PROJECTS, GRANTABLE, Perm, Role, parse_role, valid_project
+from tracelake.auth.routes import SIGNED_IN, needs
 
 router = APIRouter(tags=["access"])
 
@@ -37,7 +38,8 @@ def _remote(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-@router.get("/api/whoami", summary="The caller: key id, role, project; the CSRF token for sessions")
+@router.get("/api/whoami", summary="The caller: key id, role, project; the CSRF token for sessions",
+            dependencies=[needs(SIGNED_IN)])
 def whoami(request: Request) -> Response:
     caller, _ = _ctx(request)
     signer = request.app.state.auth_signer
@@ -47,7 +49,8 @@ def whoami(request: Request) -> Response:
     return _json(doc)
 
 
-@router.get("/api/keys", summary="Keys (never their secrets): all for admin, the project's for ops")
+@router.get("/api/keys", summary="Keys (never their secrets): all for admin, the project's for ops",
+            dependencies=[needs(Perm.KEYS)])
 async def list_keys(request: Request) -> Response:
     caller, registry = _ctx(request)
     project = None if caller.role is Role.ADMIN else caller.project
@@ -55,7 +58,8 @@ async def list_keys(request: Request) -> Response:
     return _json({"keys": [r.as_json() for r in records]})
 
 
-@router.post("/api/keys", summary="Create a key: {project, role, name}; the key is in this answer only")
+@router.post("/api/keys", summary="Create a key: {project, role, name}; the key is in this answer only",
+             dependencies=[needs(Perm.KEYS)])
 async def create_key(request: Request) -> Response:
     caller, registry = _ctx(request)
     try:
@@ -83,8 +87,9 @@ async def create_key(request: Request) -> Response:
     return _json({**record.as_json(), "key": key}, 201)
 
 
-@router.delete("/api/keys/{kid}", summary="Revoke a key (effective at once in this process)")
-@router.post("/api/keys/{kid}/revoke", include_in_schema=False)
+@router.delete("/api/keys/{kid}", summary="Revoke a key (effective at once in this process)",
+               dependencies=[needs(Perm.KEYS)])
+@router.post("/api/keys/{kid}/revoke", include_in_schema=False, dependencies=[needs(Perm.KEYS)])
 async def revoke_key(request: Request, kid: str) -> Response:
     caller, registry = _ctx(request)
     if not (len(kid) == 12 and kid.isalnum()):
@@ -99,14 +104,14 @@ async def revoke_key(request: Request, kid: str) -> Response:
     return _json(revoked.as_json() if revoked else {})
 
 
-@router.get("/api/audit", summary="The audit log, newest first (admin)")
+@router.get("/api/audit", summary="The audit log, newest first (admin)", dependencies=[needs(Perm.AUDIT)])
 async def audit_api(request: Request, limit: int = 200, action: str = "") -> Response:
     _, registry = _ctx(request)
     rows = await run_in_threadpool(audit.recent, registry.store, limit, action[:64])
     return _json({"entries": rows})
 
 
-@router.get("/audit", response_class=HTMLResponse, include_in_schema=False)
+@router.get("/audit", response_class=HTMLResponse, include_in_schema=False, dependencies=[needs(Perm.AUDIT)])
 async def audit_page(request: Request, action: str = "") -> Response:
     _, registry = _ctx(request)
     rows = await run_in_threadpool(audit.recent, registry.store, 500, action[:64])

@@ -4,9 +4,11 @@ and the store they see (filtered to their projects by ClickHouse, see :mod:`trac
 Installed as the outermost ASGI middleware of the UI/API app, so every route — including those
 other parts add later — is behind it:
 
-* public: ``/login``, ``/healthz``, ``/readyz``, ``/favicon.ico``, ``/ui/static/*``; everything else
-  needs a caller;
-* what each path and method needs is :func:`required` (unknown changing routes need admin);
+* what a request needs is what its route declares (``dependencies=[needs(Perm.X)]`` beside the
+  route, :mod:`tracelake.auth.routes`): public routes (``/healthz``, ``/readyz``, the static files)
+  need no caller, everything else a signed-in one, and most a permission; a request no route
+  matches needs ``read`` (safe methods) or admin (changes): fail closed. ``/login`` and
+  ``/logout`` are the guard's own;
 * changes made with a session cookie need the CSRF token and a same-origin ``Origin``;
 * ``request.app.state.store`` is, for that request, a :class:`~tracelake.auth.scope.ScopedStore`
   of the caller's projects: pages, the JSON API and ``/api/sql`` read through it without knowing;
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import html
 import logging
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -29,59 +30,16 @@ from tracelake.auth import audit
 from tracelake.auth.ingest import bearer, headers_too_large, refuse_headers
 from tracelake.auth.keys import KeyRecord, KeyRegistry, key_id
 from tracelake.auth.roles import ALL_PROJECTS, Perm, Role, has, parse_role, valid_project
+from tracelake.auth.routes import SIGNED_IN, TableRow, required, route_table
 from tracelake.auth.scope import ScopedStore, scoped
 from tracelake.auth.session import COOKIE, LOGIN_COOKIE, Signer
 from tracelake.auth.throttle import FailureThrottle, client_address, throttle_for, write_rows
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/favicon.ico"})
-PUBLIC_PREFIX = "/ui/static/"  # the StaticFiles mount serves only files under its directory
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 MAX_FORM_BYTES = 64 * 1024
-
-# Changing routes and what they need; anything changing not listed needs admin (fail closed).
-CHANGE_RULES: tuple[tuple[str, Perm | None], ...] = (
-    ("/logout", None),
-    ("/api/sql", Perm.READ),  # read-only SQL sent as a POST body
-    ("/api/keys", Perm.KEYS),
-    ("/api/pins", Perm.ANNOTATE), ("/api/saved-filters", Perm.ANNOTATE), ("/api/filters", Perm.ANNOTATE),
-    ("/api/retention/apply", Perm.ADMIN), ("/retention/rules/apply", Perm.ADMIN),  # rules: every project's retention
-    ("/api/retention", Perm.RETENTION), ("/retention", Perm.RETENTION), ("/api/holds", Perm.RETENTION),
-    ("/api/erase", Perm.RETENTION), ("/api/erasure", Perm.RETENTION), ("/api/restore", Perm.RETENTION),
-)  # /api/archiver plan and run act on every project: admin (the default above)
-# Retention pages show plans and runs over every project's traces (counts, not content): ops only.
-READ_RULES: tuple[tuple[str, Perm], ...] = (
-    ("/api/keys", Perm.KEYS), ("/keys", Perm.KEYS),
-    ("/api/audit", Perm.AUDIT), ("/audit", Perm.AUDIT),
-    ("/retention", Perm.RETENTION), ("/api/retention", Perm.RETENTION), ("/api/archiver", Perm.RETENTION),
-    ("/api/holds", Perm.RETENTION),
-    ("/api/erasure", Perm.RETENTION),  # receipts name who was erased
-)
-
-
-PIN_PATH = re.compile(r"^/(api/)?traces/[^/]+/(pin|unpin)$")  # pinning a trace: engineer and up
-RESTORE_PATH = re.compile(r"^/(api/)?traces/[^/]+/restore$")  # restoring from the archive: ops and up
-
-
-def required(method: str, path: str) -> Perm | None:
-    """The permission a request needs (None: any signed-in caller)."""
-    if method.upper() not in SAFE_METHODS and PIN_PATH.match(path):
-        return Perm.ANNOTATE
-    if method.upper() not in SAFE_METHODS and RESTORE_PATH.match(path):
-        return Perm.RETENTION
-    if method.upper() in SAFE_METHODS:
-        if path == "/api/whoami":
-            return None
-        for prefix, perm in READ_RULES:
-            if path == prefix or path.startswith(prefix + "/"):
-                return perm
-        return Perm.READ
-    for prefix, perm in CHANGE_RULES:
-        if path == prefix or path.startswith(prefix + "/"):
-            return perm
-    return Perm.ADMIN
-
+NO_ROUTE_PUBLIC = frozenset({"/favicon.ico"})  # no route; browsers ask for it before anyone signs in
 
 @dataclass(frozen=True)
 class Caller:
@@ -162,6 +120,7 @@ class Guard:
         self.settings = settings
         self.throttle = throttle or FailureThrottle.from_settings(settings)
         self._proxy_seen: set[str] = set()
+        self._routes: list[TableRow] | None = None  # route_table(app), at the first request
 
     # -- who --------------------------------------------------------------------------------------
     def _proxy_caller(self, scope: dict, headers: dict[bytes, bytes]) -> Caller | None:
@@ -228,7 +187,10 @@ class Guard:
         if path == "/login":
             await self._login(scope, receive, send)
             return
-        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIX):
+        if self._routes is None:  # every extension has installed its routes by the first request
+            self._routes = route_table(scope["app"])
+        need = SIGNED_IN if path == "/logout" else required(self._routes, scope)
+        if need.public or path in NO_ROUTE_PUBLIC:
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
@@ -253,11 +215,10 @@ class Guard:
             else:
                 await _json(send, 401, {"error": {"message": why}}, [(b"www-authenticate", b'Bearer realm="tracelake"')])
             return
-        need = required(method, path)
-        if need is not None and not has(caller.role, need):
-            message = f"role {caller.role.value} may not do this (it needs the {need.value} permission)"
+        if need.perm is not None and not has(caller.role, need.perm):
+            message = f"role {caller.role.value} may not do this (it needs the {need.perm.value} permission)"
             if wants_html:  # a person following a link gets a page, not JSON
-                await _send(send, 403, refusal_page(caller, need).encode(), b"text/html; charset=utf-8")
+                await _send(send, 403, refusal_page(caller, need.perm).encode(), b"text/html; charset=utf-8")
             else:
                 await _json(send, 403, {"error": {"message": message}})
             return
@@ -510,19 +471,12 @@ def install(app: Any) -> None:
     app.include_router(router)
     app.add_middleware(Guard, registry=registry, signer=signer, settings=settings,
                        throttle=throttle_for(app.state.store, settings))
-    _template_global(signer)
     app.state.auth_guarded = True
 
 
-def _template_global(signer: Signer) -> None:
-    """``csrf_token(request)`` for the UI's templates (the sign-out form, the htmx header)."""
-    try:
-        from tracelake.ui.render import templates
-    except ImportError:  # no UI in this install
-        return
-
-    def csrf_token(request: Any) -> str:
-        caller = (request.scope.get("state") or {}).get("caller")
-        return signer.csrf_token(caller.nonce) if caller is not None and caller.nonce else ""
-
-    templates.env.globals["csrf_token"] = csrf_token
+def csrf_token_for(request: Any) -> str:
+    """The CSRF token of the request's session or proxy user ('' without auth, or for a bearer
+    key): pages put it in their forms (the UI's templates call this; auth imports no UI)."""
+    signer = getattr(request.app.state, "auth_signer", None)
+    caller = (request.scope.get("state") or {}).get("caller")
+    return signer.csrf_token(caller.nonce) if signer is not None and caller is not None and caller.nonce else ""

@@ -19,7 +19,7 @@ from tracelake.query.compile import ARCHIVE, ERROR_CODES, Compiler, aggs
 from tracelake.query.filters import Node
 from tracelake.query.params import Params, query
 from tracelake.store.base import Store
-from tracelake.ui.queries import tiers
+from tracelake.store import tiers
 from tracelake.ui.queries.trace_list import SPAN_SLACK_NS
 
 # Bucket sizes the charts use (seconds): the smallest giving at most MAX_BUCKETS bars, so bars stay

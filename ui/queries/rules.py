@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracelake.archiver import policy_store, rules
+from tracelake.archiver.config import ArchiverConfig
 from tracelake.store.base import Store
 
 
@@ -39,11 +40,11 @@ class RulesEditor:
         return [(n, lines[n - 1], n == self.error.line) for n in range(lo, hi + 1)]
 
 
-def editor(store: Store, settings: Any, archiver: Any, *, can_apply_role: bool, yaml_text: str | None = None,
+def editor(store: Store, config: ArchiverConfig, archiver: Any, *, can_apply_role: bool, yaml_text: str | None = None,
            base_version: int | None = None, edit_version: int | None = None,
            applied_version: int | None = None) -> RulesEditor:
     """The editor as first shown (``yaml_text`` None: the rules in force, or a starter)."""
-    src = rules.source(store, settings, archiver)
+    src = rules.source(store, config, archiver)
     viewing = policy_store.get(store, edit_version) if edit_version else None
     if yaml_text is None:
         yaml_text = viewing.yaml if viewing else (src.text or rules.STARTER)

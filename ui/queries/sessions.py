@@ -11,8 +11,8 @@ from typing import Any
 
 from tracelake.query.compile import ALL_AGGS, ARCHIVE, aggs
 from tracelake.query.params import Params, query
+from tracelake.store import tiers
 from tracelake.store.base import Store
-from tracelake.ui.queries import tiers
 from tracelake.ui.queries.trace_list import TraceRow, trace_row
 
 _SESSION_COLUMNS = "SessionId, Traces, TS, TE, Usr, Mods, InTok, OutTok, CostUsd, Errors, Tier"

@@ -1,7 +1,7 @@
 """One trace located in either tier, and one span with everything it carries (the tree of a trace
 of any size, windows of it and its totals: :mod:`.trace_tree`).
 
-A trace is first located (:func:`locate`): in the hot tier through the id -> time lookup table
+A trace is first located (:func:`tracelake.store.tiers.locate`, shared with the archiver): in the hot tier through the id -> time lookup table
 (unless it is being moved: then its archive copy is the visible one), else in the archive's index,
 which gives its ``Day`` and ``Project`` partitions. Span reads then stay inside the hot time window
 (the primary key prunes parts) or those archive partitions (one partition's files are read), and
@@ -10,15 +10,15 @@ runs has two copies).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
-from tracelake.query.params import Params, query
+from tracelake.query.params import Params
 from tracelake.store.base import Store, StoreError
-from tracelake.ui.queries import archive_files, tiers
+from tracelake.store.tiers import Location, locate
+from tracelake.ui.queries import archive_files
 
 @dataclass
 class SpanRow:
@@ -63,56 +63,6 @@ def _status(code: str) -> str:
     if c in ("ok", "status_code_ok"):
         return "ok"
     return "unset"
-
-
-@dataclass(frozen=True)
-class Location:
-    """Where a trace's spans are: the hot tier within ``window``, or the archive's partitions."""
-
-    trace_id: str
-    tier: str  # 'hot' | 'archive'
-    window: tuple[int, int] = (0, 0)  # [start, end] ns (archive: which of its files to open)
-    days: tuple[date, ...] = field(default=())  # archive: Day partitions
-    projects: tuple[str, ...] = field(default=())  # archive: Project partitions
-    runs: tuple[str, ...] = field(default=())  # archive: the visible runs that archived it
-
-
-def trace_window(store: Store, trace_id: str) -> tuple[int, int] | None:
-    """The hot trace's [start, end] in ns from the lookup table, widened by a second each side
-    (the table keeps whole seconds); None when it is not hot or is being moved to the archive."""
-    p = Params()
-    tid = p.s(trace_id)
-    # One trace: the moving check is a lookup by id in the archive index (bloom-indexed), not a scan.
-    moving = (f"AND TraceId NOT IN (SELECT TraceId FROM archive_moving WHERE TraceId = {tid})"
-              if tiers.archive_present(store) else "")
-    rows = query(store, "SELECT toUnixTimestamp(min(Start)) AS s, toUnixTimestamp(max(End)) AS e, count() AS n "
-                        f"FROM otel_traces_trace_id_ts WHERE TraceId = {tid} {moving}", p)
-    if not rows or not rows[0]["n"]:
-        return None
-    return (int(rows[0]["s"]) - 1) * 10**9, (int(rows[0]["e"]) + 2) * 10**9
-
-
-def archive_location(store: Store, trace_id: str) -> Location | None:
-    """The archived trace's partitions from the archive's index, or None."""
-    if not tiers.archive_present(store):
-        return None
-    p = Params()
-    rows = query(store, "SELECT DISTINCT Day, Project, RunId, toUnixTimestamp64Nano(Start) AS S, "
-                        f"toUnixTimestamp64Nano(End) AS E FROM archived_traces WHERE TraceId = {p.s(trace_id)}", p)
-    if not rows:
-        return None
-    # Widened by a second each side, as trace_window: only a guide to which files to open.
-    window = (min(r["S"] for r in rows) - 10**9, max(r["E"] for r in rows) + 10**9)
-    return Location(trace_id, "archive", window=window, days=tuple(sorted({r["Day"] for r in rows})),
-                    projects=tuple(sorted({r["Project"] for r in rows})), runs=tuple(sorted({r["RunId"] for r in rows})))
-
-
-def locate(store: Store, trace_id: str) -> Location | None:
-    """Where the trace is read from: hot first (the common case), then the archive."""
-    win = trace_window(store, trace_id)
-    if win is not None:
-        return Location(trace_id, "hot", window=win)
-    return archive_location(store, trace_id)
 
 
 def _source(p: Params, loc: Location, store: Store | None = None) -> str:

@@ -25,8 +25,8 @@ from typing import Any
 from tracelake.query.compile import ALL_AGGS, Compiler, aggs, has_span_terms
 from tracelake.query.filters import Node
 from tracelake.query.params import Params, query
+from tracelake.store import tiers
 from tracelake.store.base import Store
-from tracelake.ui.queries import tiers
 
 HEX_ID = re.compile(r"^[0-9a-f]{1,32}$")
 SPAN_SLACK_NS = 3600 * 10**9  # spans of a trace are looked for up to 1 h after the trace's window

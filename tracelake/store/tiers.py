@@ -1,4 +1,8 @@
-"""Which tiers a read must look at, and the clause that keeps a trace in exactly one of them.
+"""Where traces are: which tiers a read must look at, the clause that keeps a trace in exactly one
+of them, and where one trace is (:func:`locate`: hot within a time window, or the archive's
+partitions and runs, which name the files that can hold it).
+
+Core, because both the archiver (explain, pins, holds) and the UI (every page) ask it.
 
 The archive's ClickHouse objects (docs/archive.md) are made by the store migrations and the
 archiver: ``archived_traces`` (the trace index of committed runs), ``archive_moving`` (traces whose
@@ -17,10 +21,11 @@ from __future__ import annotations
 
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from typing import Callable, TypeVar
 
-from tracelake.query.params import query
+from tracelake.query.params import Params, query
 from tracelake.store.base import Store
 
 HOT_VISIBLE = "TraceId NOT IN (SELECT TraceId FROM archive_moving)"
@@ -108,3 +113,53 @@ def archive_reaches(store: Store, lo_ns: int) -> bool:
     """Whether a range starting at ``lo_ns`` includes archived traces."""
     newest = newest_archived_ns(store)
     return newest is not None and newest >= lo_ns
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a trace's spans are: the hot tier within ``window``, or the archive's partitions."""
+
+    trace_id: str
+    tier: str  # 'hot' | 'archive'
+    window: tuple[int, int] = (0, 0)  # [start, end] ns (archive: which of its files to open)
+    days: tuple[date, ...] = field(default=())  # archive: Day partitions
+    projects: tuple[str, ...] = field(default=())  # archive: Project partitions
+    runs: tuple[str, ...] = field(default=())  # archive: the visible runs that archived it
+
+
+def trace_window(store: Store, trace_id: str) -> tuple[int, int] | None:
+    """The hot trace's [start, end] in ns from the lookup table, widened by a second each side
+    (the table keeps whole seconds); None when it is not hot or is being moved to the archive."""
+    p = Params()
+    tid = p.s(trace_id)
+    # One trace: the moving check is a lookup by id in the archive index (bloom-indexed), not a scan.
+    moving = (f"AND TraceId NOT IN (SELECT TraceId FROM archive_moving WHERE TraceId = {tid})"
+              if archive_present(store) else "")
+    rows = query(store, "SELECT toUnixTimestamp(min(Start)) AS s, toUnixTimestamp(max(End)) AS e, count() AS n "
+                        f"FROM otel_traces_trace_id_ts WHERE TraceId = {tid} {moving}", p)
+    if not rows or not rows[0]["n"]:
+        return None
+    return (int(rows[0]["s"]) - 1) * 10**9, (int(rows[0]["e"]) + 2) * 10**9
+
+
+def archive_location(store: Store, trace_id: str) -> Location | None:
+    """The archived trace's partitions from the archive's index, or None."""
+    if not archive_present(store):
+        return None
+    p = Params()
+    rows = query(store, "SELECT DISTINCT Day, Project, RunId, toUnixTimestamp64Nano(Start) AS S, "
+                        f"toUnixTimestamp64Nano(End) AS E FROM archived_traces WHERE TraceId = {p.s(trace_id)}", p)
+    if not rows:
+        return None
+    # Widened by a second each side, as trace_window: only a guide to which files to open.
+    window = (min(r["S"] for r in rows) - 10**9, max(r["E"] for r in rows) + 10**9)
+    return Location(trace_id, "archive", window=window, days=tuple(sorted({r["Day"] for r in rows})),
+                    projects=tuple(sorted({r["Project"] for r in rows})), runs=tuple(sorted({r["RunId"] for r in rows})))
+
+
+def locate(store: Store, trace_id: str) -> Location | None:
+    """Where the trace is read from: hot first (the common case), then the archive."""
+    win = trace_window(store, trace_id)
+    if win is not None:
+        return Location(trace_id, "hot", window=win)
+    return archive_location(store, trace_id)
