@@ -48,7 +48,7 @@ def test_the_issue_example():
     names = [getattr(n, "field", None) and n.field.name for n in node.items]
     assert names[:9] == ["service", "model", "status", "duration", "tokens", "cost", "session", "user", "name"]
     assert node.items[8].value == "agent run"
-    assert node.items[9] == Text("refund", q.index('"refund"'))
+    assert node.items[9] == Text("refund", q.index('"refund"'), "phrase")
     attr = node.items[10]
     assert (attr.field.name, attr.key, attr.value) == ("attr.<key>", "gen_ai.request.model", "gpt-4o")
     assert isinstance(node.items[11], Not) and node.items[11].item.value == "error"
@@ -90,7 +90,7 @@ def test_wildcards_only_unquoted():
 
 def test_quotes_and_escapes():
     assert cmp(r'name:"say \"hi\" \\ ok"').value == 'say "hi" \\ ok'
-    assert parse('"two words"') == Text("two words", 0)
+    assert parse('"two words"') == Text("two words", 0, "phrase")
 
 
 def test_negation_or_and_parentheses():

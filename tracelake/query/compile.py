@@ -22,6 +22,8 @@ from typing import Iterable
 
 from tracelake.query.filters import And, Cmp, Node, Not, Or, Text
 from tracelake.query.params import Params
+from tracelake.query.text_search import term_sql
+from tracelake.store.search_text import ARCHIVE_VIEW_TEXT, HOT_TEXT
 
 ERROR_CODES = "('Error', 'STATUS_CODE_ERROR')"
 
@@ -68,15 +70,17 @@ assert ARCHIVE_COLUMNS.keys() == AGGREGATES.keys()
 class Tier:
     """Where a tier's traces are: the alias expressions over its trace table, its span table, and
     whether spans are partitioned by the trace's ``Day`` (then span subqueries bound ``Day`` too,
-    so they read only the partitions of the window)."""
+    so they read only the partitions of the window), and a span's searchable text over its span
+    table's columns (tracelake.store.search_text)."""
 
     name: str
     columns: dict[str, str]
     spans_table: str
     day_partitioned: bool
+    text: str = ARCHIVE_VIEW_TEXT
 
 
-HOT = Tier("hot", AGGREGATES, "otel_traces", False)
+HOT = Tier("hot", AGGREGATES, "otel_traces", False, HOT_TEXT)
 ARCHIVE = Tier("archive", ARCHIVE_COLUMNS, "otel_traces_archive", True)
 
 
@@ -203,13 +207,9 @@ class Compiler:
         if isinstance(node, Not):
             return f"(NOT {self._node(node.item)})"
         if isinstance(node, Text):
-            return self._spans(self._text(node.value))
+            return self._spans(term_sql(self.p, node, self.tier.text))
         return self._cmp(node)
 
-    def _text(self, value: str) -> str:
-        v = self.p.s(value)
-        return (f"(positionCaseInsensitive(SpanName, {v}) > 0 OR "
-                f"arrayExists(x -> positionCaseInsensitive(x, {v}) > 0, mapValues(SpanAttributes)))")
 
     def _spans(self, cond: str) -> str:
         scope = f"TraceId IN ({self.scope_ids}) AND " if self.scope_ids else ""

@@ -99,12 +99,18 @@ _WORD_STOP = _BARE_STOP | set(":=!<>")
 
 
 # --- AST ---------------------------------------------------------------------------------------
+TextMode = Literal["word", "phrase", "prefix"]
+
+
 @dataclass(frozen=True)
 class Text:
-    """Free text: substring of a span name or attribute value in the trace (case-insensitive)."""
+    """Free text: some span of the trace has these words in its searchable text (case-insensitive;
+    tracelake.query.text_search). ``word``: a bare word (its words in order when it holds
+    separators); ``phrase``: a quoted string, its words in order; ``prefix``: ``word*``."""
 
     value: str
     pos: int
+    mode: TextMode = "word"
 
 
 @dataclass(frozen=True)
@@ -146,6 +152,20 @@ class _Tok:
     pos: int
     end: int
     space_before: bool = False
+
+
+def _text(value: str, pos: int, end: int, mode: TextMode) -> Text:
+    """Free text, refused when it holds no word to search (only punctuation) or a ``*`` elsewhere
+    than at the end of a bare word."""
+    bare = value.rstrip("*") if mode == "prefix" else value
+    if not _WORD_CHARS.search(bare):
+        raise FilterError("search text needs a letter or a digit (punctuation alone is not searched)", pos, end)
+    if mode != "phrase" and "*" in bare:
+        raise FilterError("'*' is allowed only at the end of a word (refund*)", pos, end)
+    return Text(value, pos, mode)
+
+
+_WORD_CHARS = re.compile(r"[A-Za-z0-9\x80-\U0010ffff]")
 
 
 # --- Tokenizer ---------------------------------------------------------------------------------
@@ -295,7 +315,7 @@ class _Parser:
         if t.kind == "string":
             if not t.text.strip():
                 raise FilterError("empty search text", t.pos, t.end)
-            return Text(t.text, t.pos)
+            return _text(t.text, t.pos, t.end, "phrase")
         if t.kind == "op":
             raise FilterError(f"operator {t.text!r} needs a field name before it, e.g. duration{t.text}2s", t.pos, t.end)
         if t.kind == "rparen":
@@ -303,7 +323,7 @@ class _Parser:
         if t.kind != "word":
             raise FilterError(f"unexpected {t.text!r}", t.pos, t.end)
         if self.peek().kind != "op":
-            return Text(t.text, t.pos)
+            return _text(t.text, t.pos, t.end, "prefix" if t.text.endswith("*") else "word")
         op_tok = self.take()
         val = self.peek()
         if val.kind not in ("word", "string"):
