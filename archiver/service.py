@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tracelake.archiver import files as archive_files
-from tracelake.archiver import lock, runs
+from tracelake.archiver import lock, runs, text_index
 from tracelake.archiver.config import ArchiverConfig
 from tracelake.archiver.connection import own_connection
 from tracelake.archiver.delta import ArchiveLocation, ArchiveStoreError, DeltaArchive
@@ -185,6 +185,7 @@ class Archiver:
             run.rules = {r.name: r.describe() for r in self.policy.rules}
             self._select(run)
             result.runs.append(self._execute(run, progress))
+            self.index_text(progress)
             self.last_result, self.last_error = result, ""
             return result
         except Exception as exc:
@@ -192,6 +193,17 @@ class Archiver:
             raise
         finally:
             self._adopt_policy()  # rules applied during the pass are in force from now on
+
+    def index_text(self, progress: Progress | None = None) -> int:
+        """Term-index the archive's files that have no entry yet (archiver.text_index). Best
+        effort: a file left unindexed is read by searches, so a failure here only logs."""
+        try:
+            live = text_index.live_files(self.location)
+            return text_index.index_pending(self.store, self.location, live,
+                                            (lambda i, n: progress("index text", i, n)) if progress else None)
+        except Exception as exc:  # noqa: BLE001 - searches stay exact without the index
+            log.warning("archive term index not updated (%s); unindexed files are read by searches", exc)
+            return 0
 
     def _cleanup_orphans(self) -> None:
         """Index rows of runs that never reached 'planned' (killed between insert and state)."""

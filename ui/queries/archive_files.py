@@ -28,11 +28,20 @@ def file_index(store: Store) -> Any:
     return archive_files.lookup(store)
 
 
-def spans_source(index: Any, paths: list[str], inner: str) -> str:
+# Files read straight by searches and lookups, and searches read through the engine view (every
+# file of their days), since the process started: what tests count to prove a search opened none.
+OPENED = {"files": 0, "view_scans": 0}
+
+
+def spans_source(index: Any, paths: list[str], inner: str, per_path: dict[str, str] | None = None) -> str:
     """A subquery of the files' spans with the view's columns (no ``Day``/``Project``: the files
-    hold no partition columns), keeping rows that pass ``inner`` (over the files' columns)."""
+    hold no partition columns), keeping rows that pass ``inner`` (over the files' columns) and, for
+    a path in ``per_path``, its own condition too (the row groups a search needs)."""
     from tracelake.store.archive_schema import archive_columns_sql
 
-    reads = " UNION ALL ".join(f"SELECT * FROM {index.location.clickhouse_function(path, 'Parquet')} WHERE {inner}"
-                               for path in paths)
+    OPENED["files"] += len(paths)
+    per_path = per_path or {}
+    reads = " UNION ALL ".join(
+        f"SELECT * FROM {index.location.clickhouse_function(path, 'Parquet')} WHERE {inner}"
+        + (f" AND {per_path[path]}" if path in per_path else "") for path in paths)
     return f"(SELECT {archive_columns_sql(skip=('Project', 'Day'))} FROM ({reads}))"

@@ -23,7 +23,7 @@ from tracelake.query.filters import And, Node
 from tracelake.query.params import Params, query
 from tracelake.store.archive_schema import VISIBLE_STATES
 from tracelake.store.base import Store, StoreError
-from tracelake.ui.queries import archive_files
+from tracelake.ui.queries import archive_files, archive_search
 from tracelake.ui.queries.trace_list import HEX_ID, SPAN_SLACK_NS, TracePage, TraceRow, trace_row
 
 DAY_NS = 86400 * 10**9
@@ -49,17 +49,22 @@ def _range(p: Params, lo_ns: int, hi_ns: int, upper: tuple[int, str]) -> str:
 
 
 def _rows(store: Store, node: Node | None, lo_ns: int, hi_ns: int, upper: tuple[int, str], want: int,
-          ids: list[str] | None = None) -> list[TraceRow]:
+          ids: list[str] | None = None, narrowed: archive_search.Narrowed | None = None) -> list[TraceRow]:
     """Archived traces with start in [lo_ns, hi_ns), below the cursor ``upper``, matching ``node``;
     only among ``ids`` when given (then span subqueries read only those traces' spans, from their
-    files when the file list is at hand, else through the view)."""
+    files when the file list is at hand, else through the view); span subqueries read only the
+    ``narrowed`` row groups when given."""
     def run(direct: bool) -> list[TraceRow]:
         p = Params()
         scope, tier = "", ARCHIVE
+        if narrowed is not None and direct:
+            tier = archive_search.narrowed_tier(store, p, narrowed) or ARCHIVE
         if ids is not None:
             scope = f"SELECT arrayJoin(splitByChar(',', {p.s(','.join(ids))}))"  # hex ids: never a comma
             if direct:
                 tier = _files_tier(store, p, scope) or ARCHIVE
+        if tier is ARCHIVE and has_span_terms(node):
+            archive_files.OPENED["view_scans"] += 1
         cond = Compiler(p, p.i(lo_ns), p.i(hi_ns + SPAN_SLACK_NS), scope_ids=scope, tier=tier).compile(node)
         only = f"AND TraceId IN ({scope}) " if scope else ""
         sql = (f"SELECT TraceId, {aggs(ALL_AGGS, ARCHIVE)} FROM archived_traces "
@@ -67,7 +72,7 @@ def _rows(store: Store, node: Node | None, lo_ns: int, hi_ns: int, upper: tuple[
                f"ORDER BY TS DESC, TraceId DESC LIMIT {int(want) + DUP_MARGIN}")
         return [trace_row(r, "archive") for r in query(store, sql, p)]
 
-    if ids is None:
+    if ids is None and narrowed is None:
         return run(False)
     try:
         return run(True)
@@ -128,6 +133,12 @@ def list_archived(store: Store, node: Node | None, lo_ns: int, hi_ns: int, curso
     upper = cursor if cursor else (hi_ns, "")
     if not has_span_terms(node):
         rows = _rows(store, node, lo_ns, hi_ns, upper, limit + 1)
+        return TracePage(_dedupe(rows)[:limit], None, 1)
+    narrowed = archive_search.narrow(store, node, lo_ns, hi_ns)
+    if narrowed is not None and narrowed.nothing:
+        return TracePage([], None, 0)  # no row group holds the words: no file is opened
+    if narrowed is not None and not narrowed.unindexed and narrowed.groups <= archive_search.MAX_DIRECT_GROUPS:
+        rows = _rows(store, node, lo_ns, hi_ns, upper, limit + 1, narrowed=narrowed)
         return TracePage(_dedupe(rows)[:limit], None, 1)
     rows: list[TraceRow] = []
     scanned = 0
