@@ -38,12 +38,9 @@ TOKENIZER = "splitByNonAlpha"
 
 def _attribute_values(attrs: str) -> str:
     """Array(String) of the searchable attribute values of ``attrs`` (a Map column)."""
-    parts = []
-    exact = [k for k in SEARCH_KEYS if "%" not in k]
-    if exact:
-        parts.append("[" + ", ".join(f"{attrs}['{k}']" for k in exact) + "]")
-    parts += [f"mapValues(mapExtractKeyLike({attrs}, '{k}'))" for k in SEARCH_KEYS if "%" in k]
-    return f"arrayConcat({', '.join(parts)})"
+    # mapExtractKeyLike even for a single key: ClickHouse rewrites ``attrs['k']`` to a subcolumn in
+    # queries, and the query's expression would then no longer be the index's.
+    return f"arrayConcat({', '.join(f'mapValues(mapExtractKeyLike({attrs}, {chr(39)}{k}{chr(39)}))' for k in SEARCH_KEYS)})"
 
 
 def _unescape(expr: str) -> str:
