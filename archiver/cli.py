@@ -221,6 +221,37 @@ def runs(url: UrlOpt = "http://127.0.0.1:4380", clickhouse_url: ClickHouseOpt = 
         _print_runs(doc["runs"], "archive runs")
 
 
+@app.command()
+def reindex(clickhouse_url: ClickHouseOpt = None, data_dir: DataDirOpt = None,
+            hot: Annotated[bool, typer.Option(help="Also build the hot tier's text index in parts written before it")] = True) -> None:
+    """Build the search indexes where they are missing: the archive's term index for every file
+    that has none (archives written before it, files rewritten by an erasure) and, with --hot, the
+    hot tier's text index in older parts. Searches are exact without them, only slower."""
+    from tracelake.archiver import text_index
+    from tracelake.archiver.config import ArchiverConfig
+    from tracelake.archiver.service import ensure_archive_view
+    from tracelake.config import Settings
+    from tracelake.store import open_store
+    from tracelake.store.search_text import HOT_INDEX_BUILD
+
+    flags = {"clickhouse_url": clickhouse_url, "data_dir": data_dir.resolve() if data_dir else None}
+    settings = Settings(**{k: v for k, v in flags.items() if v is not None})
+    store = open_store(settings.data_dir, settings.clickhouse_url)
+    try:
+        location = ArchiverConfig.from_settings(settings).location
+        if not ensure_archive_view(store, location):
+            _fail(f"the archive at {location.uri} cannot be reached")
+        with _Bars() as bars:
+            n = text_index.index_pending(store, location, text_index.live_files(location),
+                                         lambda i, total: bars("index archive files", i, total))
+        typer.echo(f"archive: {n} file(s) indexed")
+        if hot:
+            store.execute(HOT_INDEX_BUILD)  # a mutation: ClickHouse builds it part by part
+            typer.echo("hot tier: text index build started for older parts (system.mutations shows progress)")
+    finally:
+        store.close()
+
+
 def _restore_command() -> None:
     from tracelake.archiver.cli_erase import restore
 

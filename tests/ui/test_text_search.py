@@ -172,13 +172,21 @@ def test_an_archive_search_matching_nothing_opens_no_file(corpus):
 
 
 def test_an_unindexed_file_is_still_searched(corpus):
-    client, store, ids, _ = corpus
-    saved = store.query_arrow("SELECT Path, toString(Day) AS Day, toString(Project) AS Project FROM archive_term_files").to_pylist()
+    """An archive written before the index (here: its entries dropped) is read, then `reindex`'s
+    indexing makes it skippable again."""
+    client, store, ids, root = corpus
+    from tracelake.archiver import text_index
+    from tracelake.archiver.delta import ArchiveLocation
+    from tracelake.ui.queries import archive_files
+
+    store.execute("TRUNCATE TABLE archive_terms")
     store.execute("TRUNCATE TABLE archive_term_files")
-    try:
-        assert _found(client, "shipped")["archive"] == {ids[("archive", 2)]}
-        assert _found(client, "zzqqxx")["archive"] == set()
-    finally:
-        for r in saved:
-            store.execute("INSERT INTO archive_term_files (Path, Day, Project, RowGroups, Terms) "
-                          "VALUES ({p:String}, {d:Date}, {j:String}, 1, 1)", {"p": r["Path"], "d": r["Day"], "j": r["Project"]})
+    before = dict(archive_files.OPENED)
+    assert _found(client, "shipped")["archive"] == {ids[("archive", 2)]}
+    assert _found(client, "zzqqxx")["archive"] == set()
+    assert archive_files.OPENED != before  # unindexed: read
+    location = ArchiveLocation.for_url((root / "objects").as_uri())
+    assert text_index.index_pending(store, location, text_index.live_files(location)) >= 1
+    before = dict(archive_files.OPENED)
+    assert _found(client, "zzqqxx")["archive"] == set()
+    assert archive_files.OPENED == before
