@@ -106,7 +106,8 @@ async def api_trace_skeleton(request: Request, trace_id: str,
             dependencies=[needs(Perm.READ)])
 async def api_trace_find(request: Request, trace_id: str,
                          q: str = Query(..., min_length=1, max_length=500,
-                                        description="Words (in names, attribute values, status messages), status:error, key=value."),
+                                        description="Words as the filter's free text means them (refund, refund*, \"order 4417\"; "
+                                                    "over names, messages, prompts, tool I/O, events), status:error, key=value."),
                          n: int | None = Query(None, description="The trace's span count as the page shows it (reuses its tree).")) -> Response:
     tid = views.valid_trace_id(trace_id)
     found = await views.trace_find(request.app.state.store, tid, q, n) if tid else None

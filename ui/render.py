@@ -1,7 +1,9 @@
 """The Jinja environment and the small formatting helpers the templates use.
 
-Autoescape is on for every template (whatever its extension) and no helper returns ``Markup``
-built from span data: span text reaches the page only through Jinja's escaping. Times are shown
+Autoescape is on for every template (whatever its extension) and no helper here returns ``Markup``
+built from span data: span text reaches the page only through Jinja's escaping, or through the
+search highlighter (:mod:`tracelake.ui.highlight`), which escapes every piece itself and adds only
+``<mark>`` tags. Times are shown
 in UTC everywhere (said in the page header), so a shared URL shows the same times to everyone.
 """
 from __future__ import annotations

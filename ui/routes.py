@@ -13,7 +13,8 @@ from tracelake.auth.roles import Perm
 from tracelake.auth.routes import needs
 from tracelake.query import filters
 from tracelake.ui import charts, views
-from tracelake.ui.render import templates
+from tracelake.ui.highlight import Highlight
+from tracelake.ui.render import qs, templates
 from tracelake.ui.security import is_htmx
 
 router = APIRouter(include_in_schema=False)
@@ -51,25 +52,28 @@ async def traces_page(request: Request, q: str = "", range: str | None = None, f
 
 
 @router.get("/traces/{trace_id}", response_class=HTMLResponse, dependencies=[needs(Perm.READ)])
-async def trace_page(request: Request, trace_id: str, span: str | None = None) -> Response:
+async def trace_page(request: Request, trace_id: str, span: str | None = None, hl: str | None = None) -> Response:
+    """``hl``: a search to show (the trace list's free text): matching spans marked, words highlighted."""
     tid = views.valid_trace_id(trace_id)
     sid = views.valid_span_id(span or "")
-    tv = await views.trace_view(_store(request), tid, sid) if tid else None
+    highlight = Highlight.from_query(hl)
+    tv = await views.trace_view(_store(request), tid, sid, highlight) if tid else None
     if tv is None:
         return _page(request, "notfound.html", {"nav": "traces", "what": "trace", "ident": trace_id}, 404)
     selected = sid or tv.root.span_id
-    sv = await views.span_view(_store(request), tv.trace_id, selected, tv.location)
+    sv = await views.span_view(_store(request), tv.trace_id, selected, tv.location, highlight)
     return _page(request, "trace.html", {"nav": "traces", "t": tv, "sv": sv, "selected": selected})
 
 
 @router.get("/traces/{trace_id}/rows", response_class=HTMLResponse, dependencies=[needs(Perm.READ)])
 async def trace_rows(request: Request, trace_id: str, start: str | None = None, collapsed: str | None = None,
                      expanded: str | None = None, opened: str | None = None, all: int = 0,
-                     selected: str | None = None, n: int | None = None, reveal: str | None = None) -> Response:
+                     selected: str | None = None, n: int | None = None, reveal: str | None = None,
+                     hl: str | None = None) -> Response:
     """A window of a big trace's rows (htmx: appended as the viewer scrolls, or after a toggle)."""
     tid = views.valid_trace_id(trace_id)
     req = views.TreeRequest(views.valid_span_id(start or ""), collapsed, expanded, opened, bool(all), spans=n,
-                            reveal=views.valid_span_id(reveal or ""))
+                            reveal=views.valid_span_id(reveal or ""), hl=hl)
     tw = await views.tree_window(_store(request), tid, req) if tid else None
     if tw is None:
         return _page(request, "notfound.html", {"what": "trace", "ident": trace_id}, 404, block="content")
@@ -88,11 +92,11 @@ async def trace_shape(request: Request, trace_id: str) -> Response:
 
 
 @router.get("/traces/{trace_id}/spans/{span_id}", response_class=HTMLResponse, dependencies=[needs(Perm.READ)])
-async def span_panel(request: Request, trace_id: str, span_id: str, attr: str = "") -> Response:
+async def span_panel(request: Request, trace_id: str, span_id: str, attr: str = "", hl: str | None = None) -> Response:
     tid, sid = views.valid_trace_id(trace_id), views.valid_span_id(span_id)
     if not is_htmx(request) and tid and sid:
-        return RedirectResponse(f"/traces/{tid}?span={sid}", status_code=307)
-    sv = await views.span_view(_store(request), tid, sid) if tid and sid else None
+        return RedirectResponse(f"/traces/{tid}?{qs(span=sid, hl=hl)}", status_code=307)
+    sv = await views.span_view(_store(request), tid, sid, hl=Highlight.from_query(hl)) if tid and sid else None
     if sv is None:
         return _page(request, "notfound.html", {"what": "span", "ident": span_id}, 404, block="content")
     sv.attr_filter = attr

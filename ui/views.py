@@ -5,12 +5,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from tracelake.query.filters import Explained, FilterError, explain
 from tracelake.store import tiers
 from tracelake.store.base import Store
 from tracelake.ui import messages, queries
+from tracelake.ui.highlight import NO_HIGHLIGHT, Highlight, free_text_terms, searchable_key
 from tracelake.ui.render import TimeRange, time_range
 
 TRACE_ID_RE = re.compile(r"^[0-9a-fA-F]{1,32}$")
@@ -28,6 +30,7 @@ class ListView:
     page: queries.trace_list.TracePage | None = None
     cursor_error: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    hl: Highlight = NO_HIGHLIGHT  # the filter's free text: marked in the rows, carried to the trace page
 
     @property
     def error(self) -> FilterError | None:
@@ -52,6 +55,12 @@ async def trace_list(store: Store, q: str, range_: str | None, frm: str | None, 
             view.cursor_error = "the page cursor is not valid; showing the first page"
     view.page = await run_in_threadpool(queries.trace_list.list_traces, store, view.filt.node, view.tr.lo_ns, view.tr.hi_ns,
                                         cur, view.limit)
+    view.hl = Highlight(free_text_terms(view.filt.node))
+    if view.hl and view.page.rows:
+        # Which span matched: one more query per tier, for this page's traces only.
+        found = await run_in_threadpool(queries.matched.matched_spans, store, view.hl.terms, view.page.rows)
+        for row in view.page.rows:
+            row.matched = found.get(row.trace_id)
     return view
 
 
@@ -94,6 +103,9 @@ class TraceView:
     above: int = 0  # windowed and opened at a deep span: rows above it that are not in the page
     root_service: str = ""  # the first root's service (rows of other services say theirs)
     state_change: dict[str, list[str]] | None = None  # a revealed span: what the viewer's state gains
+    hl: Highlight = NO_HIGHLIGHT  # a search to show (hl=): matching spans marked, their words highlighted
+    hits: int = 0  # spans of the whole trace matching it
+    hit_prefix: np.ndarray | None = None  # running count of matching spans in tree order (folded groups)
 
     @property
     def tier(self) -> str:
@@ -111,6 +123,10 @@ class TraceView:
     input_tokens = property(lambda self: self.totals.input_tokens)
     output_tokens = property(lambda self: self.totals.output_tokens)
     cost = property(lambda self: self.totals.cost)
+
+    def group_hits(self, g: queries.trace_tree.Group) -> int:
+        """Matching spans inside a folded group (its members and their subtrees)."""
+        return 0 if self.hit_prefix is None else int(self.hit_prefix[g.end] - self.hit_prefix[g.first])
 
     def bar(self, s: Any) -> tuple[float, float]:
         """(x, width) of a span's (or a folded group's) bar on a 0..1000 scale, at least 2 units wide."""
@@ -140,6 +156,7 @@ class TreeRequest:
     limit: int = WINDOW_ROWS
     spans: int | None = None  # the span count the page was drawn with (lets a recent tree be reused)
     reveal: str | None = None  # a span to show (find-in-trace): its path, then the rows from it on
+    hl: str | None = None  # a search whose matching spans are marked (the trace page's hl=)
 
     def state(self, tree: queries.trace_tree.TraceTree) -> queries.trace_tree.ViewState:
         def positions(text: str | None) -> set[int]:
@@ -159,12 +176,32 @@ def _located_totals(store: Store, trace_id: str):
     return (loc, totals) if totals is not None else (None, None)
 
 
-def _trace_view(store: Store, trace_id: str, select: str | None) -> TraceView | None:
+def _marked(store: Store, tree: queries.trace_tree.TraceTree, view: TraceView, hl: Highlight) -> TraceView:
+    """``view`` with the spans matching ``hl`` marked: one query over the trace's spans per tree and
+    search (remembered on the tree), then a lookup per row shown."""
+    if not hl or tree.location is None:
+        return view
+    hit = queries.trace_tree.marks(store, tree.location, tree, hl)
+    view.hl, view.hits = hl, int(hit.sum())
+    view.hit_prefix = np.r_[0, np.cumsum(hit)]
+    for r in view.rows:
+        if isinstance(r, queries.trace.SpanRow) and r.position >= 0:
+            r.hit = bool(hit[r.position])
+    return view
+
+
+def _trace_view(store: Store, trace_id: str, select: str | None, hl: Highlight = NO_HIGHLIGHT) -> TraceView | None:
     loc, totals = _located_totals(store, trace_id)
     if loc is None:
         return None
     tree = queries.trace_tree.trace_tree(store, loc, totals.spans)
     tree.totals = totals
+    return _marked(store, tree, _tree_view(tree, select), hl)
+
+
+def _tree_view(tree: queries.trace_tree.TraceTree, select: str | None) -> TraceView:
+    assert tree.totals is not None and tree.location is not None
+    totals, loc, trace_id = tree.totals, tree.location, tree.trace_id
     service = tree.rows([0])[0].service
     if totals.spans <= SMALL_TRACE:
         return TraceView(trace_id, totals, loc, tree.rows(list(range(len(tree)))), root_service=service)
@@ -202,9 +239,11 @@ def _next_id(tree: queries.trace_tree.TraceTree, win: queries.trace_tree.Window)
     return None if win.next is None else tree.rows([win.next])[0].span_id
 
 
-async def trace_view(store: Store, trace_id: str, select: str | None = None) -> TraceView | None:
-    """The trace page's data: totals of the whole trace, and its rows (all, or a first window)."""
-    return await run_in_threadpool(_trace_view, store, trace_id, select)
+async def trace_view(store: Store, trace_id: str, select: str | None = None,
+                     hl: Highlight = NO_HIGHLIGHT) -> TraceView | None:
+    """The trace page's data: totals of the whole trace, and its rows (all, or a first window);
+    with ``hl``, the spans matching it marked."""
+    return await run_in_threadpool(_trace_view, store, trace_id, select, hl)
 
 
 @dataclass
@@ -234,13 +273,14 @@ def _tree_window(store: Store, trace_id: str, req: TreeRequest) -> TreeWindow | 
     assert tree.totals is not None and tree.location is not None
     state = req.state(tree)
     target = tree.index(req.reveal) if req.reveal else None
+    hl = Highlight.from_query(req.hl)
     if target is not None:
-        return TreeWindow(_revealed(tree, state, target), tree)
+        return TreeWindow(_marked(store, tree, _revealed(tree, state, target), hl), tree)
     start = tree.index(req.start) if req.start else 0
     win = queries.trace_tree.window(tree, state, start or 0, max(1, min(req.limit, 5 * WINDOW_ROWS)))
     view = TraceView(trace_id, tree.totals, tree.location, win.rows, _next_id(tree, win), True,
                      root_service=tree.rows([0])[0].service)
-    return TreeWindow(view, tree)
+    return TreeWindow(_marked(store, tree, view, hl), tree)
 
 
 async def tree_window(store: Store, trace_id: str, req: TreeRequest) -> TreeWindow | None:
@@ -305,14 +345,20 @@ class SpanView:
     detail: queries.trace.SpanDetail
     io: messages.SpanIO
     attr_filter: str = ""
+    hl: Highlight = NO_HIGHLIGHT  # words to highlight where free text searches (hl=)
+
+    def hl_attr(self, key: str) -> Highlight:
+        """The highlight for an attribute's value: only values free text searches are marked, so a
+        highlight always says why the span matched."""
+        return self.hl if self.hl and searchable_key(key) else NO_HIGHLIGHT
 
     @property
     def exceptions(self) -> list[dict[str, Any]]:
         return [e for e in self.detail.events if e["name"] == "exception"]
 
 
-def _span_view(store: Store, trace_id: str, span_id: str,
-               loc: tiers.Location | None = None) -> SpanView | None:
+def _span_view(store: Store, trace_id: str, span_id: str, loc: tiers.Location | None = None,
+               hl: Highlight = NO_HIGHLIGHT) -> SpanView | None:
     detail = queries.trace.get_span(store, trace_id, span_id, loc)
     if detail is None:
         return None
@@ -320,12 +366,12 @@ def _span_view(store: Store, trace_id: str, span_id: str,
     shas = [m.sha256 for m in io.attachments if m.sha256]
     if shas:
         messages.apply_attachment_meta(io, queries.attachments.attachment_meta(store, shas))
-    return SpanView(detail, io)
+    return SpanView(detail, io, hl=hl)
 
 
-async def span_view(store: Store, trace_id: str, span_id: str,
-                    loc: tiers.Location | None = None) -> SpanView | None:
-    return await run_in_threadpool(_span_view, store, trace_id, span_id, loc)
+async def span_view(store: Store, trace_id: str, span_id: str, loc: tiers.Location | None = None,
+                    hl: Highlight = NO_HIGHLIGHT) -> SpanView | None:
+    return await run_in_threadpool(_span_view, store, trace_id, span_id, loc, hl)
 
 
 def full_value(view: SpanView, path: str) -> str | None:

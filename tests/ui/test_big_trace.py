@@ -124,6 +124,12 @@ def test_find_in_trace_by_status_attribute_and_text(client, big):
     assert positions == sorted(positions)  # in tree order
     assert client.get(url, params={"q": "gen_ai.tool.name=lookup"}).json()["total"] == 4 * STEPS
     assert client.get(url, params={"q": "NOT FOUND order"}).json()["total"] == 28  # status message, any case
+    # Words mean what the filter's free text means (issue 23): whole words, prefixes, phrases in order.
+    assert client.get(url, params={"q": "oun"}).json()["total"] == 0  # not a substring
+    assert client.get(url, params={"q": "foun*"}).json()["total"] == 28
+    assert client.get(url, params={"q": '"order not found"'}).json()["total"] == 28
+    assert client.get(url, params={"q": '"found not"'}).json()["total"] == 0
+    assert client.get(url, params={"q": "lookup_order status:error"}).json()["total"] == 28  # name words, and errors
     assert client.get(url, params={"q": "zzz-nothing"}).json() ["matches"] == []
     assert client.get(url, params={"q": ""}).status_code == 422
     # Revealing a match inside the folded run: its step and the run are opened, it comes first.
@@ -131,6 +137,22 @@ def test_find_in_trace_by_status_attribute_and_text(client, big):
     assert 'class="tree-state" hidden' in frag and "data-opened=" in frag
     ids = re.findall(r'data-id="([0-9a-f]{16})"', frag)
     assert ids[2] == errors["matches"][3] and len(ids) == 2 + views.WINDOW_ROWS  # root, its step, then a window
+
+
+def test_search_marks_spans_in_every_window_of_a_big_trace(client, big):
+    """hl=: one query finds the matching spans of the whole trace; the folded run says how many it
+    holds, and windows loaded later mark theirs (issue 23)."""
+    html = client.get(f"/traces/{big['loop']}", params={"hl": '"not found"'}).text
+    assert "28 spans of this trace match" in html and 'data-hl="&#34;not found&#34;"' in html
+    first = re.search(r'data-group="([0-9a-f]{16})"', html).group(1)
+    assert re.search(r'class="chip hits"[^>]*>28 matches<', html)
+    errors = client.get(f"/api/traces/{big['loop']}/find", params={"q": "status:error"}).json()["matches"]
+    frag = client.get(f"/traces/{big['loop']}/rows", params={"reveal": errors[5], "hl": '"not found"'}).text
+    hits = re.findall(r'class="srow[^"]* hit" data-id="([0-9a-f]{16})"', frag)
+    assert hits and hits[0] == errors[5] and set(hits) <= set(errors)
+    assert "<mark>" not in frag  # span names hold no search word: nothing else is marked
+    plain = client.get(f"/traces/{big['loop']}/rows", params={"reveal": errors[5]}).text
+    assert " hit\"" not in plain and "hitmark" not in plain
 
 
 def test_flame_bounds_bars_by_pixels_and_marks_the_critical_path(client, big):

@@ -363,3 +363,25 @@ def test_span_terms_on_candidates_read_their_files_with_the_views_answer(tiered,
     monkeypatch.setattr(archive_files, "file_index", lambda store: None)  # through the view
     assert [(r["trace_id"], r["tier"]) for r in _list(client, range="7d", q=q)] == direct
     assert any(tier == "archive" for _, tier in direct) or q.startswith("-")
+
+
+def test_search_results_in_both_tiers(tiered):
+    """Issue 23: the span that matched, highlights and find-in-trace read archived spans too, with
+    the same term semantics (a phrase across a tag, a word not a substring)."""
+    client, hot, old, _ = tiered
+    rows = {r["trace_id"]: r for r in _list(client, range="7d", q="quokka")}
+    assert set(rows) == {hot.xss, old.xss} and rows[old.xss]["tier"] == "archive"
+    for tid in (hot.xss, old.xss):
+        assert (rows[tid]["matched_span"]["name"], rows[tid]["matched_span"]["count"]) == (ui_traces.XSS_IMG, 1)
+    phrase = {r["trace_id"]: r["matched_span"] for r in _list(client, range="7d", q='"refund for order"')}
+    assert set(phrase) == {hot.error, old.error}
+    assert phrase[old.error] == {"span_id": old.error_span, "name": "chat gpt-4o", "count": 1}
+    # The archived trace opened from the list: its matching span marked, the words highlighted, escaped.
+    html = client.get(f"/traces/{old.xss}", params={"span": rows[old.xss]["matched_span"]["span_id"],
+                                                     "hl": "quokka"}).text
+    assert "&lt;/script&gt;<mark>quokka</mark>&lt;img src=x" in html and "<script>window.__xss" not in html
+    assert "1 span of this trace matches" in html and 'class="srow sel hit"' in html
+    find = f"/api/traces/{old.error}/find"
+    assert client.get(find, params={"q": "refund"}).json()["total"] == 2
+    assert client.get(find, params={"q": "refun"}).json()["total"] == 0
+    assert client.get(find, params={"q": '"refund for order"'}).json()["matches"] == [old.error_span]

@@ -223,6 +223,36 @@ def test_hostile_payloads_stay_inert(server, page):
     clean(page)
 
 
+def test_search_opens_the_trace_at_the_match_highlighted(server, page):
+    """Issue 23: the list says which span matched; opening it shows that span, the words marked
+    (escaped: the hostile text around them stays text), and the search follows to other spans."""
+    k = server.known
+    page.goto(f"{server.ui_url}/traces?range=1h&q=quokka")
+    row = page.locator("#trace-rows tr.trow")
+    assert row.count() == 1 and row.locator("td.matched").inner_text().endswith("1 span")
+    row.locator("a.mspan").click()
+    page.wait_for_url("**hl=quokka**")
+    wait_js(page, "document.querySelectorAll('#panel pre mark').length >= 4")
+    marks = page.locator("#panel pre.text mark").all_inner_texts()  # the output value: not "quokkas"
+    assert [m.lower() for m in marks] == ["quokka"] * 4
+    assert page.locator("#span-rows .srow.hit").count() == 1 and page.locator("#span-rows .srow.sel.hit").count() == 1
+    assert page.locator("#panel img[src='x'], #panel mark img, #panel mark script").count() == 0
+    shot(page, "search-highlight")
+    clean(page)
+    # The error trace: both spans hold "refund"; n walks them with find (same words, same meaning).
+    page.goto(f"{server.ui_url}/traces?range=1h&q=refund")
+    page.locator("#trace-rows tr.trow a.mspan").click()
+    page.wait_for_url("**hl=refund**")
+    assert page.locator("#span-rows .srow.hit").count() == 2 and page.input_value("#find") == "refund"
+    page.keyboard.press("n")
+    wait_js(page, "(document.querySelector('#find-count') || {}).textContent === '1 of 2'")
+    page.keyboard.press("n")
+    wait_js(page, f"(document.querySelector('#panel .span-panel') || {{}}).getAttribute && "
+                  f"document.querySelector('#panel .span-panel').getAttribute('data-span') === '{k.error_span}'")
+    wait_js(page, "Array.from(document.querySelectorAll('#panel pre mark')).some(m => m.textContent === 'refund')")
+    clean(page)
+
+
 def test_sessions_and_dashboard(server, page):
     page.goto(f"{server.ui_url}/sessions?range=1h")
     assert page.locator("#sessions tr.trow").count() >= 3

@@ -221,6 +221,10 @@ XSS_SCRIPT = "<script>window.__xss=1;alert(1)</script>"
 XSS_IMG = '<img src=x onerror="window.__xss=2;alert(2)">'
 XSS_SVG = ("data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciIG9ubG9hZD0id2luZG93Ll9feHNzPTMiPjwvc3ZnPg==")
 HUGE_LEN = 300_000
+# Searchable text of the hostile trace's root (output.value): the word "quokka" right against HTML, in
+# another case, inside a longer word, after a JSON "\n" escape (a separator), and a phrase whose
+# separator is "<" (issue 23: highlights stay escaped).
+XSS_SEARCH = XSS_SCRIPT + "quokka" + XSS_IMG + " Quokka quokkas \\nquokka quokka<hop"
 
 
 @dataclass
@@ -361,7 +365,7 @@ def known_traces(now_ns: int, seed: int = 42, extracted: bool = True) -> Known:
         {"type": "uri", "modality": "file", "uri": "javascript:alert(6)"},
     ]}]
     spans = [
-        SpanSpec(XSS_IMG, root, "", 0, 500, {"session.id": XSS_SCRIPT, "user.id": XSS_IMG}),
+        SpanSpec(XSS_IMG, root, "", 0, 500, {"session.id": XSS_SCRIPT, "user.id": XSS_IMG, "output.value": XSS_SEARCH}),
         SpanSpec("chat " + XSS_SCRIPT, k.xss_span, root, 10, 400, {
             "gen_ai.operation.name": "chat", "gen_ai.request.model": XSS_SCRIPT,
             "gen_ai.input.messages": hostile_msgs,

@@ -8,11 +8,13 @@
 * :mod:`.dashboard` — time series and per-service / per-model totals;
 * :mod:`.attachments` — attachment metadata for a span's blobs;
 * :mod:`.archive_list` — the trace list's archive half;
+* :mod:`.matched` — which span of a listed trace matched the filter's free text;
 * :mod:`.retention` — the Retention page (rules, plan, runs, tier sizes) from the archiver's API;
 * :mod:`.keep` — the Retention page's pins and holds (tracelake.archiver.keep).
 """
 
-from tracelake.ui.queries import (archive_list, attachments, dashboard, retention, sessions, trace,  # noqa: E402
-                                  trace_list, trace_tree)
+from tracelake.ui.queries import (archive_list, attachments, dashboard, matched, retention, sessions,  # noqa: E402
+                                  trace, trace_list, trace_tree)
 
-__all__ = ["archive_list", "attachments", "dashboard", "retention", "sessions", "trace", "trace_list", "trace_tree"]
+__all__ = ["archive_list", "attachments", "dashboard", "matched", "retention", "sessions", "trace", "trace_list",
+           "trace_tree"]

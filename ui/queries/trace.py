@@ -43,6 +43,7 @@ class SpanRow:
     orphan: bool = False
     position: int = -1  # in the trace's depth-first order (trace_tree)
     collapsed: bool = False  # as the viewer sees it in a window of a big trace
+    hit: bool = False  # matches the page's highlighted search (trace_tree.marks)
 
     @property
     def end_ns(self) -> int:

@@ -53,6 +53,7 @@ class TraceRow:
     user: str
     project: str
     tier: str = "hot"  # 'hot' | 'archive': where the trace was read from
+    matched: Any = None  # the filter has free text: the span that matched (ui.queries.matched.Matched)
 
     @property
     def duration_ns(self) -> int:
@@ -68,7 +69,8 @@ class TraceRow:
                 "status": self.status, "error_spans": self.errors, "spans": self.spans,
                 "services": self.services, "models": self.models, "input_tokens": self.input_tokens,
                 "output_tokens": self.output_tokens, "cost_usd": self.cost, "session_id": self.session,
-                "user_id": self.user, "project": self.project, "tier": self.tier}
+                "user_id": self.user, "project": self.project, "tier": self.tier,
+                **({"matched_span": self.matched.as_json()} if self.matched is not None else {})}
 
 
 @dataclass

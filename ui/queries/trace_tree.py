@@ -26,8 +26,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tracelake.query.compile import ARCHIVE, HOT
 from tracelake.query.params import Params
+from tracelake.query.text_search import term_sql
 from tracelake.store.base import Store
+from tracelake.ui.highlight import Highlight, parse_find
 from tracelake.ui.queries.trace import SPAN_COLUMNS, Location, SpanRow, _query_spans, _span_row, query_spans_arrow
 
 FOLD_MIN = 50  # a run of at least this many same-named siblings is folded into one row
@@ -111,6 +114,7 @@ class TraceTree:
     location: Location | None = None  # where it was read (trace_tree sets it)
     totals: TraceTotals | None = None  # of the trace when it was built
     built_at: float = field(default_factory=time.monotonic)  # or last confirmed against the store
+    marks: dict[str, np.ndarray] = field(default_factory=dict)  # highlight query -> matching positions (:func:`marks`)
 
     @property
     def pos(self) -> np.ndarray:
@@ -503,39 +507,62 @@ def critical_path(tree: TraceTree) -> np.ndarray:
 
 
 FIND_LIMIT = 10_000  # matches returned by find-in-trace (the count says when there were more)
+MARKS_KEPT = 4  # highlight queries whose matching spans a cached tree remembers
+
+
+def _text_expr(loc: Location) -> str:
+    """The searchable text over the columns a located trace's spans are read with: otel_traces, or the
+    archive view's columns (the view itself or its files read directly)."""
+    return HOT.text if loc.tier == "hot" else ARCHIVE.text
+
+
+def _positions(store: Store, loc: Location, tree: TraceTree, where) -> np.ndarray:
+    """Sorted tree positions of the spans passing ``where(params)`` (an SQL condition), found by one
+    query over the trace's spans: never a Python step per span."""
+    ids = query_spans_arrow(store, loc, lambda p, source: f"SELECT DISTINCT SpanId {source} AND {where(p)}").column("SpanId")
+    if not len(ids):
+        return np.zeros(0, np.int64)
+    rows = pc.indices_nonzero(pc.is_in(tree.table.column("SpanId"), value_set=ids)).to_numpy()
+    return np.sort(tree.pos[rows])
 
 
 def find(store: Store, loc: Location, tree: TraceTree, text: str) -> tuple[list[str], int]:
     """Spans of the trace matching ``text``, in tree order (up to FIND_LIMIT), and how many match.
 
-    ``status:error`` finds error spans; ``key=value`` spans whose attribute ``key`` contains
-    ``value``; anything else is looked for, case-insensitively, in span names, attribute values and
-    status messages. Every word must match."""
-    words = text.split()
-    if not words:
+    Words mean what free text means in the filter (tracelake.query.text_search, over the tier's
+    searchable text, so the text index answers): ``refund`` the word, ``refund*`` a word starting
+    with it, ``"order 4417"`` the words in order. ``status:error`` finds error spans; ``key=value``
+    spans whose attribute ``key`` contains ``value`` (any case). Every test must match."""
+    asked = parse_find(text)
+    if not asked:
         return [], 0
+    expr = _text_expr(loc)
 
-    def build(p: Params, source: str) -> str:
-        conds = []
-        for w in words[:8]:
-            if w.lower() in ("status:error", "error:true", "is:error"):
-                conds.append("lower(StatusCode) LIKE '%error%'")
-            elif "=" in w.strip("="):
-                key, _, value = w.partition("=")
-                conds.append(f"positionCaseInsensitiveUTF8(SpanAttributes[{p.s(key)}], {p.s(value)}) > 0")
-            else:
-                v = p.s(w)
-                conds.append(f"(positionCaseInsensitiveUTF8(SpanName, {v}) > 0 OR positionCaseInsensitiveUTF8(StatusMessage, {v}) > 0 "
-                             f"OR arrayExists(x -> positionCaseInsensitiveUTF8(x, {v}) > 0, mapValues(SpanAttributes)))")
-        return f"SELECT DISTINCT SpanId {source} AND {' AND '.join(conds)}"
+    def where(p: Params) -> str:
+        conds = ["lower(StatusCode) LIKE '%error%'"] if asked.errors else []
+        conds += [f"positionCaseInsensitiveUTF8(SpanAttributes[{p.s(key)}], {p.s(value)}) > 0" for key, value in asked.attrs]
+        conds += [term_sql(p, t, expr) for t in asked.terms]
+        return " AND ".join(conds)
 
-    ids = query_spans_arrow(store, loc, build).column("SpanId")
-    if not len(ids):
-        return [], 0
-    rows = pc.indices_nonzero(pc.is_in(tree.table.column("SpanId"), value_set=ids)).to_numpy()
-    positions = np.sort(tree.pos[rows])
+    positions = _positions(store, loc, tree, where)
     span_ids = tree.table.column("SpanId").take(pa.array(tree.perm[positions[:FIND_LIMIT]]))
     return span_ids.to_pylist(), len(positions)
+
+
+def marks(store: Store, loc: Location, tree: TraceTree, hl: Highlight) -> np.ndarray:
+    """Per tree position, whether the span matches any of ``hl``'s terms (the trace page marks these).
+    One query per tree and highlight: remembered on the cached tree, so scrolling reuses it."""
+    found = tree.marks.get(hl.query)
+    if found is not None:
+        return found
+    expr = _text_expr(loc)
+    hit = np.zeros(len(tree), bool)
+    hit[_positions(store, loc, tree, lambda p: "(" + " OR ".join(term_sql(p, t, expr) for t in hl.terms) + ")")] = True
+    with _CACHE_LOCK:  # the tree is shared by the viewer's concurrent requests
+        while len(tree.marks) >= MARKS_KEPT:
+            tree.marks.pop(next(iter(tree.marks)))
+        tree.marks[hl.query] = hit
+    return hit
 
 
 def spans_page(tree: TraceTree, offset: int, limit: int) -> list[SpanRow]:
@@ -543,5 +570,5 @@ def spans_page(tree: TraceTree, offset: int, limit: int) -> list[SpanRow]:
     return tree.rows(list(range(offset, min(len(tree), offset + limit))))
 
 
-__all__ = ["FOLD_MIN", "Group", "TraceTotals", "TraceTree", "ViewState", "Window", "build_tree", "critical_path", "find", "flame", "reveal",
+__all__ = ["FOLD_MIN", "Group", "TraceTotals", "TraceTree", "ViewState", "Window", "build_tree", "critical_path", "find", "flame", "marks", "reveal",
            "shape", "spans_page", "trace_totals", "trace_tree", "visible_position", "window"]

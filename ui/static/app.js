@@ -125,6 +125,7 @@
     if (el && /^[0-9]+$/.test(el.getAttribute("data-spans") || "")) v.n = el.getAttribute("data-spans");
     var sel = $("#span-rows .srow.sel");
     if (sel && sel.getAttribute("data-id")) v.selected = sel.getAttribute("data-id");
+    if (el && el.getAttribute("data-hl")) v.hl = el.getAttribute("data-hl");  // new rows keep the search's marks
     return v;
   }
   function loadRows(start, from) {
@@ -406,8 +407,12 @@
     }
     if (typing(e) || e.altKey || e.ctrlKey || e.metaKey || !$("#find")) return;
     if (e.key === "f") { $("#find").focus(); $("#find").select(); e.preventDefault(); e.stopImmediatePropagation(); }
-    else if (e.key === "n" && finder.ids.length) { gotoMatch(finder.k + 1); e.preventDefault(); e.stopImmediatePropagation(); }
-    else if (e.key === "N" && finder.ids.length) { gotoMatch(finder.k - 1); e.preventDefault(); e.stopImmediatePropagation(); }
+    else if ((e.key === "n" || e.key === "N") && (finder.ids.length || $("#find").value.trim())) {
+      // The page opened with a search (hl=) fills the find box: the first n runs it.
+      var fq = $("#find").value.trim();
+      if (fq && fq !== finder.q) runFind(fq); else gotoMatch(finder.k + (e.key === "n" ? 1 : -1));
+      e.preventDefault(); e.stopImmediatePropagation();
+    }
   });
 
   // ---- keys -------------------------------------------------------------------------------------
