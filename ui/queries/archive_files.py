@@ -28,11 +28,12 @@ def file_index(store: Store) -> Any:
     return archive_files.lookup(store)
 
 
-def spans_source(index: Any, paths: list[str], inner: str) -> str:
+def spans_source(index: Any, paths: list[str], inner: str, database: str, project: str = "''") -> str:
     """A subquery of the files' spans with the view's columns (no ``Day``/``Project``: the files
-    hold no partition columns), keeping rows that pass ``inner`` (over the files' columns)."""
+    hold no partition columns), keeping rows that pass ``inner`` (over the files' columns).
+    ``project``: SQL of the spans' project, for their prices (project-specific prices apply)."""
     from tracelake.store.archive_schema import archive_columns_sql
 
     reads = " UNION ALL ".join(f"SELECT * FROM {index.location.clickhouse_function(path, 'Parquet')} WHERE {inner}"
                                for path in paths)
-    return f"(SELECT {archive_columns_sql(skip=('Project', 'Day'))} FROM ({reads}))"
+    return f"(SELECT {archive_columns_sql(skip=('Project', 'Day'), database=database, project=project)} FROM ({reads}))"
