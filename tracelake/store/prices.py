@@ -179,8 +179,11 @@ def _in_force(store: Store) -> dict[tuple[str, str, datetime], tuple[float | Non
 
 def reload(store: Store) -> None:
     """Reload the price and alias dictionaries: the next query prices with the change."""
+    from tracelake.events import prices_changed
+
     for name in ("model_price_history_dict", "model_aliases_dict"):
         store.execute(f"SYSTEM RELOAD DICTIONARY {store.database}.{name}")
+    prices_changed()
 
 
 def write_prices(store: Store, prices: list[Price], source: str, who: str = "", deleted: bool = False) -> int:

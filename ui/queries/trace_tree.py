@@ -362,6 +362,12 @@ def forget(trace_ids: frozenset[str]) -> None:
             del _CACHE[key]
 
 
+def forget_all() -> None:
+    """Drop every cached tree (prices changed: their costs are stale)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
 def cached_tree(store: Store, trace_id: str, spans: int, max_age_s: float = REUSE_S) -> TraceTree | None:
     """The tree this caller built for this trace at this span count, if built less than
     ``max_age_s`` ago: windows asked for while scrolling skip the totals query. Older trees are
@@ -553,4 +559,4 @@ def spans_page(tree: TraceTree, offset: int, limit: int) -> list[SpanRow]:
 
 
 __all__ = ["FOLD_MIN", "Group", "TraceTotals", "TraceTree", "ViewState", "Window", "build_tree", "critical_path", "find", "flame", "reveal",
-           "shape", "spans_page", "trace_totals", "trace_tree", "visible_position", "window"]
+           "forget_all", "shape", "spans_page", "trace_totals", "trace_tree", "visible_position", "window"]
