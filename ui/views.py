@@ -111,6 +111,7 @@ class TraceView:
     input_tokens = property(lambda self: self.totals.input_tokens)
     output_tokens = property(lambda self: self.totals.output_tokens)
     cost = property(lambda self: self.totals.cost)
+    unpriced = property(lambda self: self.totals.unpriced)
 
     def bar(self, s: Any) -> tuple[float, float]:
         """(x, width) of a span's (or a folded group's) bar on a 0..1000 scale, at least 2 units wide."""

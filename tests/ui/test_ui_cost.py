@@ -207,3 +207,34 @@ def test_trace_totals_equal_the_sum_of_their_spans(priced):
     assert _trace_in_list(client, tid)["cost_usd"] == pytest.approx(spans)
     shape = client.get(f"/api/traces/{tid}/shape").json()
     assert sum(r["cost"] for r in shape["groups"]) == pytest.approx(spans)
+
+
+def test_the_prices_page_lists_unpriced_models_and_an_import_prices_them_at_once(priced):
+    client, store, t = priced
+    tid = t.add(store, "litellm", t.now_ns - 5 * 10**9, [("a", _llm("vendor/page-model-x", 4000, 1000, **{
+        "gen_ai.usage.cache_read.input_tokens": 3000}))])
+    page = client.get("/prices")
+    assert page.status_code == 200
+    unpriced_section = page.text.split('id="unpriced"')[1].split("</table>")[0]
+    assert "vendor/page-model-x" in unpriced_section and "4,000" in unpriced_section
+    # LiteLLM's format: USD per token, a cached price; its sample spec and non-token entries are skipped.
+    litellm = {"sample_spec": {"input_cost_per_token": 0, "mode": "chat"},
+               "page-model-x": {"input_cost_per_token": 2e-06, "output_cost_per_token": 8e-06,
+                                "cache_read_input_token_cost": 5e-07, "litellm_provider": "openai", "mode": "chat"},
+               "dall-e-9": {"output_cost_per_image": 0.04, "mode": "image_generation"}}
+    r = client.post("/prices/import", data={"text": __import__("json").dumps(litellm)}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    row = _trace_in_list(client, tid)
+    assert row["unpriced_spans"] == 0
+    assert row["cost_usd"] == pytest.approx((1000 * 2 + 3000 * 0.5 + 1000 * 8) / M)
+    assert "vendor/page-model-x" not in client.get("/prices").text.split('id="unpriced"')[1].split("</table>")[0]
+
+
+def test_a_bad_price_is_refused_with_the_reason_and_nothing_is_written(priced):
+    client, store, _ = priced
+    before = client.get("/api/prices").json()["history"]
+    r = client.post("/prices", data={"model": "bad-model", "input": "1", "output": "-2"})
+    assert r.status_code == 400 and "output" in r.text and "greater than or equal to 0" in r.text
+    r = client.post("/prices/import", data={"text": '{"prices": [{"model": "bad-model", "input": 1, "output": 1, "colour": 1}]}'})
+    assert r.status_code == 400 and "prices[0]" in r.text and "colour" in r.text
+    assert client.get("/api/prices").json()["history"] == before

@@ -169,12 +169,13 @@ def load_prices_file(path: str | Path) -> PriceFile:
 
 
 # --- the store's prices ---------------------------------------------------------------------------
-def _in_force(store: Store) -> dict[tuple[str, str, datetime], tuple[float | None, ...]]:
+def _in_force(store: Store) -> dict[tuple[str, str, datetime], tuple[tuple[float | None, ...], str]]:
+    """(values, source) of each price row in force, by (project, model, effective from)."""
     from tracelake.store.cost_schema import CURRENT_PRICE_ROWS
 
     sql = f"SELECT *, toUnixTimestamp(EffectiveFrom) AS EF FROM ({CURRENT_PRICE_ROWS.replace('{database}', store.database)})"
-    return {(r["Project"], r["Model"], datetime.fromtimestamp(r["EF"], timezone.utc)): tuple(r[c] for c in _COLUMN.values())
-            for r in store.query_arrow(sql).to_pylist()}
+    return {(r["Project"], r["Model"], datetime.fromtimestamp(r["EF"], timezone.utc)):
+            (tuple(r[c] for c in _COLUMN.values()), r["Source"]) for r in store.query_arrow(sql).to_pylist()}
 
 
 def reload(store: Store) -> None:
@@ -218,16 +219,20 @@ def write_aliases(store: Store, aliases: dict[str, str], who: str = "", deleted:
 
 
 def install_prices(store: Store, user_file: str | Path | None = None) -> int:
-    """Built-in prices whose (model, effective time) is not in the store yet, then the user's file
-    (``--prices-file``) wherever it differs from what is in force; one INSERT, then a reload.
-
-    A built-in price never overwrites an edit: a new built-in price comes with its own
-    ``effective_from``."""
+    """Built-in prices where the store has none at their (model, effective time) or has an older
+    built-in one that differs (a corrected list), then the user's file (``--prices-file``)
+    wherever it differs from what is in force; then a reload. A built-in price never overwrites
+    an edit or a file's price."""
     present = _in_force(store)
     user = load_prices_file(user_file) if user_file else PriceFile()
     user_keys = {p.key() for p in user.prices}
-    builtin = [p for p in builtin_prices().prices if p.key() not in present and p.key() not in user_keys]
-    mine = [p for p in user.prices if present.get(p.key()) != p.values()]
+
+    def stale_builtin(p: Price) -> bool:
+        found = present.get(p.key())
+        return found is None or (found[1] == "builtin" and found[0] != p.values())
+
+    builtin = [p for p in builtin_prices().prices if p.key() not in user_keys and stale_builtin(p)]
+    mine = [p for p in user.prices if present.get(p.key(), ((), ""))[0] != p.values()]
     write_prices(store, builtin, "builtin")
     if mine:
         write_prices(store, mine, "file")

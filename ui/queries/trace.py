@@ -134,7 +134,7 @@ def _span_row(r: dict[str, Any]) -> SpanRow:
     return SpanRow(r["SpanId"], r["ParentSpanId"], r["SpanName"], r["SpanKind"], r["ServiceName"], int(r["TsNs"]),
                    int(r["Duration"]), _status(r["StatusCode"]), r["StatusMessage"], r["LlmOperation"], r["LlmModel"],
                    int(r["InputTokens"]), int(r["OutputTokens"]), float(r["CostUsd"]), int(r["NEvents"]),
-                   bool(r["HasExc"]), unpriced=bool(r["Unpriced"]))
+                   bool(r["HasExc"]), unpriced=bool(r.get("Unpriced", False)))
 
 
 def _within(p: Params, window: tuple[int, int]) -> str:
