@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 INDEX_COLUMNS = ("Project, TraceId, Start, End, RootName, RootService, SpanCount, ErrorCount, Services, Models, "
                  "InputTokens, OutputTokens, CostUsd, SessionId, UserId, Day, Bytes, RunId, Rule, ArchivedAt, "
-                 "DeleteAfter")
+                 "DeleteAfter, Usage")
 
 # A run's traces: (Project, TraceId) pairs, never a bare id (another project's spans may share it).
 MOVED = "(SELECT Project, TraceId FROM trace_summary_archive WHERE RunId = {r:String})"
@@ -69,7 +69,7 @@ def ensure_archive_view(store: Store, location: ArchiveLocation) -> bool:
         DeltaArchive(location).ensure()
         allow_local_reads(location)
         store.execute(archive_table_sql(location.clickhouse_source))
-        store.execute(archive_view_sql())
+        store.execute(archive_view_sql(store.database))
         archive_files.register(store, location)
         return True
     except Exception as exc:  # noqa: BLE001 - the server must start even when the archive is down
@@ -124,7 +124,7 @@ class Archiver:
             self.delta.ensure()
             allow_local_reads(self.location)
             self.store.execute(archive_table_sql(self.location.clickhouse_source))
-            self.store.execute(archive_view_sql())
+            self.store.execute(archive_view_sql(self.store.database))
             archive_files.register(self.store, self.location)  # lookups by trace id read its files
             self._ready = True
 

@@ -29,3 +29,21 @@ def traces_changed(trace_ids: Iterable[str]) -> None:
             listener(ids)
         except Exception:  # noqa: BLE001 - a cache that fails to forget must not fail the erasure
             log.exception("a traces-changed listener failed")
+
+
+PricesChanged = Callable[[], None]
+_price_listeners: list[PricesChanged] = []
+
+
+def on_prices_changed(listener: PricesChanged) -> None:
+    if listener not in _price_listeners:
+        _price_listeners.append(listener)
+
+
+def prices_changed() -> None:
+    """Tell every listener that model prices changed: costs they keep copies of are stale."""
+    for listener in list(_price_listeners):
+        try:
+            listener()
+        except Exception:  # noqa: BLE001 - a cache that fails to forget must not fail the edit
+            log.exception("a prices-changed listener failed")

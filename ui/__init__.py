@@ -27,14 +27,17 @@ def install(app: FastAPI) -> None:
     app.include_router(api.router)
     app.include_router(routes.router)
     from tracelake.ui import routes_retention, routes_rules  # the Retention page's tabs, the trace's panel
+    from tracelake.ui import routes_prices  # the Prices page and /api/prices
 
     app.include_router(routes_rules.router)
     app.include_router(routes_retention.router)
+    app.include_router(routes_prices.router)
     security.install_headers(app)
-    from tracelake.events import on_traces_changed
+    from tracelake.events import on_prices_changed, on_traces_changed
     from tracelake.ui.queries import trace_tree
 
     on_traces_changed(trace_tree.forget)  # an erased trace's tree is not served from memory
+    on_prices_changed(trace_tree.forget_all)  # trees keep their spans' cost: re-priced, they are rebuilt
 
 
 __all__ = ["install"]

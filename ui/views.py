@@ -123,6 +123,7 @@ class TraceView:
     input_tokens = property(lambda self: self.totals.input_tokens)
     output_tokens = property(lambda self: self.totals.output_tokens)
     cost = property(lambda self: self.totals.cost)
+    unpriced = property(lambda self: self.totals.unpriced)
 
     def group_hits(self, g: queries.trace_tree.Group) -> int:
         """Matching spans inside a folded group (its members and their subtrees)."""

@@ -73,7 +73,8 @@ def test_run_moves_whole_traces_by_rule_and_deletes_expired(world):
     _check_final(world, after)
     # The archive view has otel_traces' columns, names and types, plus Day.
     hot_cols, archive_cols = after["columns"]["otel_traces"], after["columns"]["otel_traces_archive"]
-    assert archive_cols == hot_cols + [["Day", "Date"]]
+    # ... and the columns the hot table prices when read (ALIAS there, computed by the view here).
+    assert archive_cols == hot_cols + [["Day", "Date"], ["CostUsd", "Float64"], ["Unpriced", "UInt8"], ["PriceModel", "String"]]
     # Field by field, the archived spans are the hot spans they were.
     assert after["archive_rows_sample"] == world["before"]["hot_rows"]
     assert len(after["archive_rows_sample"]) == sum(ds.spans[t] for t in world["sample"])

@@ -72,7 +72,7 @@ class World:
             ran = store.query_arrow("SELECT count() AS n FROM archive_runs").to_pylist()[0]["n"]
             if ran:
                 store.execute(archive_table_sql(source))
-                store.execute(archive_view_sql())
+                store.execute(archive_view_sql(store.database))
             else:
                 store.execute(empty_archive_view_sql())
             return snapshot_store(store)

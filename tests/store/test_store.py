@@ -105,13 +105,13 @@ def test_parameters_are_bound_not_formatted(store):
     assert rows(store, "SELECT count() AS n FROM otel_traces") == [{"n": 1}]
 
 
-@pytest.mark.parametrize("sql", ["INSERT INTO model_prices (Model) VALUES ('x')", "DROP TABLE otel_traces",
+@pytest.mark.parametrize("sql", ["INSERT INTO model_price_history (Model) VALUES ('x')", "DROP TABLE otel_traces",
                                  "CREATE TABLE x (a Int8) ENGINE = Memory", "SELECT 1 SETTINGS readonly = 0",
-                                 "INSERT INTO model_prices (Model) VALUES ('x') --"])
+                                 "INSERT INTO model_price_history (Model) VALUES ('x') --"])
 def test_readonly_sql_is_refused_by_the_engine(store, sql):
     with pytest.raises(StoreError):
         store.query_readonly(sql)
-    assert store.query_readonly("SELECT count() AS n FROM model_prices WHERE Model = 'x'").to_pylist() == [{"n": 0}]
+    assert store.query_readonly("SELECT count() AS n FROM model_price_history WHERE Model = 'x'").to_pylist() == [{"n": 0}]
 
 
 def test_user_prices_override_builtin_ones(store, tmp_path):

@@ -29,13 +29,14 @@ class Perm(str, Enum):
     RETENTION = "retention"  # retention rules, holds, erasure
     KEYS = "keys"            # create / list / revoke keys of its projects (not admin keys)
     AUDIT = "audit"          # read the audit log
+    PRICES = "prices"        # model prices: its project's (ops), the defaults and aliases (admin)
     ADMIN = "admin"          # everything, every project
 
 
 _READ_LADDER = {
     Role.VIEWER: {Perm.READ},
     Role.ENGINEER: {Perm.READ, Perm.ANNOTATE},
-    Role.OPS: {Perm.READ, Perm.ANNOTATE, Perm.RETENTION, Perm.KEYS},
+    Role.OPS: {Perm.READ, Perm.ANNOTATE, Perm.RETENTION, Perm.KEYS, Perm.PRICES},
 }
 
 PERMISSIONS: dict[Role, frozenset[Perm]] = {

@@ -57,15 +57,18 @@ TRACE_TABLES = ("otel_traces_trace_id_ts", "otel_traces_trace_id_ts_mv", "attach
 # without their filter and reason, so SQL shows a project its own holds only.
 PROJECT_TABLES_OWN_ONLY = ("retention_holds",)
 # Hold nothing per project: every key reads them as they are.
-GLOBAL_TABLES = ("model_prices", "model_prices_dict", "schema_migrations")
+GLOBAL_TABLES = ("model_aliases", "schema_migrations")
+# Default prices (Project '') are every project's; a project's own (negotiated) prices are its alone.
+PRICE_TABLES = ("model_price_history",)
 # No filter (the archive views read them to know which runs are visible), but refused to project
 # keys when named: archive passes carry totals and rules over every project.
-INTERNAL_TABLES = ("archive_runs",)
+INTERNAL_TABLES = ("archive_runs", "model_price_history_dict", "model_aliases_dict")
 # Views a project key may read: every table they read is one of the classes above (filters apply
 # through views; tests/auth/test_sec_sql_tables.py checks each view's sources).
 SAFE_VIEWS = ("otel_traces_archive", "archived_traces", "archive_moving", "archive_run_state", "restore_flipped",
               "retention_pins_current", "retention_request_state")
-READABLE_TABLES = frozenset(PROJECT_TABLES + TRACE_TABLES + PROJECT_TABLES_OWN_ONLY + GLOBAL_TABLES + SAFE_VIEWS)
+READABLE_TABLES = frozenset(PROJECT_TABLES + TRACE_TABLES + PROJECT_TABLES_OWN_ONLY + GLOBAL_TABLES + PRICE_TABLES
+                            + SAFE_VIEWS)
 CLASSIFIED_TABLES = READABLE_TABLES | frozenset(PRIVATE_TABLES + INTERNAL_TABLES)
 SAFE_SYSTEM_TABLES = frozenset({"one", "numbers", "numbers_mt", "zeros", "zeros_mt", "functions",
                                 "table_functions", "data_type_families", "formats", "time_zones",
@@ -90,6 +93,8 @@ def table_filters(database: str, projects: Iterable[str], tables: Iterable[str] 
     filters = {}
     for table in PROJECT_TABLES + PROJECT_TABLES_OWN_ONLY:
         filters[f"{database}.{table}"] = project_filter
+    for table in PRICE_TABLES:
+        filters[f"{database}.{table}"] = f"({project_filter}) OR Project = ''"
     for table in TRACE_TABLES:  # never "the trace id has a row in my project": ids cross projects
         filters[f"{database}.{table}"] = project_filter
     for table in PRIVATE_TABLES:

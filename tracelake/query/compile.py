@@ -39,7 +39,12 @@ AGGREGATES: dict[str, str] = {
     "Mods": "groupUniqArrayArray(Models)",
     "InTok": "arraySum(mapValues(maxMap(InputTokens)))",
     "OutTok": "arraySum(mapValues(maxMap(OutputTokens)))",
+    # Cost maps are ALIAS columns priced when read from the usage kept per span (store.cost_schema).
     "CostUsd": "arraySum(mapValues(maxMap(Cost)))",
+    "Unpriced": "arraySum(mapValues(maxMap(Unpriced)))",
+    "CacheReadTok": "arraySum(mapValues(maxMap(CacheReadTokens)))",
+    "CacheWriteTok": "arraySum(mapValues(maxMap(CacheWriteTokens)))",
+    "ReasonTok": "arraySum(mapValues(maxMap(ReasoningTokens)))",
     "Sess": "max(SessionId)",
     "Usr": "max(UserId)",
     "Proj": "any(Project)",
@@ -58,7 +63,11 @@ ARCHIVE_COLUMNS: dict[str, str] = {
     "Mods": "Models",
     "InTok": "InputTokens",
     "OutTok": "OutputTokens",
-    "CostUsd": "CostUsd",
+    "CostUsd": "CostUsd",  # priced when read by the archived_traces view
+    "Unpriced": "Unpriced",
+    "CacheReadTok": "CacheReadTokens",
+    "CacheWriteTok": "CacheWriteTokens",
+    "ReasonTok": "ReasoningTokens",
     "Sess": "SessionId",
     "Usr": "UserId",
     "Proj": "Project",
@@ -259,6 +268,9 @@ class Compiler:
             return self._str_match(alias, c)
         if name == "pinned":
             return _pinned(c)
+        if name == "unpriced":
+            self.needs.add("Unpriced")
+            return "Unpriced > 0" if (c.value == "true") != (c.op == "!=") else "Unpriced = 0"
         if name == "trace":
             test = f"startsWith(TraceId, {self.p.s(str(c.value))})"
             return f"NOT {test}" if c.op == "!=" else test

@@ -167,17 +167,41 @@ def archive_table_sql(engine: str) -> str:
     return f"CREATE OR REPLACE TABLE otel_traces_archive_delta ENGINE = {engine}"
 
 
-def archive_columns_sql(skip: tuple[str, ...] = ()) -> str:
+def _priced_columns(database: str, project: str) -> tuple[tuple[tuple[str, str, str], ...], ...]:
+    """Token kinds from the spans' attributes and cost priced when read, as otel_traces has them
+    (the expressions name the view's own columns: ClickHouse resolves them to the aliases above)."""
+    from tracelake.store import cost_schema as c
+
+    def fill(expr: str) -> str:
+        return expr.replace("{database}", database).replace("toString(Project)", project)
+
+    kinds = (*((k, "UInt64", c.kind_expr(k)) for k in c.KINDS), ("ReportedCostUsd", "Float64", c.REPORTED_COST))
+    priced = (("CostUsd", "Float64", fill(c.SPAN_COST)), ("Unpriced", "UInt8", fill(c.SPAN_UNPRICED)),
+              ("PriceModel", "String", fill(c.PRICE_MODEL)))
+    return kinds, priced
+
+
+def _columns(database: str, project: str) -> list[tuple[str, str, str]]:
+    """otel_traces' stored columns in its order, Day, then its columns priced when read."""
+    kinds, priced = _priced_columns(database, project)
+    stored = [c for c in VIEW_COLUMNS if c[0] not in ("CostUsd", "Day")]
+    return stored + list(kinds) + [c for c in VIEW_COLUMNS if c[0] == "Day"] + list(priced)
+
+
+def archive_columns_sql(skip: tuple[str, ...] = (), database: str = "tracelake", project: str = "toString(Project)") -> str:
     """The select list mapping the Delta table's columns to otel_traces' names and types (the view's;
-    also used over the Parquet files themselves, which hold no partition columns: ``skip``)."""
+    also used over the Parquet files themselves, which hold no partition columns: ``skip``, and then
+    ``project`` is the SQL of the spans' project, which their price may depend on). The files' own
+    CostUsd (priced when archived) is not read: cost is priced when read, from tokens."""
+    columns = _columns(database, project)
     return ",\n    ".join(f"CAST(assumeNotNull({expr}), '{ch_type}') AS `{name}`" if "Array" not in ch_type
                            else f"CAST({expr}, '{ch_type}') AS `{name}`"
-                           for name, ch_type, expr in VIEW_COLUMNS if name not in skip)
+                           for name, ch_type, expr in columns if name not in skip)
 
 
-def archive_view_sql() -> str:
+def archive_view_sql(database: str = "tracelake") -> str:
     """``CREATE OR REPLACE VIEW otel_traces_archive`` over ``otel_traces_archive_delta``."""
-    cols = archive_columns_sql()
+    cols = archive_columns_sql(database=database)
     return (f"CREATE OR REPLACE VIEW otel_traces_archive AS\nSELECT\n    {cols}\nFROM otel_traces_archive_delta\n"
             f"WHERE RunId IN (SELECT RunId FROM archive_run_state WHERE State IN ({_VISIBLE}))"
             f"\n  AND TraceId NOT IN (SELECT TraceId FROM restore_flipped)")  # restore's flip (migration 22)
@@ -185,6 +209,7 @@ def archive_view_sql() -> str:
 
 def empty_archive_view_sql() -> str:
     """The view when no archive table can be reached yet: same columns, no rows."""
+    columns = _columns("", "''")
     cols = ",\n    ".join(f"CAST(defaultValueOfTypeName('{t}'), '{t}') AS `{n}`" for n, _, t in
-                          ((n, e, t) for n, t, e in VIEW_COLUMNS))
+                          ((n, e, t) for n, t, e in columns))
     return f"CREATE OR REPLACE VIEW otel_traces_archive AS\nSELECT\n    {cols}\nFROM system.one WHERE 0"

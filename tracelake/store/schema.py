@@ -9,7 +9,7 @@ Grafana's ClickHouse plugin reads it as is. What LLM traces need is added beside
   view at insert time. Every aggregate is idempotent (min, max, maps keyed by SpanId, sets), so a
   span stored twice after a client retry never counts twice;
 * ``otel_traces_trace_id_ts``: the exporter's trace id -> time range lookup;
-* ``model_prices`` and a dictionary over it, for cost.
+* prices with history and the usage they price at read (:mod:`tracelake.store.cost_schema`).
 
 Layout for the archiver: everything is partitioned by day, so whole days leave with
 ``DROP PARTITION``; whole traces are found through the lookup table and summary.
@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tracelake.auth import schema as _auth
-from tracelake.store import archive_schema, erase_schema, keep_schema, project_schema, rules_schema, search_text
+from tracelake.store import archive_schema, cost_schema, erase_schema, keep_schema, project_schema, rules_schema, search_text
 
 
 def _first(*keys: str, attrs: str = "SpanAttributes") -> str:
@@ -260,6 +260,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(26, "trace-keyed rows carry their spans' project (lookup, attachments, pins, targets)",
               project_schema.STATEMENTS),
     Migration(40, "search: text index over spans' searchable text, the archive's term index", search_text.STATEMENTS),
+    Migration(50, "cost at read: token kinds, prices with history, aliases, usage per trace", cost_schema.STATEMENTS),
 )
 
 MIGRATIONS_TABLE = """

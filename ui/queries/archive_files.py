@@ -33,10 +33,12 @@ def file_index(store: Store) -> Any:
 OPENED = {"files": 0, "view_scans": 0}
 
 
-def spans_source(index: Any, paths: list[str], inner: str, per_path: dict[str, str] | None = None) -> str:
+def spans_source(index: Any, paths: list[str], inner: str, database: str, project: str = "''",
+                 per_path: dict[str, str] | None = None) -> str:
     """A subquery of the files' spans with the view's columns (no ``Day``/``Project``: the files
     hold no partition columns), keeping rows that pass ``inner`` (over the files' columns) and, for
-    a path in ``per_path``, its own condition too (the row groups a search needs)."""
+    a path in ``per_path``, its own condition too (the row groups a search needs).
+    ``project``: SQL of the spans' project, for their prices (project-specific prices apply)."""
     from tracelake.store.archive_schema import archive_columns_sql
 
     OPENED["files"] += len(paths)
@@ -44,4 +46,4 @@ def spans_source(index: Any, paths: list[str], inner: str, per_path: dict[str, s
     reads = " UNION ALL ".join(
         f"SELECT * FROM {index.location.clickhouse_function(path, 'Parquet')} WHERE {inner}"
         + (f" AND {per_path[path]}" if path in per_path else "") for path in paths)
-    return f"(SELECT {archive_columns_sql(skip=('Project', 'Day'))} FROM ({reads}))"
+    return f"(SELECT {archive_columns_sql(skip=('Project', 'Day'), database=database, project=project)} FROM ({reads}))"

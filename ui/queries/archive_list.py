@@ -98,7 +98,8 @@ def _files_tier(store: Store, p: Params, scope: str) -> Tier | None:
         return None
     visible = ", ".join(p.s(s) for s in VISIBLE_STATES)
     source = archive_files.spans_source(
-        index, paths, f"TraceId IN ({scope}) AND RunId IN (SELECT RunId FROM archive_run_state WHERE State IN ({visible}))")
+        index, paths, f"TraceId IN ({scope}) AND RunId IN (SELECT RunId FROM archive_run_state WHERE State IN ({visible}))",
+        store.database)
     # As the view: traces a restore has flipped back to hot are not read from the archive.
     source = f"(SELECT * FROM {source} WHERE TraceId NOT IN (SELECT TraceId FROM restore_flipped))"
     return Tier("archive", ARCHIVE_COLUMNS, source, False)  # files of the window only: no Day bound needed

@@ -85,7 +85,8 @@ def narrowed_tier(store: Store, p: Params, narrowed: Narrowed) -> Tier | None:
                 for path, ranges in narrowed.ranges.items()}
     visible = ", ".join(p.s(s) for s in VISIBLE_STATES)
     source = archive_files.spans_source(
-        index, paths, f"RunId IN (SELECT RunId FROM archive_run_state WHERE State IN ({visible}))", per_path)
+        index, paths, f"RunId IN (SELECT RunId FROM archive_run_state WHERE State IN ({visible}))", store.database,
+        per_path=per_path)
     # As the view: traces a restore has flipped back to hot are not read from the archive.
     source = f"(SELECT * FROM {source} WHERE TraceId NOT IN (SELECT TraceId FROM restore_flipped))"
     return Tier("archive", ARCHIVE_COLUMNS, source, False)

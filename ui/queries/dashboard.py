@@ -29,11 +29,17 @@ STEPS = (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 
 MAX_BUCKETS = 40
 
 # Columns of one trace row, both tiers; the filter may need more (kept inside each tier's subquery).
-_TRACE_COLS = ("TS", "TE", "Errors", "InTok", "OutTok", "CostUsd", "RootService")
+_TRACE_COLS = ("TS", "TE", "Errors", "InTok", "OutTok", "CostUsd", "Unpriced", "CacheReadTok", "CacheWriteTok",
+               "ReasonTok", "RootService", "Proj", "Usr", "Sess")
+_TOKENS = ("sum(InTok) AS InTok, sum(OutTok) AS OutTok, sum(CacheReadTok) AS CacheRead, "
+           "sum(CacheWriteTok) AS CacheWrite, sum(ReasonTok) AS Reasoning, sum(CostUsd) AS Cost, sum(Unpriced) AS Unpriced")
 _METRICS = ("count() AS Requests, countIf(Errors > 0) AS Failed, "
-            "quantileTDigest(0.5)(TE - TS) / 1e6 AS P50, quantileTDigest(0.95)(TE - TS) / 1e6 AS P95, "
-            "sum(InTok) AS InTok, sum(OutTok) AS OutTok, sum(CostUsd) AS Cost")
-_SPAN_COLS = "LlmModel, StatusCode, Duration, InputTokens, OutputTokens, CostUsd"
+            "quantileTDigest(0.5)(TE - TS) / 1e6 AS P50, quantileTDigest(0.95)(TE - TS) / 1e6 AS P95, " + _TOKENS)
+_SPAN_COLS = ("LlmModel, StatusCode, Duration, InputTokens, OutputTokens, CacheReadTokens, CacheWriteTokens, "
+              "ReasoningTokens, CostUsd, Unpriced")
+# Cost breakdowns (grouping sets of the per-trace query): the biggest spenders of each.
+BREAKDOWNS = {"project": "Proj", "user": "Usr", "session": "Sess"}
+TOP = 20
 
 
 def bucket_seconds(lo_ns: int, hi_ns: int, buckets: int = MAX_BUCKETS) -> int:
@@ -100,11 +106,15 @@ def _per_trace(store: Store, lo_ns: int, hi_ns: int, node: Node | None, step: in
     """Trace figures grouped by bucket, bucket and tier, root service, tier, and over all (``G``: which)."""
     p = Params()
     src = _traces(p, lo_ns, hi_ns, node, visible, archive, _TRACE_COLS)
-    # grouping(x) is 0 in the rows grouped by x (standard SQL): G names the grouping set.
-    sql = (f"SELECT intDiv(TS, {int(step) * 10**9}) * {int(step)} AS B, RootService AS K, Tier, "
+    # grouping(x) is 0 in the rows grouped by x (standard SQL): G names the grouping set. Cost
+    # breakdowns keep their TOP spenders (others: every row, at most 2 per bucket or service).
+    sql = (f"SELECT intDiv(TS, {int(step) * 10**9}) * {int(step)} AS B, RootService AS K, Tier, Proj, Usr, Sess, "
            f"multiIf(grouping(K) = 0, 'service', grouping(B) = 0 AND grouping(Tier) = 0, 'bucket_tier', "
-           f"grouping(B) = 0, 'bucket', grouping(Tier) = 0, 'tier', 'all') AS G, "
-           f"{_METRICS} FROM ({src}) GROUP BY GROUPING SETS ((B), (B, Tier), (K), (Tier), ())")
+           f"grouping(B) = 0, 'bucket', grouping(Tier) = 0, 'tier', grouping(Proj) = 0, 'project', "
+           f"grouping(Usr) = 0, 'user', grouping(Sess) = 0, 'session', 'all') AS G, "
+           f"{_METRICS} FROM ({src}) GROUP BY GROUPING SETS ((B), (B, Tier), (K), (Tier), (), (Proj), (Usr), (Sess)) "
+           f"ORDER BY G, if(G IN ('project', 'user', 'session'), Cost, 0) DESC, Requests DESC "
+           f"LIMIT {TOP} BY if(G IN ('project', 'user', 'session'), G, concat(G, toString(B), K, Tier))")
     return query(store, sql, p)
 
 
@@ -127,8 +137,9 @@ def _by_model(store: Store, lo_ns: int, hi_ns: int, node: Node | None, visible: 
     sql = (f"SELECT LlmModel AS K, count() AS Requests, countIf(StatusCode IN {ERROR_CODES}) AS Failed, "
            f"countIf(Tier = 'archive') AS Archived, "
            f"quantileTDigest(0.5)(Duration) / 1e6 AS P50, quantileTDigest(0.95)(Duration) / 1e6 AS P95, "
-           f"sum(InputTokens) AS InTok, sum(OutputTokens) AS OutTok, sum(CostUsd) AS Cost "
-           f"FROM ({spans}) GROUP BY K ORDER BY Requests DESC, K LIMIT 50")
+           f"sum(InputTokens) AS InTok, sum(OutputTokens) AS OutTok, sum(CacheReadTokens) AS CacheRead, "
+           f"sum(CacheWriteTokens) AS CacheWrite, sum(ReasoningTokens) AS Reasoning, sum(CostUsd) AS Cost, "
+           f"sum(Unpriced) AS Unpriced FROM ({spans}) GROUP BY K ORDER BY Requests DESC, K LIMIT 50")
     return query(store, sql, p)
 
 
@@ -136,7 +147,9 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
     n = int(r["Requests"])
     return {"requests": n, "errors": int(r["Failed"]), "error_rate": int(r["Failed"]) / n if n else 0.0,
             "p50_ms": float(r["P50"]) if n else None, "p95_ms": float(r["P95"]) if n else None,
-            "input_tokens": int(r["InTok"]), "output_tokens": int(r["OutTok"]), "cost_usd": float(r["Cost"])}
+            "input_tokens": int(r["InTok"]), "output_tokens": int(r["OutTok"]), "cost_usd": float(r["Cost"]),
+            "cache_read_tokens": int(r["CacheRead"]), "cache_write_tokens": int(r["CacheWrite"]),
+            "reasoning_tokens": int(r["Reasoning"]), "unpriced_spans": int(r["Unpriced"])}
 
 
 def dashboard(store: Store, lo_ns: int, hi_ns: int, node: Node | None = None, archive: bool | None = None) -> dict[str, Any]:
@@ -158,7 +171,8 @@ def dashboard(store: Store, lo_ns: int, hi_ns: int, node: Node | None = None, ar
     series = []
     for b in range(start_b, end_b + 1, step):
         r = buckets.get(b)
-        point = _row(r) if r else _row({"Requests": 0, "Failed": 0, "P50": 0, "P95": 0, "InTok": 0, "OutTok": 0, "Cost": 0.0})
+        point = _row(r) if r else _row({"Requests": 0, "Failed": 0, "P50": 0, "P95": 0, "InTok": 0, "OutTok": 0, "Cost": 0.0,
+                                                   "CacheRead": 0, "CacheWrite": 0, "Reasoning": 0, "Unpriced": 0})
         del point["error_rate"]
         point.update(t=b, hot=by_tier_bucket.get((b, "hot"), 0), archive=by_tier_bucket.get((b, "archive"), 0))
         series.append(point)
@@ -171,11 +185,16 @@ def dashboard(store: Store, lo_ns: int, hi_ns: int, node: Node | None = None, ar
         "bucket_seconds": step, "bucket": bucket_label(step), "series": series,
         "by_service": [{"key": r["K"], **_row(r)} for r in services[:20]],
         "by_model": [{"key": r["K"], **_row(r), "archived": int(r["Archived"])} for r in models],
+        **{f"by_{name}": [{"key": r[col], **_row(r)} for r in rows if r["G"] == name] for name, col in BREAKDOWNS.items()},
         "tiers": {"hot": per_tier.get("hot", 0), "archive": per_tier.get("archive", 0), "archive_read": with_archive,
                   "newest_archived_ns": tiers.newest_archived_ns(store)},
         "totals": {"requests": total_req, "errors": total_err, "error_rate": total_err / total_req if total_req else 0.0,
                    "input_tokens": sum(b["input_tokens"] for b in series),
                    "output_tokens": sum(b["output_tokens"] for b in series),
                    "cost_usd": sum(b["cost_usd"] for b in series),
+                   "unpriced_spans": sum(b["unpriced_spans"] for b in series),
+                   "cache_read_tokens": sum(b["cache_read_tokens"] for b in series),
+                   "cache_write_tokens": sum(b["cache_write_tokens"] for b in series),
+                   "reasoning_tokens": sum(b["reasoning_tokens"] for b in series),
                    "p50_ms": overall["p50_ms"] if overall else None, "p95_ms": overall["p95_ms"] if overall else None},
     }

@@ -31,17 +31,17 @@ def list_sessions(store: Store, lo_ns: int, hi_ns: int, text: str = "", limit: i
         hot = (f"SELECT SessionId, uniqExact(TraceId) AS Traces, toUnixTimestamp64Nano(min(Start)) AS TS, "
                f"toUnixTimestamp64Nano(max(End)) AS TE, max(UserId) AS Usr, groupUniqArrayArray(Models) AS Mods, "
                f"arraySum(mapValues(maxMap(InputTokens))) AS InTok, arraySum(mapValues(maxMap(OutputTokens))) AS OutTok, "
-               f"arraySum(mapValues(maxMap(Cost))) AS CostUsd, length(groupUniqArrayArray(ErrorSpans)) AS Errors, "
+               f"arraySum(mapValues(maxMap(Cost))) AS CostUsd, arraySum(mapValues(maxMap(Unpriced))) AS Unpriced, length(groupUniqArrayArray(ErrorSpans)) AS Errors, "
                f"uniqExactIf(TraceId, notEmpty(ErrorSpans)) AS Failed, 'hot' AS Tier FROM trace_summary WHERE {where} AND {visible} GROUP BY SessionId")
         if with_archive:
             archive = (f"SELECT SessionId, uniqExact(TraceId) AS Traces, toUnixTimestamp64Nano(min(Start)) AS TS, "
                        f"toUnixTimestamp64Nano(max(End)) AS TE, max(UserId) AS Usr, groupUniqArrayArray(Models) AS Mods, "
-                       f"sum(InputTokens) AS InTok, sum(OutputTokens) AS OutTok, sum(CostUsd) AS CostUsd, "
+                       f"sum(InputTokens) AS InTok, sum(OutputTokens) AS OutTok, sum(CostUsd) AS CostUsd, sum(Unpriced) AS Unpriced, "
                        f"sum(ErrorCount) AS Errors, countIf(ErrorCount > 0) AS Failed, 'archive' AS Tier FROM archived_traces "
                        f"WHERE Day >= toDate(fromUnixTimestamp64Nano({lo})) AND {where} GROUP BY SessionId")
             sql = (f"SELECT SessionId, sum(Traces) AS Traces, min(TS) AS TS, max(TE) AS TE, max(Usr) AS Usr, "
                    f"arrayDistinct(arrayFlatten(groupArray(Mods))) AS Mods, sum(InTok) AS InTok, sum(OutTok) AS OutTok, "
-                   f"sum(CostUsd) AS CostUsd, sum(Errors) AS Errors, sum(Failed) AS Failed, groupUniqArray(Tier) AS Tiers "
+                   f"sum(CostUsd) AS CostUsd, sum(Unpriced) AS Unpriced, sum(Errors) AS Errors, sum(Failed) AS Failed, groupUniqArray(Tier) AS Tiers "
                    f"FROM ({hot} UNION ALL {archive}) GROUP BY SessionId ORDER BY TE DESC LIMIT {int(limit)}")
         else:
             sql = f"SELECT *, [Tier] AS Tiers FROM ({hot}) ORDER BY TE DESC LIMIT {int(limit)}"
@@ -49,7 +49,7 @@ def list_sessions(store: Store, lo_ns: int, hi_ns: int, text: str = "", limit: i
 
     return [{"session_id": r["SessionId"], "traces": int(r["Traces"]), "start_ns": int(r["TS"]), "end_ns": int(r["TE"]),
              "user_id": r["Usr"], "models": sorted(r["Mods"]), "input_tokens": int(r["InTok"]),
-             "output_tokens": int(r["OutTok"]), "cost_usd": float(r["CostUsd"]), "error_spans": int(r["Errors"]),
+             "output_tokens": int(r["OutTok"]), "cost_usd": float(r["CostUsd"]), "unpriced_spans": int(r["Unpriced"]), "error_spans": int(r["Errors"]),
              "failed_traces": int(r["Failed"]),
              "tiers": sorted(r["Tiers"], key=("hot", "archive").index)}
             for r in tiers.read_hot(store, read)]

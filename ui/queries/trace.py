@@ -44,6 +44,7 @@ class SpanRow:
     position: int = -1  # in the trace's depth-first order (trace_tree)
     collapsed: bool = False  # as the viewer sees it in a window of a big trace
     hit: bool = False  # matches the page's highlighted search (trace_tree.marks)
+    unpriced: bool = False  # tokens and no price for its model (cost shown as unpriced, counted as 0)
 
     @property
     def end_ns(self) -> int:
@@ -54,7 +55,8 @@ class SpanRow:
                 "service": self.service, "start_ns": self.start_ns, "duration_ms": self.duration_ns / 1e6,
                 "status": self.status, "status_message": self.status_message, "operation": self.operation,
                 "model": self.model, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
-                "cost_usd": self.cost, "events": self.n_events, "depth": self.depth, "children": self.children}
+                "cost_usd": self.cost, "unpriced": self.unpriced, "events": self.n_events, "depth": self.depth,
+                "children": self.children}
 
 
 def _status(code: str) -> str:
@@ -97,7 +99,9 @@ def _archive_files_source(p: Params, loc: Location, store: Store) -> str | None:
     if not paths:
         return None
     tid, runs = p.s(loc.trace_id), ", ".join(p.s(r) for r in loc.runs)
-    source = archive_files.spans_source(index, paths, f"TraceId = {tid} AND RunId IN ({runs})")
+    # The trace's project prices its spans (a trace id in two projects: the default prices).
+    project = p.s(loc.projects[0]) if len(loc.projects) == 1 else "''"
+    source = archive_files.spans_source(index, paths, f"TraceId = {tid} AND RunId IN ({runs})", store.database, project)
     # As the view: a trace a restore has flipped back to hot is not read from the archive.
     return (f"FROM {source} WHERE TraceId = {tid} "
             f"AND TraceId NOT IN (SELECT TraceId FROM restore_flipped WHERE TraceId = {tid})")
@@ -123,7 +127,7 @@ def _query_spans(store: Store, loc: Location, build) -> list[dict[str, Any]]:
 
 SPAN_COLUMNS = ("SpanId, ParentSpanId, SpanName, SpanKind, ServiceName, toUnixTimestamp64Nano(Timestamp) AS TsNs, "
                 "Duration, StatusCode, StatusMessage, LlmOperation, LlmModel, InputTokens, OutputTokens, CostUsd, "
-                "length(Events.Name) AS NEvents, has(Events.Name, 'exception') AS HasExc")
+                "length(Events.Name) AS NEvents, has(Events.Name, 'exception') AS HasExc, Unpriced")
 
 
 def _span_row(r: dict[str, Any]) -> SpanRow:
@@ -131,7 +135,7 @@ def _span_row(r: dict[str, Any]) -> SpanRow:
     return SpanRow(r["SpanId"], r["ParentSpanId"], r["SpanName"], r["SpanKind"], r["ServiceName"], int(r["TsNs"]),
                    int(r["Duration"]), _status(r["StatusCode"]), r["StatusMessage"], r["LlmOperation"], r["LlmModel"],
                    int(r["InputTokens"]), int(r["OutputTokens"]), float(r["CostUsd"]), int(r["NEvents"]),
-                   bool(r["HasExc"]))
+                   bool(r["HasExc"]), unpriced=bool(r.get("Unpriced", False)))
 
 
 def _within(p: Params, window: tuple[int, int]) -> str:

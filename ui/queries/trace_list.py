@@ -54,6 +54,10 @@ class TraceRow:
     project: str
     tier: str = "hot"  # 'hot' | 'archive': where the trace was read from
     matched: Any = None  # the filter has free text: the span that matched (ui.queries.matched.Matched)
+    unpriced: int = 0  # LLM spans with tokens and no price (their cost counts as 0)
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def duration_ns(self) -> int:
@@ -70,6 +74,8 @@ class TraceRow:
                 "services": self.services, "models": self.models, "input_tokens": self.input_tokens,
                 "output_tokens": self.output_tokens, "cost_usd": self.cost, "session_id": self.session,
                 "user_id": self.user, "project": self.project, "tier": self.tier,
+                "unpriced_spans": self.unpriced, "cache_read_tokens": self.cache_read_tokens,
+                "cache_write_tokens": self.cache_write_tokens, "reasoning_tokens": self.reasoning_tokens,
                 **({"matched_span": self.matched.as_json()} if self.matched is not None else {})}
 
 
@@ -100,7 +106,8 @@ def trace_row(r: dict[str, Any], tier: str = "hot") -> TraceRow:
     """A TraceRow from a result row holding every alias of ALL_AGGS."""
     return TraceRow(r["TraceId"], int(r["TS"]), int(r["TE"]), r["Root"], r["RootService"], int(r["NSpans"]),
                     int(r["Errors"]), sorted(r["Svcs"]), sorted(r["Mods"]), int(r["InTok"]), int(r["OutTok"]),
-                    float(r["CostUsd"]), r["Sess"], r["Usr"], r["Proj"], tier)
+                    float(r["CostUsd"]), r["Sess"], r["Usr"], r["Proj"], tier, int(r["Unpriced"]),
+                    int(r["CacheReadTok"]), int(r["CacheWriteTok"]), int(r["ReasonTok"]))
 
 
 def _exact(store: Store, node: Node | None, ids: list[str], lo_ns: int, hi_ns: int) -> dict[str, TraceRow]:

@@ -54,6 +54,10 @@ class TraceTotals:
     input_tokens: int
     output_tokens: int
     cost: float
+    unpriced: int = 0  # LLM spans with tokens and no price
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def duration_ns(self) -> int:
@@ -62,21 +66,24 @@ class TraceTotals:
     def as_json(self) -> dict[str, Any]:
         return {"spans": self.spans, "error_spans": self.errors, "start_ns": self.start_ns, "end_ns": self.end_ns,
                 "duration_ms": self.duration_ns / 1e6, "services": self.services, "input_tokens": self.input_tokens,
-                "output_tokens": self.output_tokens, "cost_usd": self.cost}
+                "output_tokens": self.output_tokens, "cost_usd": self.cost, "unpriced_spans": self.unpriced,
+                "cache_read_tokens": self.cache_read_tokens, "cache_write_tokens": self.cache_write_tokens,
+                "reasoning_tokens": self.reasoning_tokens}
 
 
 def trace_totals(store: Store, loc: Location) -> TraceTotals | None:
     rows = _query_spans(store, loc, lambda p, source: (
         "SELECT count() AS n, countIf(lower(StatusCode) LIKE '%error%') AS errors, min(TsNs) AS s, "
         "max(TsNs + Duration) AS e, arraySort(groupUniqArray(toString(ServiceName))) AS services, "
-        "sum(InputTokens) AS i, sum(OutputTokens) AS o, sum(CostUsd) AS c FROM ("
+        "sum(InputTokens) AS i, sum(OutputTokens) AS o, sum(CostUsd) AS c, sum(Unpriced) AS u, "
+        "sum(CacheReadTokens) AS cr, sum(CacheWriteTokens) AS cw, sum(ReasoningTokens) AS rt FROM ("
         "SELECT SpanId, StatusCode, toUnixTimestamp64Nano(Timestamp) AS TsNs, Duration, ServiceName, InputTokens, "
-        f"OutputTokens, CostUsd {source} LIMIT 1 BY SpanId)"))
+        f"OutputTokens, CostUsd, Unpriced, CacheReadTokens, CacheWriteTokens, ReasoningTokens {source} LIMIT 1 BY SpanId)"))
     if not rows or not rows[0]["n"]:
         return None
     r = rows[0]
     return TraceTotals(int(r["n"]), int(r["errors"]), int(r["s"]), int(r["e"]), list(r["services"]), int(r["i"]),
-                       int(r["o"]), float(r["c"]))
+                       int(r["o"]), float(r["c"]), int(r["u"]), int(r["cr"]), int(r["cw"]), int(r["rt"]))
 
 
 @dataclass(frozen=True)
@@ -359,6 +366,12 @@ def forget(trace_ids: frozenset[str]) -> None:
             del _CACHE[key]
 
 
+def forget_all() -> None:
+    """Drop every cached tree (prices changed: their costs are stale)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
 def cached_tree(store: Store, trace_id: str, spans: int, max_age_s: float = REUSE_S) -> TraceTree | None:
     """The tree this caller built for this trace at this span count, if built less than
     ``max_age_s`` ago: windows asked for while scrolling skip the totals query. Older trees are
@@ -404,8 +417,10 @@ def shape(store: Store, loc: Location, limit: int = 100) -> list[dict[str, Any]]
         "SELECT SpanName AS name, LlmModel AS model, any(LlmOperation) AS operation, count() AS n, "
         "sum(Duration) AS total_ns, quantileExact(0.95)(Duration) AS p95_ns, max(Duration) AS max_ns, "
         "sum(InputTokens) AS input_tokens, sum(OutputTokens) AS output_tokens, sum(CostUsd) AS cost, "
+        "sum(Unpriced) AS unpriced, sum(CacheReadTokens) AS cache_read_tokens, "
         "countIf(lower(StatusCode) LIKE '%error%') AS errors FROM ("
-        "SELECT SpanId, SpanName, LlmModel, LlmOperation, Duration, InputTokens, OutputTokens, CostUsd, StatusCode "
+        "SELECT SpanId, SpanName, LlmModel, LlmOperation, Duration, InputTokens, OutputTokens, CostUsd, Unpriced, "
+        "CacheReadTokens, StatusCode "
         f"{source} LIMIT 1 BY SpanId) GROUP BY name, model ORDER BY total_ns DESC, name LIMIT {int(limit)}"))
     return [{**r, "total_ms": r["total_ns"] / 1e6, "p95_ms": r["p95_ns"] / 1e6, "max_ms": r["max_ns"] / 1e6}
             for r in rows]
@@ -571,4 +586,4 @@ def spans_page(tree: TraceTree, offset: int, limit: int) -> list[SpanRow]:
 
 
 __all__ = ["FOLD_MIN", "Group", "TraceTotals", "TraceTree", "ViewState", "Window", "build_tree", "critical_path", "find", "flame", "marks", "reveal",
-           "shape", "spans_page", "trace_totals", "trace_tree", "visible_position", "window"]
+           "forget_all", "shape", "spans_page", "trace_totals", "trace_tree", "visible_position", "window"]
