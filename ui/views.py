@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from tracelake.query.filters import Explained, FilterError, explain
 from tracelake.store import tiers
 from tracelake.store.base import Store
+from tracelake.store.scores import latest_by_trace
 from tracelake.ui import messages, queries
 from tracelake.ui.render import TimeRange, time_range
 
@@ -52,6 +53,8 @@ async def trace_list(store: Store, q: str, range_: str | None, frm: str | None, 
             view.cursor_error = "the page cursor is not valid; showing the first page"
     view.page = await run_in_threadpool(queries.trace_list.list_traces, store, view.filt.node, view.tr.lo_ns, view.tr.hi_ns,
                                         cur, view.limit)
+    # The list's scores column: each score name's current value per trace of the page.
+    view.extra["scores"] = await run_in_threadpool(latest_by_trace, store, [r.trace_id for r in view.page.rows])
     return view
 
 

@@ -190,10 +190,15 @@ class Compiler:
             return "notEmpty(ErrorSpans)"
         if name == "pinned" and _pinned(n).startswith("TraceId IN"):
             return _pinned(n)
+        if name in ("score.<name>", "has"):
+            return f"(Project, TraceId) IN ({self._scored(n)})"
         if name in ("session", "user") and not n.wildcard:
             self.selective = True
             return f"{'SessionId' if name == 'session' else 'UserId'} = {self.p.s(str(n.value))}"
         return ""
+
+    def _scored(self, c: Cmp) -> str:
+        return _scored_sql(self.p, c)
 
     def _node(self, node: Node) -> str:
         if isinstance(node, And):
@@ -259,6 +264,10 @@ class Compiler:
             return self._str_match(alias, c)
         if name == "pinned":
             return _pinned(c)
+        if name in ("score.<name>", "has"):
+            self.needs.add("Proj")
+            test = f"(Proj, TraceId) IN ({self._scored(_positive(c) if c.op == '!=' else c)})"
+            return f"NOT {test}" if c.op == "!=" else test
         if name == "trace":
             test = f"startsWith(TraceId, {self.p.s(str(c.value))})"
             return f"NOT {test}" if c.op == "!=" else test
@@ -290,6 +299,22 @@ class Compiler:
             raise ValueError(name)
         sub = self._spans(cond)
         return f"NOT {sub}" if c.op == "!=" else sub
+
+
+def _scored_sql(p: Params, c: Cmp) -> str:
+    """``SELECT Project, TraceId`` of the traces with a target (the trace or a span) whose current
+    score ``c.key`` (its newest: CreatedAt, then ScoreId) passes ``c`` (a positive comparison). The
+    ``scores`` table serves both tiers (docs/scores.md); a caller's store reads its projects' rows."""
+    name = p.s(c.key)
+    if c.value == "*":
+        return f"SELECT Project, TraceId FROM scores WHERE Name = {name}"
+    if isinstance(c.value, float):
+        test = f"argMax(Value, (CreatedAt, ScoreId)) {_num_op(c.op)} {p.f(c.value)}"
+    elif c.wildcard:
+        test = f"argMax(StringValue, (CreatedAt, ScoreId)) LIKE {p.s(_like(str(c.value)))}"
+    else:
+        test = f"argMax(StringValue, (CreatedAt, ScoreId)) = {p.s(str(c.value))}"
+    return f"SELECT Project, TraceId FROM scores WHERE Name = {name} GROUP BY Project, TraceId, SpanId HAVING {test}"
 
 
 def _pinned(c: Cmp) -> str:
