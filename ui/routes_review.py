@@ -21,6 +21,7 @@ from tracelake.store.scores import ScoreConfig, ScoreError
 from tracelake.ui import views
 from tracelake.ui.render import templates
 from tracelake.ui.routes_scores import add
+from tracelake.ui.security import is_htmx
 
 router = APIRouter(include_in_schema=False)
 MAX_SKIPPED = 200  # skips remembered by one sitting (the page carries them)
@@ -99,4 +100,8 @@ async def review_label(request: Request) -> Response:
         except ScoreError as exc:
             error = exc.message
     ctx = await _item(request, q, name, range_, _skipped(",".join(skipped)), done, error)
+    if not is_htmx(request):  # a form posted without htmx: the whole page
+        ctx["nav"] = "review"
+        ctx["names"] = [c.name for c in await run_in_threadpool(scores.configs, request.app.state.store)]
+        return templates.TemplateResponse(request, "review.html", ctx)
     return templates.TemplateResponse(request, "review.html", ctx, block_name="item")

@@ -35,8 +35,14 @@
     else btn = review.querySelector('button.label[data-key="' + (/^[0-9]$/.test(e.key) ? e.key : "x") + '"]');
     if (!btn) return;
     e.preventDefault();
+    var form = $("#review-form");
+    if (!form || !window.htmx) return;
     review.setAttribute("aria-busy", "true");
-    btn.click();
+    // Sent through htmx.ajax, not a click: the form of a trace that just came in may not be
+    // processed by htmx yet, and a click would then submit it natively.
+    var values = {};
+    values[btn.getAttribute("name")] = btn.getAttribute("value");
+    window.htmx.ajax("POST", "/review", { source: form, target: "#review", swap: "outerHTML", values: values });
   });
   function idle() { var review = $("#review"); if (review) review.removeAttribute("aria-busy"); }
   document.addEventListener("htmx:afterSwap", idle);
