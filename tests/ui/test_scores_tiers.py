@@ -35,11 +35,13 @@ def scored(tmp_path_factory):
     old = ui_traces.known_traces(now - 3 * DAY, seed=7)
     ui_traces.insert(store, hot.requests + old.requests)
     policy = parse_policy("rules:\n  - name: default\n    hot: 1d\n    archive: forever\n")
-    archiver = Archiver(store, policy, ArchiveLocation.for_url((root / "objects").as_uri()))
+    location = ArchiveLocation.for_url((root / "objects").as_uri())
+    archiver = Archiver(store, policy, location)
     app = create_app(store, Settings())
     app.state.archiver = archiver
     with TestClient(app) as client:
         archiver.run_once()
+        client.location = location  # type: ignore[attr-defined]  # for the erasure test
         yield client, store, hot, old
     archiver.release()
     store.close()
@@ -153,3 +155,32 @@ def test_retention_holds_and_rules_match_scores(scored):
                           "  - name: default\n    hot: 1d\n    archive: 7d\n")
     assert explain(store, hot.openllmetry, policy).rule.name == "judged"
     assert explain(store, hot.genai, policy).rule.name == "default"
+
+
+def _count(store, where: str) -> int:
+    return store.query_arrow(f"SELECT count() AS n FROM scores WHERE {where}").to_pylist()[0]["n"]
+
+
+def test_zz_an_erased_users_scores_and_comments_are_erased(scored):
+    """Last in the module: it rewrites the store. User u1's traces (hot and archived) are erased;
+    their scores go with them, and so do u1's own judgements on other traces."""
+    from tracelake.archiver.erase import Criteria, Eraser
+
+    client, store, hot, old = scored
+    u1_traces = sorted(_ids(client, "user:u1"))
+    other = sorted(_ids(client, "-user:u1"))[0]
+    _score(client, trace_id=other, name="thumbs", value="down", source="app", author="u1", comment="u1 said so")
+    _score(client, trace_id=other, name="thumbs", value="up", source="app", author="u2", comment="u2 liked it")
+    assert {"hot", "archive"} == set(_ids(client, "user:u1").values())
+    for tid in u1_traces:  # a judgement with a comment on each of u1's traces, hot and archived
+        _score(client, trace_id=tid, name="erase_probe", value=1, comment=f"about {tid}")
+    on_u1 = _count(store, "TraceId IN ('" + "', '".join(u1_traces) + "')")
+    assert on_u1 >= len(u1_traces)
+    eraser = Eraser(store, client.location, parts_wait_s=0)
+    receipt = eraser.erase(Criteria(user="u1"))
+    assert set(u1_traces) == set(receipt["matched_trace_ids"])
+    assert receipt["rows"]["before"]["scores"] == on_u1 and receipt["rows"]["after"]["scores"] == 0
+    assert _count(store, "TraceId IN ('" + "', '".join(u1_traces) + "')") == 0
+    assert _count(store, "Author = 'u1'") == 0 and _count(store, "Comment LIKE '%u1 said so%'") == 0
+    assert _count(store, "Author = 'u2'") == 1  # another user's judgement stays
+    assert _count(store, "Name != 'erase_probe'") > 0  # scores of other users' traces stay
