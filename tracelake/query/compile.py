@@ -110,6 +110,8 @@ class Compiler:
         self.scope_ids = scope_ids
         self.needs: set[str] = set()
         self.selective = False  # a bloom-indexed needle (session, user, trace id) narrows the scan
+        self._scored_sql: dict[tuple, str] = {}
+        self.score_names: set[str] = set()  # of top-level positive score terms (the list may scan the range at once)
 
     def compile(self, node: Node | None) -> str:
         if node is None:
@@ -191,6 +193,7 @@ class Compiler:
         if name == "pinned" and _pinned(n).startswith("TraceId IN"):
             return _pinned(n)
         if name in ("score.<name>", "has"):
+            self.score_names.add(n.key)
             return f"(Project, TraceId) IN ({self._scored(n)})"
         if name in ("session", "user") and not n.wildcard:
             self.selective = True
@@ -198,7 +201,14 @@ class Compiler:
         return ""
 
     def _scored(self, c: Cmp) -> str:
-        return _scored_sql(self.p, c)
+        """One text per score term: the WHERE prefilter and the HAVING then name the same subquery,
+        which ClickHouse builds once per query."""
+        key = (c.key, c.op, c.value, c.wildcard)
+        if key not in self._scored_sql:
+            # The exact pass over a page's traces: their scores only.
+            among = f"TraceId IN ({self.scope_ids})" if self.scope_ids else ""
+            self._scored_sql[key] = _scored_sql(self.p, c, among)
+        return self._scored_sql[key]
 
     def _node(self, node: Node) -> str:
         if isinstance(node, And):
@@ -301,19 +311,20 @@ class Compiler:
         return f"NOT {sub}" if c.op == "!=" else sub
 
 
-def _scored_sql(p: Params, c: Cmp) -> str:
+def _scored_sql(p: Params, c: Cmp, among: str = "") -> str:
     """``SELECT Project, TraceId`` of the traces with a target (the trace or a span) whose current
-    score ``c.key`` (its newest: CreatedAt, then ScoreId) passes ``c`` (a positive comparison). The
-    ``scores`` table serves both tiers (docs/scores.md); a caller's store reads its projects' rows."""
-    name = p.s(c.key)
+    score ``c.key`` (its newest: CreatedAt, in microseconds) passes ``c`` (a positive comparison),
+    among the traces ``among`` allows. The ``scores`` table serves both tiers (docs/scores.md); a
+    caller's store reads its projects' rows."""
+    name = p.s(c.key) + (f" AND {among}" if among else "")
     if c.value == "*":
         return f"SELECT Project, TraceId FROM scores WHERE Name = {name}"
     if isinstance(c.value, float):
-        test = f"argMax(Value, (CreatedAt, ScoreId)) {_num_op(c.op)} {p.f(c.value)}"
+        test = f"argMax(Value, CreatedAt) {_num_op(c.op)} {p.f(c.value)}"
     elif c.wildcard:
-        test = f"argMax(StringValue, (CreatedAt, ScoreId)) LIKE {p.s(_like(str(c.value)))}"
+        test = f"argMax(StringValue, CreatedAt) LIKE {p.s(_like(str(c.value)))}"
     else:
-        test = f"argMax(StringValue, (CreatedAt, ScoreId)) = {p.s(str(c.value))}"
+        test = f"argMax(StringValue, CreatedAt) = {p.s(str(c.value))}"
     return f"SELECT Project, TraceId FROM scores WHERE Name = {name} GROUP BY Project, TraceId, SpanId HAVING {test}"
 
 

@@ -234,7 +234,7 @@ def add_score(store: Store, trace_id: str, name: str, value: Any, *, span_id: st
         p = Params()
         values = ", ".join([p.s(project), p.s(tid), p.s(sid), p.s(name), p.f(number), p.s(text), p.s(kind),
                             p.s(comment), p.s(source), p.s(author), p.s(author_version), p.s(score.score_id),
-                            f"fromUnixTimestamp64Milli({p.i(int(now.timestamp() * 1000))})"])
+                            f"fromUnixTimestamp64Micro({p.i(int(now.timestamp() * 1_000_000))})"])
         store.execute("INSERT INTO scores (Project, TraceId, SpanId, Name, Value, StringValue, DataType, Comment, "
                       f"Source, Author, AuthorVersion, ScoreId, CreatedAt) VALUES ({values})", p.bound(store))
         out.append(score)
@@ -285,7 +285,7 @@ def latest_by_trace(store: Store, trace_ids: list[str]) -> dict[str, dict[str, s
     p = Params()
     ids = ", ".join(p.s(t) for t in trace_ids)
     rows = query(store, "SELECT TraceId, toString(Name) AS N, argMax(if(StringValue != '', StringValue, toString(Value)), "
-                        f"(CreatedAt, ScoreId)) AS V FROM scores WHERE TraceId IN ({ids}) GROUP BY TraceId, N "
+                        f"CreatedAt) AS V FROM scores WHERE TraceId IN ({ids}) GROUP BY TraceId, N "
                         "ORDER BY N", p)
     out: dict[str, dict[str, str]] = {}
     for r in rows:
@@ -305,6 +305,20 @@ def scores_for_export(store: Store, trace_ids: list[str]) -> dict[str, list[Scor
     for r in rows:
         out.setdefault(r["TraceId"], []).append(_score(r))
     return out
+
+
+FEW_SCORES = 20_000
+
+
+def few_scores(store: Store, names: set[str]) -> bool:
+    """Whether a filter requiring scores of ``names`` can match few traces: then the trace list
+    reads its whole range in one pass (the primary key finds the scored traces) instead of
+    growing time windows that each come back nearly empty."""
+    if not names:
+        return False
+    p = Params()
+    rows = query(store, f"SELECT count() AS n FROM scores WHERE Name IN ({', '.join(p.s(n) for n in sorted(names))})", p)
+    return int(rows[0]["n"]) <= FEW_SCORES
 
 
 # --- configs ----------------------------------------------------------------------------------------

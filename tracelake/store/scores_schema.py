@@ -3,10 +3,11 @@
 ``scores`` holds every score ever set, in both tiers: a score is never archived into Parquet, so
 a filter on scores is the same subquery whether the trace is hot or archived, and a score added
 to an archived trace needs nothing else. Several scores of one name on one target are history;
-the newest (CreatedAt, then ScoreId) is the current one. A delete removes the row (lightweight
-DELETE: history that was deleted is gone, which is what an author deleting a mistake expects).
-Rows are keyed by (Project, TraceId, ScoreId): a retried OTLP export of the same score span
-merges away, and the trace page's lookup is a primary-key range.
+the newest (CreatedAt, in microseconds: a plain argMax, 4x cheaper than one over a tuple) is the
+current one. A delete removes the row (lightweight DELETE: history that was deleted is gone, which
+is what an author deleting a mistake expects). Rows are sorted by (Project, Name, TraceId, SpanId,
+ScoreId): a filter on one name reads that name's range, already grouped by target; a retried OTLP
+export of the same score span merges away; the trace page finds a trace's rows by the bloom index.
 
 ``score_configs``: what an admin defines per project (a name, its type, its range or categories);
 one row per change, the newest per (Project, Name) wins. ``thumbs`` (down/up) needs no config.
@@ -37,10 +38,10 @@ CREATE TABLE IF NOT EXISTS scores (
     Author String,
     AuthorVersion String,
     ScoreId String,
-    CreatedAt DateTime64(3),
-    INDEX idx_name Name TYPE set(256) GRANULARITY 4
+    CreatedAt DateTime64(6),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.01) GRANULARITY 1
 ) ENGINE = ReplacingMergeTree
-ORDER BY (Project, TraceId, ScoreId)
+ORDER BY (Project, Name, TraceId, SpanId, ScoreId)
 SETTINGS non_replicated_deduplication_window = 10000
 """
 
@@ -87,7 +88,7 @@ def score_columns(project: str) -> list[str]:
     return [project, f"lower(if({a('trace_id')} != '', {a('trace_id')}, SpanTrace))", f"lower({a('span_id')})",
             a("name"), NUMBER_OF_TEXT.format(v=value), f"if({numeric}, '', lower(substring({value}, 1, 200)))",
             data_type, f"substring({a('comment')}, 1, 5000)", source, f"substring({a('author')}, 1, 200)",
-            f"substring({a('author_version')}, 1, 100)", "SpanSelf", "toDateTime64(Start, 3)"]
+            f"substring({a('author_version')}, 1, 100)", "SpanSelf", "toDateTime64(Start, 6)"]
 
 
 def score_validity() -> str:
