@@ -4,6 +4,8 @@
   "author_version"?}`` -> ``{"scores": [...]}`` (one per project holding the trace)
 * ``GET    /api/traces/{id}/scores`` -> every score of the trace, newest first, and the current ones
 * ``DELETE /api/traces/{id}/scores/{score_id}`` (its author, or ops and admins)
+* ``GET    /api/export/scores.jsonl?q=<filter>&range=7d`` -> one JSON object per trace (summary, root
+  input/output, scores): an evaluation set from judged traces
 * ``GET    /api/score-configs``; ``POST /api/score-configs`` body ``{"project", "name", "data_type",
   "min_value", "max_value", "categories", "description"}`` (admins); ``DELETE /api/score-configs/{project}/{name}``
 
@@ -17,16 +19,18 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from tracelake.archiver.api.common import audit, caller_of, json_response, process_store
 from tracelake.auth.roles import Perm, has, valid_project
 from tracelake.auth.routes import allows, needs
 from tracelake.store import scores
+from tracelake.query.filters import explain
 from tracelake.store.scores import ScoreError
-from tracelake.ui.render import templates
+from tracelake.ui.queries import export
+from tracelake.ui.render import templates, time_range
 
 router = APIRouter(tags=["scores"])
 
@@ -150,6 +154,23 @@ async def api_delete_config(request: Request, project: str, name: str) -> Respon
     await run_in_threadpool(scores.set_config, process_store(request), project, config, actor, False)
     audit(request, "score.config.retire", f"{project}/{name}")
     return json_response({"retired": {**config.to_dict(), "project": project}})
+
+
+# --- export -----------------------------------------------------------------------------------------
+@router.get("/api/export/scores.jsonl", summary="Traces matching a filter with their scores, one JSON object per line",
+            dependencies=[needs(Perm.READ)])
+async def api_export(request: Request, q: str = "has:score.thumbs", range: str | None = "7d",
+                     from_: str | None = Query(None, alias="from"), to: str | None = None,
+                     limit: int = Query(export.MAX_TRACES, ge=1, le=export.MAX_TRACES)) -> Response:
+    filt = explain(q)
+    if filt.error is not None:
+        return json_response({"error": filt.error.message, "position": filt.error.pos, "field": "q"}, 400)
+    tr = time_range(range, from_, to)
+    if tr.error:
+        return json_response({"error": tr.error, "field": "range"}, 400)
+    lines = export.export_lines(request.app.state.store, filt.node, tr.lo_ns, tr.hi_ns, limit)
+    return StreamingResponse(iterate_in_threadpool(lines), media_type="application/x-ndjson",
+                             headers={"Content-Disposition": 'attachment; filename="scores.jsonl"'})
 
 
 # --- the trace page's panel (htmx) ------------------------------------------------------------------

@@ -145,3 +145,23 @@ def test_review_mode_labels_ten_traces_by_keyboard(server, page):
     assert [labels[t] for t in seen] == ["down", "up"] * 5
     assert all(_scores(server, t)[0]["source"] == "human" for t in seen)
     assert set(_traces(server, "name:answer* has:score.thumbs")) == set(server.ids)
+
+
+def test_jsonl_export_of_judged_traces_by_api_and_cli(server):
+    r = httpx.get(f"{server.ui_url}/api/export/scores.jsonl", params={"q": "name:answer*", "range": "1h"}, timeout=60)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
+    docs = [json.loads(line) for line in r.text.splitlines()]
+    assert {d["trace"]["trace_id"] for d in docs} == set(server.ids)
+    first = next(d for d in docs if d["trace"]["trace_id"] == server.ids[0])
+    assert "question 0" in first["root_io"]["input.value"] and first["root_io"]["output.value"] == "reply 0"
+    assert {s["name"] for s in first["scores"]} >= {"correctness", "thumbs"}
+    bad = httpx.get(f"{server.ui_url}/api/export/scores.jsonl", params={"q": "score.x<<1"}, timeout=60)
+    assert bad.status_code == 400 and bad.json()["field"] == "q"
+
+    env = {**os.environ, "TRACELAKE_URL": server.ui_url}
+    done = subprocess.run([sys.executable, "-m", "tracelake.cli", "export-scores", "--filter", "has:score.correctness",
+                           "--range", "1h"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [d["trace"]["trace_id"] for d in lines] == [server.ids[0]]
+    assert [s["value"] for s in lines[0]["scores"] if s["name"] == "correctness"] == [4.0]
