@@ -27,9 +27,10 @@ from tracelake.archiver.api.common import audit, caller_of, json_response, proce
 from tracelake.auth.roles import Perm, has, valid_project
 from tracelake.auth.routes import allows, needs
 from tracelake.store import scores
-from tracelake.query.filters import explain
+from tracelake.query.filters import add_term, explain
 from tracelake.store.scores import ScoreError
-from tracelake.ui.queries import export
+from tracelake.ui import charts
+from tracelake.ui.queries import dashboard_scores, export
 from tracelake.ui.render import templates, time_range
 
 router = APIRouter(tags=["scores"])
@@ -171,6 +172,37 @@ async def api_export(request: Request, q: str = "has:score.thumbs", range: str |
     lines = export.export_lines(request.app.state.store, filt.node, tr.lo_ns, tr.hi_ns, limit)
     return StreamingResponse(iterate_in_threadpool(lines), media_type="application/x-ndjson",
                              headers={"Content-Disposition": 'attachment; filename="scores.jsonl"'})
+
+
+# --- the dashboard's scores section ------------------------------------------------------------------
+async def _score_stats(request: Request, q: str, range_: str | None, from_: str | None, to: str | None) -> dict[str, Any]:
+    filt = explain(q)
+    tr = time_range(range_, from_, to)
+    if filt.error is not None or tr.error:
+        raise ScoreError(filt.error.message if filt.error is not None else tr.error, "q" if filt.error else "range")
+    return await run_in_threadpool(dashboard_scores.score_stats, request.app.state.store, tr.lo_ns, tr.hi_ns, filt.node)
+
+
+@router.get("/api/dashboard/scores", summary="Average and count of current scores over time, by model and prompt version",
+            dependencies=[needs(Perm.READ)])
+async def api_dashboard_scores(request: Request, q: str = "", range: str | None = None,
+                               from_: str | None = Query(None, alias="from"), to: str | None = None) -> Response:
+    try:
+        return json_response(await _score_stats(request, q, range, from_, to))
+    except ScoreError as exc:
+        return _error(exc)
+
+
+@router.get("/dashboard/scores", include_in_schema=False, dependencies=[needs(Perm.READ)])
+async def dashboard_section(request: Request, q: str = "", range: str | None = None,
+                            from_: str | None = Query(None, alias="from"), to: str | None = None) -> Response:
+    try:
+        stats = await _score_stats(request, q, range, from_, to)
+    except ScoreError as exc:
+        stats = {"error": exc.message, "scores": []}
+    return templates.TemplateResponse(request, "_dashboard_scores.html", {
+        "request": request, "s": stats, "charts": charts.score_charts(stats) if stats.get("scores") else [], "q": q,
+        "tr": time_range(range, from_, to), "add_term": add_term})
 
 
 # --- the trace page's panel (htmx) ------------------------------------------------------------------

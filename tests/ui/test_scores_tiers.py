@@ -157,6 +157,27 @@ def test_retention_holds_and_rules_match_scores(scored):
     assert explain(store, hot.genai, policy).rule.name == "default"
 
 
+def test_dashboard_scores_average_and_count_over_time_by_model_in_both_tiers(scored):
+    client, _, hot, old = scored
+    _score(client, trace_id=hot.openllmetry, name="dash_grade", value=2)
+    _score(client, trace_id=old.openllmetry, name="dash_grade", value=4)
+    _score(client, trace_id=old.openllmetry, name="dash_grade", value=5)  # newer: the current one
+    r = client.get("/api/dashboard/scores", params={"range": "7d"})
+    assert r.status_code == 200, r.text
+    grade = next(s for s in r.json()["scores"] if s["name"] == "dash_grade")
+    assert grade["count"] == 2 and grade["avg"] == 3.5
+    assert sum(p["count"] for p in grade["series"]) == 2
+    assert {p["avg"] for p in grade["series"] if p["count"]} == {2.0, 5.0}  # three days apart: two buckets
+    assert sum(g["count"] for g in grade["by_model"]) >= 2
+    hot_only = client.get("/api/dashboard/scores", params={"range": "1h"}).json()
+    assert next(s for s in hot_only["scores"] if s["name"] == "dash_grade")["avg"] == 2.0
+    filtered = client.get("/api/dashboard/scores", params={"range": "7d", "q": "score.dash_grade>=3"}).json()
+    assert next(s for s in filtered["scores"] if s["name"] == "dash_grade")["count"] == 1
+    page = client.get("/dashboard/scores", params={"range": "7d"})
+    assert page.status_code == 200 and "dash_grade: average" in page.text and "<svg" in page.text
+    assert client.get("/api/dashboard/scores", params={"q": "score.<1"}).status_code == 400
+
+
 def _count(store, where: str) -> int:
     return store.query_arrow(f"SELECT count() AS n FROM scores WHERE {where}").to_pylist()[0]["n"]
 
