@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 FAIL_POINTS = ("erase_after_targets", "erase_after_planned", "erase_mid_hot", "erase_after_hot",
                "erase_mid_archive", "erase_after_archive", "erase_after_vacuum", "erase_mid_blobs",
                "erase_after_blobs", "erase_before_done")
-HOT_TABLES = ("otel_traces", "trace_summary", "otel_traces_trace_id_ts")
+# ``scores`` serves both tiers (docs/scores.md): a target's scores go with its hot mutations.
+HOT_TABLES = ("otel_traces", "trace_summary", "otel_traces_trace_id_ts", "scores")
 ARCHIVE_INDEX_TABLES = ("trace_summary_archive", "archive_attachments")
 TABLE_PREFIX = "archive/otel_traces/"  # the Delta table's key prefix in the object store
 MAX_NS = 2**62
@@ -333,11 +334,13 @@ class Eraser:
             f"(SELECT count() FROM trace_summary WHERE (Project, TraceId) IN {t}) AS TS, "
             f"(SELECT count() FROM otel_traces_trace_id_ts WHERE (Project, TraceId) IN {t}) AS TI, "
             f"(SELECT count() FROM trace_summary_archive WHERE (Project, TraceId) IN {t}) AS AI, "
-            f"(SELECT count() FROM archive_attachments WHERE (Project, TraceId) IN {t}) AS AA",
+            f"(SELECT count() FROM archive_attachments WHERE (Project, TraceId) IN {t}) AS AA, "
+            f"(SELECT count() FROM scores WHERE (Project, TraceId) IN {t}) AS SC",
             {"r": rid}).to_pylist()[0]
         return {"hot_spans": int(q["S"]), "archive_spans": delta_span_count(self.location, ids, days),
                 "rows": {"otel_traces": int(q["S"]), "trace_summary": int(q["TS"]), "otel_traces_trace_id_ts": int(q["TI"]),
-                         "trace_summary_archive": int(q["AI"]), "archive_attachments": int(q["AA"])}}
+                         "trace_summary_archive": int(q["AI"]), "archive_attachments": int(q["AA"]),
+                         "scores": int(q["SC"])}}
 
     def _blob_candidates(self, rid: str) -> list[str]:
         """Blobs the matched traces reference (hot span attributes, the archive's blob index)."""
@@ -389,9 +392,26 @@ class Eraser:
             self._mutate(table, req.request_id)
             if i == 0:
                 fail_point("erase_mid_hot")
+        req.doc["authored_scores_erased"] = self._erase_authored_scores(req)
         req.step("hot_erased")
         record(self.store, req, "hot_erased")
         fail_point("erase_after_hot")
+
+    def _erase_authored_scores(self, req: Request) -> int:
+        """An erased user's own judgements (their app's thumbs and comments, Author = the user id) on
+        any trace of the request's project (every project for an admin); idempotent."""
+        request = req.doc.get("request", {})
+        user = (request.get("criteria") or {}).get("user")
+        if not user:
+            return req.doc.get("authored_scores_erased", 0)
+        project = request.get("project", "*")
+        p = Params()
+        where = f"Author = {p.s(user)}" + ("" if project == "*" else f" AND Project = {p.s(project)}")
+        n = int(self.store.query_arrow(f"SELECT count() AS n FROM scores WHERE {where}",
+                                       p.bound(self.store)).to_pylist()[0]["n"])
+        if n:
+            self.store.execute(f"ALTER TABLE scores DELETE WHERE {where} SETTINGS mutations_sync = 2", p.bound(self.store))
+        return n + req.doc.get("authored_scores_erased", 0)
 
     def _erase_archive(self, req: Request) -> None:
         from deltalake import CommitProperties

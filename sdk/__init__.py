@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from ._context import session, user
 from ._manual import SpanHandle, span, trace
+from ._score import current_span_id, current_trace_id, score
 from ._setup import autotrace, flush, shutdown
 
-__all__ = ["autotrace", "shutdown", "flush", "trace", "span", "SpanHandle", "session", "user"]
+__all__ = ["autotrace", "shutdown", "flush", "trace", "span", "SpanHandle", "session", "user", "score",
+           "current_trace_id", "current_span_id"]

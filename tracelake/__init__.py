@@ -10,7 +10,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SDK_NAMES = ("autotrace", "shutdown", "flush", "trace", "span", "session", "user")
+_SDK_NAMES = ("autotrace", "shutdown", "flush", "trace", "span", "session", "user", "score", "current_trace_id",
+              "current_span_id")
 __all__ = ["__version__", *_SDK_NAMES]
 
 

@@ -1,4 +1,4 @@
-"""The ``tracelake`` command: server, collector, ui, sql."""
+"""The ``tracelake`` command: server, collector, ui, sql, export-scores."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -149,6 +149,21 @@ def demo(days: Annotated[int, typer.Option(min=1, max=30, help="Spread the sampl
     result = run_demo(days=days, traces=traces, seed=seed, endpoint=endpoint, ui=url, key=(key or "").strip(),
                       timeout=timeout, big_spans=big_spans)
     typer.echo(summary(result, url, days))
+
+
+@app.command("export-scores")
+def export_scores(filter_: Annotated[str, typer.Option("--filter", help="Which traces (filter language)")] = "has:score.thumbs",
+                  range_: Annotated[str, typer.Option("--range", help="Time range ending now: 1h, 24h, 7d, 30d")] = "7d",
+                  limit: Annotated[int, typer.Option(min=1, max=100_000, help="At most this many traces")] = 100_000,
+                  url: Annotated[str, typer.Option(envvar="TRACELAKE_URL", help="The running server's UI/API address")] = "http://127.0.0.1:4380") -> None:
+    """Print traces matching a filter with their scores as JSON lines (an evaluation set; docs/scores.md)."""
+    import sys
+
+    params = {"q": filter_, "range": range_, "limit": str(limit)}
+    with server_client.stream("GET", url, "/api/export/scores.jsonl", params=params) as response:
+        for chunk in response.iter_bytes():
+            sys.stdout.buffer.write(chunk)
+    sys.stdout.flush()
 
 
 # `tracelake keys ...`: talks to the running server like `tracelake sql` (the CLI never opens the store).

@@ -32,6 +32,10 @@ def install(app: FastAPI) -> None:
     app.include_router(routes_rules.router)
     app.include_router(routes_retention.router)
     app.include_router(routes_prices.router)
+    from tracelake.ui import routes_review, routes_scores  # scores: the API, the trace's panel, review mode
+
+    app.include_router(routes_scores.router)
+    app.include_router(routes_review.router)
     security.install_headers(app)
     from tracelake.events import on_prices_changed, on_traces_changed
     from tracelake.ui.queries import trace_tree

@@ -46,7 +46,9 @@ async def api_traces(request: Request, q: str = Query("", description=Q_DOC), ra
     if view.cursor_error:
         return _json({"error": {"message": view.cursor_error, "position": None, "end": None, "query": q}}, 400)
     assert view.page is not None
-    return _json({"traces": [r.as_json() for r in view.page.rows], "next_cursor": view.page.next_cursor,
+    scored = view.extra.get("scores", {})
+    return _json({"traces": [{**r.as_json(), "scores": scored.get(r.trace_id, {})} for r in view.page.rows],
+                  "next_cursor": view.page.next_cursor,
                   "range": {"from_ns": view.tr.lo_ns, "to_ns": view.tr.hi_ns}, "query": q})
 
 

@@ -205,6 +205,18 @@ def dashboard_charts(d: dict[str, Any]) -> list[Chart]:
     ]
 
 
+def score_charts(stats: dict[str, Any]) -> list[Chart]:
+    """Per score name: its average over time (a line; true/up count 1) and how many scores (bars)."""
+    out = []
+    for s in stats["scores"]:
+        avg = "–" if s["avg"] is None else f"{s['avg']:.2f}"
+        out.append(chart(f"{s['name']}: average", s["series"], stats["bucket_seconds"], [("avg", "average", "s1")],
+                         lambda v: f"{v:.2f}", lines=True, total=f"average {avg}"))
+        out.append(chart(f"{s['name']}: scores", s["series"], stats["bucket_seconds"], [("count", "scores", "s2")],
+                         fmt_int, integer=True, total=f"{fmt_int(s['count'])} scores"))
+    return out
+
+
 def tier_charts(sizes: list[dict[str, Any]]) -> list[Chart]:
     """Spans and bytes per day, hot and archive stacked (days that hold data, oldest first)."""
     days: dict[str, dict[str, Any]] = {}

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from tracelake.query.filters import Explained, FilterError, explain
 from tracelake.store import tiers
 from tracelake.store.base import Store
+from tracelake.store.scores import latest_by_trace
 from tracelake.ui import messages, queries
 from tracelake.ui.highlight import NO_HIGHLIGHT, Highlight, free_text_terms, searchable_key
 from tracelake.ui.render import TimeRange, time_range
@@ -61,6 +62,8 @@ async def trace_list(store: Store, q: str, range_: str | None, frm: str | None, 
         found = await run_in_threadpool(queries.matched.matched_spans, store, view.hl.terms, view.page.rows)
         for row in view.page.rows:
             row.matched = found.get(row.trace_id)
+    # The list's scores column: each score name's current value per trace of the page.
+    view.extra["scores"] = await run_in_threadpool(latest_by_trace, store, [r.trace_id for r in view.page.rows])
     return view
 
 

@@ -194,7 +194,8 @@ def test_hostile_content_is_escaped(client, known):
         assert "evil<script>" not in html
         assert not re.search(r'href="\s*javascript:', html, re.I) and not re.search(r'src="\s*(javascript:|data:image/svg|data:text)', html, re.I)
         scripts = re.findall(r"<script[^>]*>", html)
-        assert scripts == ['<script src="/ui/static/htmx.min.js" defer>', '<script src="/ui/static/app.js" defer>']
+        assert scripts == ['<script src="/ui/static/htmx.min.js" defer>', '<script src="/ui/static/app.js" defer>',
+                           '<script src="/ui/static/scores.js" defer>']
     page = client.get(f"/traces/{known.xss}", params={"span": known.xss_span}).text
     assert "&lt;script&gt;window.__xss=1;alert(1)&lt;/script&gt;" in page
     assert "&lt;b onmouseover=&#34;window.__xss=8&#34;&gt;key&lt;/b&gt;" in page

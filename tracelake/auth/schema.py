@@ -67,10 +67,15 @@ ORDER BY (Name, CreatedAt)
 
 
 
+def stamped_project_expr(claimed: str) -> str:
+    """The project of a span: the one the collector stamped from the caller's key, else ``claimed``."""
+    return (f"if(ResourceAttributes['{VERIFIED_PROJECT_ATTR}'] != '', "
+            f"ResourceAttributes['{VERIFIED_PROJECT_ATTR}'], {claimed})")
+
+
 def stamped_project_column(claimed: str) -> str:
     """The ALTER making the stamped project win over ``claimed`` (the released expression)."""
-    verified = (f"if(ResourceAttributes['{VERIFIED_PROJECT_ATTR}'] != '', "
-                f"ResourceAttributes['{VERIFIED_PROJECT_ATTR}'], {claimed})")
+    verified = stamped_project_expr(claimed)
     return f"ALTER TABLE otel_traces MODIFY COLUMN Project LowCardinality(String) MATERIALIZED {verified}"
 
 # Tables holding nothing a viewer of one project may see; never readable through scoped reads.

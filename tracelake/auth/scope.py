@@ -48,11 +48,11 @@ __all__ = ["Forbidden", "SAFE_TABLE_FUNCTIONS", "ScopedStore", "check_sql", "sco
 # Tables holding a Project column, and the views that read them. The archive's span table is the
 # DeltaLake engine table under the ``otel_traces_archive`` view: the filter applies through the view.
 PROJECT_TABLES = ("otel_traces", "trace_summary", "trace_summary_mv", "trace_summary_archive",
-                  "otel_traces_archive_delta")
+                  "otel_traces_archive_delta", "score_configs")
 # Tables keyed by TraceId (or a blob's sha256): each row names the project of the spans it belongs
 # to (migration 26), and is filtered by it like the span tables.
 TRACE_TABLES = ("otel_traces_trace_id_ts", "otel_traces_trace_id_ts_mv", "attachments", "archive_attachments",
-                "retention_pins")
+                "retention_pins", "scores")
 # Holds of a project carry its Project; global holds ('') are shown to projects by /api/holds
 # without their filter and reason, so SQL shows a project its own holds only.
 PROJECT_TABLES_OWN_ONLY = ("retention_holds",)

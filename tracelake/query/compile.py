@@ -123,6 +123,8 @@ class Compiler:
         self.scope_ids = scope_ids
         self.needs: set[str] = set()
         self.selective = False  # a bloom-indexed needle (session, user, trace id) narrows the scan
+        self._scored_sql: dict[tuple, str] = {}
+        self.score_names: set[str] = set()  # of top-level positive score terms (the list may scan the range at once)
 
     def compile(self, node: Node | None) -> str:
         if node is None:
@@ -203,10 +205,23 @@ class Compiler:
             return "notEmpty(ErrorSpans)"
         if name == "pinned" and _pinned(n).startswith("TraceId IN"):
             return _pinned(n)
+        if name in ("score.<name>", "has"):
+            self.score_names.add(n.key)
+            return f"(Project, TraceId) IN ({self._scored(n)})"
         if name in ("session", "user") and not n.wildcard:
             self.selective = True
             return f"{'SessionId' if name == 'session' else 'UserId'} = {self.p.s(str(n.value))}"
         return ""
+
+    def _scored(self, c: Cmp) -> str:
+        """One text per score term: the WHERE prefilter and the HAVING then name the same subquery,
+        which ClickHouse builds once per query."""
+        key = (c.key, c.op, c.value, c.wildcard)
+        if key not in self._scored_sql:
+            # The exact pass over a page's traces: their scores only.
+            among = f"TraceId IN ({self.scope_ids})" if self.scope_ids else ""
+            self._scored_sql[key] = _scored_sql(self.p, c, among)
+        return self._scored_sql[key]
 
     def _node(self, node: Node) -> str:
         if isinstance(node, And):
@@ -271,6 +286,10 @@ class Compiler:
         if name == "unpriced":
             self.needs.add("Unpriced")
             return "Unpriced > 0" if (c.value == "true") != (c.op == "!=") else "Unpriced = 0"
+        if name in ("score.<name>", "has"):
+            self.needs.add("Proj")
+            test = f"(Proj, TraceId) IN ({self._scored(_positive(c) if c.op == '!=' else c)})"
+            return f"NOT {test}" if c.op == "!=" else test
         if name == "trace":
             test = f"startsWith(TraceId, {self.p.s(str(c.value))})"
             return f"NOT {test}" if c.op == "!=" else test
@@ -302,6 +321,23 @@ class Compiler:
             raise ValueError(name)
         sub = self._spans(cond)
         return f"NOT {sub}" if c.op == "!=" else sub
+
+
+def _scored_sql(p: Params, c: Cmp, among: str = "") -> str:
+    """``SELECT Project, TraceId`` of the traces with a target (the trace or a span) whose current
+    score ``c.key`` (its newest: CreatedAt, in microseconds) passes ``c`` (a positive comparison),
+    among the traces ``among`` allows. The ``scores`` table serves both tiers (docs/scores.md); a
+    caller's store reads its projects' rows."""
+    name = p.s(c.key) + (f" AND {among}" if among else "")
+    if c.value == "*":
+        return f"SELECT Project, TraceId FROM scores WHERE Name = {name}"
+    if isinstance(c.value, float):
+        test = f"argMax(Value, CreatedAt) {_num_op(c.op)} {p.f(c.value)}"
+    elif c.wildcard:
+        test = f"argMax(StringValue, CreatedAt) LIKE {p.s(_like(str(c.value)))}"
+    else:
+        test = f"argMax(StringValue, CreatedAt) = {p.s(str(c.value))}"
+    return f"SELECT Project, TraceId FROM scores WHERE Name = {name} GROUP BY Project, TraceId, SpanId HAVING {test}"
 
 
 def _pinned(c: Cmp) -> str:

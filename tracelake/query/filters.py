@@ -25,7 +25,7 @@ from typing import Literal, Union
 
 Op = Literal[":", "=", "!=", ">", ">=", "<", "<="]
 OPS: tuple[str, ...] = (">=", "<=", "!=", ":", "=", ">", "<")  # longest first
-Kind = Literal["text", "list", "number", "duration", "status", "id", "bool"]
+Kind = Literal["text", "list", "number", "duration", "status", "id", "bool", "score", "has"]
 Level = Literal["trace", "span"]
 
 MAX_QUERY_CHARS = 2000
@@ -78,6 +78,9 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("event", "text", "span", "any span has an event with this name (e.g. exception)"),
     FieldSpec("attr.<key>", "text", "span", "any span has this attribute value; numeric comparisons allowed; attr.<key>:* means present"),
     FieldSpec("resource.<key>", "text", "span", "any span's resource has this attribute value"),
+    FieldSpec("score.<name>", "score", "trace", "the current score of this name on the trace or one of its spans: "
+                                                "score.correctness<3, score.thumbs:down, score.tone:*"),
+    FieldSpec("has", "has", "trace", "has:score.<name>: the trace or one of its spans has a score of this name"),
 )
 _BY_NAME: dict[str, FieldSpec] = {}
 for _f in FIELDS:
@@ -86,6 +89,8 @@ for _f in FIELDS:
             _BY_NAME[_n] = _f
 ATTR = next(f for f in FIELDS if f.name == "attr.<key>")
 RESOURCE = next(f for f in FIELDS if f.name == "resource.<key>")
+SCORE = next(f for f in FIELDS if f.name == "score.<name>")
+_SCORE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$")  # tracelake.store.scores_schema.NAME_PATTERN
 
 BOOL_VALUES = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 STATUS_VALUES = {"error": "error", "err": "error", "failed": "error", "ok": "ok", "success": "ok", "unset": "ok"}
@@ -363,6 +368,8 @@ def resolve_field(name: str, pos: int) -> tuple[FieldSpec, str]:
             if not key:
                 raise FilterError(f"{prefix} needs an attribute key, e.g. {prefix}gen_ai.request.model", pos, pos + len(name))
             return spec, key
+    if lower.startswith("score."):
+        return SCORE, score_name(name[len("score."):], pos + len("score."))
     spec = _BY_NAME.get(lower)
     if spec is None:
         known = ", ".join(f.name for f in FIELDS)
@@ -370,10 +377,39 @@ def resolve_field(name: str, pos: int) -> tuple[FieldSpec, str]:
     return spec, ""
 
 
+def score_name(name: str, pos: int) -> str:
+    if not _SCORE_NAME.match(name):
+        raise FilterError("a score name is letters, digits, '_', '.' or '-', e.g. score.correctness<3", pos,
+                          pos + max(1, len(name)))
+    return name
+
+
+def _score_cmp(spec: FieldSpec, key: str, op: str, raw: str, name_pos: int, val_pos: int, val_end: int,
+               quoted: bool) -> Cmp:
+    """``score.<name> op value``: numbers compare the score's number (true/up count 1, false/down 0);
+    words its category or true/false; ``*`` means the trace has the score. ``has:score.<name>``."""
+    typed_op: Op = op  # type: ignore[assignment]
+    if spec.kind == "has":
+        if op not in (":", "=", "!=") or not raw.lower().startswith("score."):
+            raise FilterError("has: takes a score name, e.g. has:score.tone", val_pos, val_end)
+        return Cmp(spec, score_name(raw[len("score."):], val_pos + len("score.")), typed_op, "*", raw, name_pos)
+    if op in (">", ">=", "<", "<="):
+        return Cmp(spec, key, typed_op, _number(raw, val_pos, val_end), raw, name_pos)
+    if raw == "" and not quoted:
+        raise FilterError(f"missing value after score.{key}{op}", val_pos, val_end)
+    if raw == "*" and not quoted:
+        return Cmp(spec, key, typed_op, "*", raw, name_pos)
+    if not quoted and _NUM.match(raw.strip()):
+        return Cmp(spec, key, typed_op, _number(raw, val_pos, val_end), raw, name_pos)
+    return Cmp(spec, key, typed_op, raw.lower(), raw, name_pos, "*" in raw and not quoted)
+
+
 def make_cmp(name: str, name_pos: int, op: str, op_pos: int, raw: str, val_pos: int, val_end: int,
              quoted: bool) -> Cmp:
     """Type-check one ``field op value`` predicate."""
     spec, key = resolve_field(name, name_pos)
+    if spec.kind in ("score", "has"):
+        return _score_cmp(spec, key, op, raw, name_pos, val_pos, val_end, quoted)
     if not _FIELD_WORD.match(name) and spec not in (ATTR, RESOURCE):
         raise FilterError(f"bad field name {name!r}", name_pos, name_pos + len(name))
     typed_op: Op = op  # type: ignore[assignment]

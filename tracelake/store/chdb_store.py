@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from tracelake.store.otlp import insert_from_file_sql, proto_schema
+from tracelake.store.otlp import insert_from_file_sql, proto_schema, scores_from_file_sql, stream_file_carries_scores
 from tracelake.store.base import Params, StoreError
 from tracelake.store.limits import QueryLimits, connect_options
 
@@ -124,6 +124,9 @@ class ChdbStore:
         # The file is read in place (a spool segment needs no copy).
         sql = insert_from_file_sql(f"{self.database}.{table}", str(path), str(self._schema_path), dedup_token)
         self._run(sql, "CSV", None, self._insert_connection())
+        if stream_file_carries_scores(str(path)):  # score spans go to the scores table (docs/scores.md)
+            sql = scores_from_file_sql(self.database, str(path), str(self._schema_path), dedup_token)
+            self._run(sql, "CSV", None, self._insert_connection())
 
     def query_scoped(self, sql: str, params: Params, filters: dict[str, str], readonly: bool,
                      check=None) -> pa.Table:

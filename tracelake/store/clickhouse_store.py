@@ -5,7 +5,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pyarrow as pa
 
-from tracelake.store.otlp import format_settings, insert_from_body_sql
+from tracelake.store.otlp import (carries_scores, format_settings, insert_from_body_sql, scores_from_body_sql,
+                                  scores_token)
 from tracelake.store.base import Params, StoreError, StoreUnavailable
 from tracelake.store.limits import QueryLimits
 
@@ -100,6 +101,8 @@ class ClickHouseStore:
         # The server decodes the protobuf itself: the batch is the body of one INSERT.
         try:
             self._client.command(insert_from_body_sql(table), data=stream, settings=format_settings(dedup_token))
+            if carries_scores(stream):  # score spans go to the scores table (docs/scores.md)
+                self._client.command(scores_from_body_sql(), data=stream, settings=format_settings(scores_token(dedup_token)))
         except Exception as exc:
             raise self._wrap(exc) from exc
 

@@ -12,10 +12,13 @@ maps as JSON.
 """
 from __future__ import annotations
 
+import mmap
 from functools import cache
 from importlib.resources import files
 
+from tracelake.store import scores_schema
 from tracelake.store.base import Store
+from tracelake.store.scores_schema import SCORE_SPAN
 
 _ONEOF = ("Enum8('none' = 0, 'string_value' = 1, 'bool_value' = 2, 'int_value' = 3, "
           "'double_value' = 4, 'array_value' = 5, 'kvlist_value' = 6, 'bytes_value' = 7)")
@@ -111,6 +114,7 @@ def _kv_map(arr: str) -> str:
 
 
 def _select(source: str) -> str:
+    # Score spans (tracelake.store.scores_schema) are not spans of the trace: they go to ``scores``.
     return f"""SELECT
   fromUnixTimestamp64Nano(toInt64(sp.start_time_unix_nano)),
   lower(hex(sp.trace_id)), lower(hex(sp.span_id)), lower(hex(sp.parent_span_id)), sp.trace_state,
@@ -129,7 +133,41 @@ def _select(source: str) -> str:
   arrayMap(l -> {_kv_map('l.attributes')}, sp.links)
 FROM (SELECT rs, {_kv_map('rs.resource.attributes')} AS ra FROM {source} ARRAY JOIN resource_spans AS rs)
 ARRAY JOIN rs.scope_spans AS ss
-ARRAY JOIN ss.spans AS sp"""
+ARRAY JOIN ss.spans AS sp
+WHERE sp.name != '{SCORE_SPAN}'"""
+
+
+def _scores_select(source: str) -> str:
+    """The score spans of the stream as ``scores`` rows (:func:`scores_schema.score_columns`)."""
+    from tracelake.auth.schema import stamped_project_expr
+    from tracelake.store.schema import PROJECT
+
+    named = ", ".join(f"{expr} AS {col}" for expr, col in
+                      zip(scores_schema.score_columns(stamped_project_expr(PROJECT)), scores_schema.COLUMNS))
+    return f"""SELECT {named} FROM (
+SELECT lower(hex(sp.trace_id)) AS SpanTrace, lower(hex(sp.span_id)) AS SpanSelf,
+  fromUnixTimestamp64Nano(toInt64(sp.start_time_unix_nano)) AS Start,
+  {_kv_map('sp.attributes')} AS SpanAttributes, ra AS ResourceAttributes
+FROM (SELECT rs, {_kv_map('rs.resource.attributes')} AS ra FROM {source} ARRAY JOIN resource_spans AS rs)
+ARRAY JOIN rs.scope_spans AS ss
+ARRAY JOIN ss.spans AS sp
+WHERE sp.name = '{SCORE_SPAN}')
+WHERE {scores_schema.score_validity()}"""
+
+
+def carries_scores(stream: bytes | memoryview | mmap.mmap) -> bool:
+    """Whether a stream may hold score spans (then the store runs the scores INSERT too): a byte
+    search, far cheaper than a second decode of every segment."""
+    return stream.find(SCORE_SPAN.encode()) >= 0
+
+
+def stream_file_carries_scores(path: str) -> bool:
+    with open(path, "rb") as f:
+        try:
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                return carries_scores(m)
+        except ValueError:  # an empty file cannot be mapped
+            return False
 
 
 # Duplicates are retried requests, which arrive in other INSERTs than the original: the
@@ -186,3 +224,23 @@ def insert_from_body_sql(table: str) -> str:
     """
     source = f"input({_literal(STRUCTURE)})"
     return f"INSERT INTO {table} ({_columns()})\n{_select(source)}\nFORMAT Protobuf"
+
+
+def scores_token(dedup_token: str | None) -> str | None:
+    """The scores INSERT's own deduplication token (a block's hash is per table anyway)."""
+    return f"{dedup_token}/scores" if dedup_token else None
+
+
+def scores_from_file_sql(database: str, path: str, schema_path: str, dedup_token: str | None = None) -> str:
+    """The scores INSERT of a stream file (see :func:`insert_from_file_sql`)."""
+    source = f"file({_literal(path)}, 'Protobuf', {_literal(STRUCTURE)})"
+    cols = ", ".join(f"`{c}`" for c in scores_schema.COLUMNS)
+    return (f"INSERT INTO {database}.scores ({cols})\n{_scores_select(source)}\n"
+            f"{_settings_clause(schema_path, scores_token(dedup_token))}")
+
+
+def scores_from_body_sql() -> str:
+    """The scores INSERT for a ClickHouse server (the stream is the request body)."""
+    source = f"input({_literal(STRUCTURE)})"
+    cols = ", ".join(f"`{c}`" for c in scores_schema.COLUMNS)
+    return f"INSERT INTO scores ({cols})\n{_scores_select(source)}\nFORMAT Protobuf"

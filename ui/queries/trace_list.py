@@ -27,6 +27,7 @@ from tracelake.query.filters import Node
 from tracelake.query.params import Params, query
 from tracelake.store import tiers
 from tracelake.store.base import Store
+from tracelake.store.scores import few_scores
 
 HEX_ID = re.compile(r"^[0-9a-f]{1,32}$")
 SPAN_SLACK_NS = 3600 * 10**9  # spans of a trace are looked for up to 1 h after the trace's window
@@ -178,7 +179,7 @@ def list_hot(store: Store, node: Node | None, lo_ns: int, hi_ns: int, cursor: tu
         p = Params()
         comp = Compiler(p, p.i(w_lo), p.i(upper_ts + SPAN_SLACK_NS))
         prefilter, having = comp.split(node, p.i(w_lo), p.i(upper_ts + SPAN_SLACK_NS))
-        if comp.selective and w_lo > lo_ns:
+        if w_lo > lo_ns and (comp.selective or few_scores(store, comp.score_names)):
             # Few traces match anywhere: one pass over the whole range beats growing windows.
             window = upper_ts - lo_ns
             continue
