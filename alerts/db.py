@@ -43,6 +43,13 @@ def rows(store: Store, sql: str, params: dict[str, Any] | None = None) -> list[d
     return store.query_arrow(sql, bind(store, params or {})).to_pylist()
 
 
+def in_projects(params: dict[str, Any], projects: frozenset[str]) -> str:
+    """``Project`` among ``projects`` (names of a strict alphabet, no comma), bound as one string:
+    array parameters are read differently by the two stores."""
+    params["projects"] = ",".join(sorted(projects))
+    return "has(splitByChar(',', {projects:String}), Project)"
+
+
 def insert(store: Store, table: str, structure: dict[str, str], items: list[dict[str, Any]]) -> None:
     """Insert rows as one statement: the rows travel as one JSON parameter (every value bound)."""
     if not items:
@@ -62,4 +69,4 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-__all__ = ["bind", "insert", "new_id", "rows", "ts", "utc", "version"]
+__all__ = ["bind", "in_projects", "insert", "new_id", "rows", "ts", "utc", "version"]

@@ -168,8 +168,7 @@ def delivery_log(store: Store, *, projects: frozenset[str] | None = None, rule: 
                  limit: int = 200) -> list[dict[str, Any]]:
     where, params = ["1"], {"n": max(1, min(int(limit), 5000))}
     if projects is not None:
-        where.append("Project IN {projects:Array(String)}")
-        params["projects"] = sorted(projects)
+        where.append(db.in_projects(params, projects))
     if rule:
         where.append("Rule = {rule:String}")
         params["rule"] = rule

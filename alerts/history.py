@@ -23,7 +23,8 @@ EVENT_COLUMNS = {"Id": "String", "At": _UTC, "Rule": "String", "GroupKey": "Stri
 
 def load_states(store: Store, projects: frozenset[str] | None = None) -> dict[tuple[str, str, str], AlertState]:
     """The latest state of every rule and group: (project, rule, group) -> state."""
-    where, params = ("WHERE Project IN {p:Array(String)}", {"p": sorted(projects)}) if projects is not None else ("", {})
+    params: dict[str, Any] = {}
+    where = f"WHERE {db.in_projects(params, projects)}" if projects is not None else ""
     found = db.rows(store, f"SELECT {', '.join(STATE_COLUMNS)} FROM alert_states {where} "
                            "ORDER BY Version DESC LIMIT 1 BY Project, Rule, GroupKey", params)
     out = {}
@@ -76,8 +77,7 @@ def events(store: Store, *, rule: str = "", project: str | None = None, projects
         where.append("Project = {project:String}")
         params["project"] = project
     if projects is not None:
-        where.append("Project IN {projects:Array(String)}")
-        params["projects"] = sorted(projects)
+        where.append(db.in_projects(params, projects))
     if since is not None:
         where.append("At >= {since:DateTime64(3, 'UTC')}")
         params["since"] = db.ts(since)

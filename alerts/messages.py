@@ -65,7 +65,7 @@ def payload(kind: str, rule: Rule, s: AlertState, now: datetime, base_url: str, 
 
 
 def title(p: dict[str, Any]) -> str:
-    word = {"firing": "FIRING", "resolved": "RESOLVED", "reminder": "STILL FIRING"}[p["kind"]]
+    word = {"firing": "FIRING", "resolved": "RESOLVED", "reminder": "STILL FIRING"}.get(p["kind"], "TEST")
     group = f" [{p['rule']['group_by']}={p['group']}]" if p.get("group") is not None else ""
     return f"[{word}] {p['rule']['name']}{group}: {p['rule']['aggregate']} = {p['value_text']}"
 

@@ -35,6 +35,11 @@ def install(app: FastAPI) -> None:
     from tracelake.ui.queries import trace_tree
 
     on_traces_changed(trace_tree.forget)  # an erased trace's tree is not served from memory
+    from tracelake.ui import routes_alerts
+    from tracelake.ui.queries.dashboard import trace_rows
+
+    app.include_router(routes_alerts.router)
+    app.state.alert_trace_rows = trace_rows  # the alerts (a lower layer) read the dashboard's per-trace rows
 
 
 __all__ = ["install"]
