@@ -27,6 +27,8 @@ ObjectStore = Annotated[Optional[str], typer.Option(help="Attachments store: fil
 Auth = Annotated[Optional[bool], typer.Option("--auth/--no-auth", help="Require keys (default: on unless --host is loopback) [env TRACELAKE_AUTH]")]
 Retention = Annotated[Optional[Path], typer.Option(help="Retention rules (YAML): run the archiver on a schedule [env TRACELAKE_RETENTION_FILE]")]
 ArchiveEvery = Annotated[Optional[str], typer.Option(help="How often the archiver runs, e.g. 30m, 1h [env TRACELAKE_ARCHIVE_EVERY, default 1h]")]
+Alerts = Annotated[Optional[Path], typer.Option(help="Alert rules (YAML), the source of truth for alerts [env TRACELAKE_ALERTS_FILE]")]
+AlertsEvery = Annotated[Optional[str], typer.Option(help="How often alert rules are evaluated, e.g. 30s, 1m [env TRACELAKE_ALERTS_EVERY, default 1m]")]
 
 
 def _settings(**flags: Any) -> Any:
@@ -45,7 +47,8 @@ def server(data_dir: DataDir = None, host: Host = None, otlp_grpc_port: GrpcPort
            otlp_http_port: HttpPort = None, ui_port: UiPort = None, clickhouse_url: ClickHouseUrl = None,
            prices_file: PricesFile = None, object_store: ObjectStore = None, ack_mode: AckMode = None,
            spool_dir: SpoolDir = None, spool_max_bytes: SpoolMaxBytes = None, auth: Auth = None,
-           retention: Retention = None, archive_every: ArchiveEvery = None) -> None:
+           retention: Retention = None, archive_every: ArchiveEvery = None, alerts: Alerts = None,
+           alerts_every: AlertsEvery = None) -> None:
     """Collector and UI in one process, on the embedded store unless --clickhouse-url is given."""
     from tracelake.server import serve
 
@@ -53,7 +56,7 @@ def server(data_dir: DataDir = None, host: Host = None, otlp_grpc_port: GrpcPort
                          ui_port=ui_port, clickhouse_url=clickhouse_url, prices_file=prices_file,
                          object_store=object_store, ack_mode=ack_mode, spool_dir=spool_dir,
                          spool_max_bytes=spool_max_bytes, auth=auth, retention_file=retention,
-                         archive_every=archive_every)
+                         archive_every=archive_every, alerts_file=alerts, alerts_every=alerts_every)
     raise typer.Exit(serve(settings))
 
 

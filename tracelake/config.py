@@ -84,6 +84,25 @@ class Settings(BaseSettings):
     erase_parts_wait_s: float = Field(120.0, ge=0, description="An erasure waits up to this long for ClickHouse to "
                                       "remove the parts its deletes replaced; the receipt names any left.")
     restore_pin_for: str = Field("7d", description="How long a restored trace stays pinned hot by default.")
+    # Alerts (docs/alerts.md): rules evaluated on a schedule, messages to webhooks, Slack and e-mail.
+    alerts_file: Path | None = Field(None, description="Alert rules (YAML); then the source of truth (the Alerts "
+                                     "page shows them read-only). Validated at start.")
+    alerts_every: str = Field("1m", description="How often `tracelake server` evaluates the alert rules (30s, 1m, 5m ...).")
+    alerts_public_url: str | None = Field(None, description="The UI's address as people reach it, for the links in "
+                                          "alert messages (default http://<host>:<ui_port>).")
+    alerts_retry_base_s: float = Field(10.0, gt=0, description="First wait before a failed message is sent again; "
+                                       "doubled at each attempt.")
+    alerts_retry_max_s: float = Field(600.0, gt=0, description="Longest wait between two attempts of a message.")
+    alerts_retry_attempts: int = Field(12, ge=1, le=100, description="Attempts of a message before it is given up "
+                                       "(the delivery log says so).")
+    alerts_send_timeout_s: float = Field(10.0, gt=0, le=120, description="How long one attempt waits for the "
+                                         "receiver's answer.")
+    smtp_host: str | None = Field(None, description="SMTP server for e-mail destinations (none: e-mail is not sent).")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port.")
+    smtp_user: str | None = Field(None, description="SMTP user name (none: no login).")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_from: str = Field("tracelake@localhost", description="Sender address of alert e-mails.")
+    smtp_starttls: bool = Field(True, description="Upgrade the SMTP connection with STARTTLS before sending.")
     # Resource limits (docs/security.md "Resource limits"): no caller can take the server from the others.
     sql_max_concurrent_per_caller: int = Field(2, ge=1, description="/api/sql requests one caller (key, proxy user, "
                                                "or address without auth) may have running; more get 429 at once.")
@@ -120,7 +139,7 @@ class Settings(BaseSettings):
             return None
         return Path(self.spool_dir or Path(self.data_dir) / "spool").resolve()
 
-    @field_validator("archive_every", "attachment_gc_grace")
+    @field_validator("archive_every", "attachment_gc_grace", "alerts_every")
     @classmethod
     def _archive_duration(cls, value: str) -> str:
         parse_duration(value, allow_forever=False)  # ValueError names the bad value

@@ -116,7 +116,7 @@ def _open_store(settings: Settings, collector_only: bool) -> Any:
 def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: bool = True) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     policy = _retention_policy(settings)  # a bad retention file stops us before anything starts
-    if policy is False:
+    if policy is False or not _alert_rules_valid(settings):
         return 2
     settings = _absolute_paths(settings)
     try:
@@ -126,6 +126,7 @@ def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: boo
         return 2
     store = _open_store(settings, collector_only=collector_enabled and not ui_enabled)
     archiver, scheduler = None, None
+    alerts, alerts_scheduler = None, None
     ui_app = None
     collector = None
     http_servers: list[tuple[_Server, socket.socket]] = []
@@ -174,12 +175,15 @@ def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: boo
             if archiver is not None:
                 lines.append(f"  archive     {archiver.location.uri} (every {settings.archive_every})")
         if ui_enabled:
+            alerts, alerts_scheduler = _start_alerts(settings, store, lines)
             from tracelake.web import create_app
 
             ui_sock = _bind(settings.host, settings.ui_port, "the UI and API", "--ui-port")
             ui_app = create_app(store, settings, collector)
             ui_app.state.archiver = archiver
             ui_app.state.scheduler = scheduler  # applying rules from the page may start or swap them
+            ui_app.state.alerts = alerts  # the Alerts page reads its states and asks it for rounds
+            ui_app.state.alerts_scheduler = alerts_scheduler
             if registry is not None and not getattr(ui_app.state, "auth_guarded", False):
                 raise RuntimeError("auth is on but the UI/API guard is not installed")  # never serve it open
             http_servers.append(_http_server(ui_app, ui_sock))
@@ -195,6 +199,8 @@ def serve(settings: Settings, *, collector_enabled: bool = True, ui_enabled: boo
         scheduler = getattr(getattr(ui_app, "state", None), "scheduler", scheduler)
         if scheduler is not None:
             scheduler.stop()
+        if alerts_scheduler is not None:
+            alerts_scheduler.stop()
         if grpc_server is not None:
             grpc_server.stop(grace=30).wait()
         drained = collector.stop() if collector is not None else True
@@ -227,7 +233,7 @@ async def _run(servers: list[tuple[_Server, socket.socket]]) -> None:
 def _absolute_paths(settings: Settings) -> Settings:
     """Paths made absolute once: the archiver may move the process to / (see archiver.service)."""
     update: dict[str, Any] = {"data_dir": settings.data_dir.resolve()}
-    for name in ("spool_dir", "prices_file", "retention_file"):
+    for name in ("spool_dir", "prices_file", "retention_file", "alerts_file"):
         if getattr(settings, name) is not None:
             update[name] = getattr(settings, name).expanduser().resolve()
     store_url = settings.object_store
@@ -247,6 +253,34 @@ def _retention_policy(settings: Settings) -> Any:
     except PolicyError as exc:
         print(f"tracelake: retention file refused: {exc}", file=sys.stderr, flush=True)
         return False
+
+
+def _alert_rules_valid(settings: Settings) -> bool:
+    """A bad alerts file stops the start with its line and field (printed)."""
+    if settings.alerts_file is None:
+        return True
+    from tracelake.alerts.errors import RuleFileError
+    from tracelake.alerts.rulefile import load_rules
+
+    try:
+        load_rules(settings.alerts_file)
+    except RuleFileError as exc:
+        print(f"tracelake: alerts file refused: {exc}", file=sys.stderr, flush=True)
+        return False
+    return True
+
+
+def _start_alerts(settings: Settings, store: Any, lines: list[str]) -> tuple[Any, Any]:
+    """The alert rules' evaluation on its schedule, over the dashboard's per-trace rows."""
+    from tracelake.alerts.config import AlertsConfig
+    from tracelake.alerts.service import start_for_server
+    from tracelake.ui.queries.dashboard import trace_rows
+
+    config = AlertsConfig.from_settings(settings)
+    engine, scheduler = start_for_server(store, config, trace_rows)
+    where = f"file {config.rules_file}" if config.rules_file else "the Alerts page"
+    lines.append(f"  alerts      {len(engine.rules.rules)} rules from {where} (every {settings.alerts_every})")
+    return engine, scheduler
 
 
 def _stored_policy(store: Any, lines: list[str]) -> Any:

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 ops = APIRouter()
 
 # Optional parts that add routes when present: each module has install(app: FastAPI) -> None.
-EXTENSIONS = ("tracelake.ui", "tracelake.attachments", "tracelake.archiver", "tracelake.auth")
+EXTENSIONS = ("tracelake.ui", "tracelake.attachments", "tracelake.archiver", "tracelake.alerts", "tracelake.auth")
 
 
 def _json(content: Any, status_code: int = 200) -> Response:

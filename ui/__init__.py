@@ -42,6 +42,11 @@ def install(app: FastAPI) -> None:
 
     on_traces_changed(trace_tree.forget)  # an erased trace's tree is not served from memory
     on_prices_changed(trace_tree.forget_all)  # trees keep their spans' cost: re-priced, they are rebuilt
+    from tracelake.ui import routes_alerts
+    from tracelake.ui.queries.dashboard import trace_rows
+
+    app.include_router(routes_alerts.router)
+    app.state.alert_trace_rows = trace_rows  # the alerts (a lower layer) read the dashboard's per-trace rows
 
 
 __all__ = ["install"]

@@ -27,6 +27,7 @@ class Perm(str, Enum):
     READ = "read"            # traces, sessions, dashboard, /api/sql, attachments of its projects
     ANNOTATE = "annotate"    # pins, saved filters
     RETENTION = "retention"  # retention rules, holds, erasure
+    ALERTS = "alerts"        # alert rules, destinations, silences of its project
     KEYS = "keys"            # create / list / revoke keys of its projects (not admin keys)
     AUDIT = "audit"          # read the audit log
     PRICES = "prices"        # model prices: its project's (ops), the defaults and aliases (admin)
@@ -36,7 +37,7 @@ class Perm(str, Enum):
 _READ_LADDER = {
     Role.VIEWER: {Perm.READ},
     Role.ENGINEER: {Perm.READ, Perm.ANNOTATE},
-    Role.OPS: {Perm.READ, Perm.ANNOTATE, Perm.RETENTION, Perm.KEYS, Perm.PRICES},
+    Role.OPS: {Perm.READ, Perm.ANNOTATE, Perm.RETENTION, Perm.KEYS, Perm.PRICES, Perm.ALERTS},
 }
 
 PERMISSIONS: dict[Role, frozenset[Perm]] = {

@@ -82,4 +82,8 @@ def stamped_project_column(claimed: str) -> str:
 PRIVATE_TABLES = ("api_keys", "audit_log", "auth_secrets", "auth_revoked_sessions",
                   "retention_policy_versions",  # rules: who applied what (ops read it through the page)
                   # erasure: receipts name users and traces of every project (the API filters them per project)
-                  "erasure_receipts", "retention_requests", "retention_targets")
+                  "erasure_receipts", "retention_requests", "retention_targets",
+                  # alerts: rules, states and the delivery log of every project (the alerts API
+                  # filters them per project); destinations hold write-only secrets (webhook URLs)
+                  "alert_rule_versions", "alert_states", "alert_events", "alert_silences", "alert_destinations",
+                  "alert_outbox", "alert_deliveries")

@@ -105,8 +105,9 @@ def table_filters(database: str, projects: Iterable[str], tables: Iterable[str] 
 
 
 def admin_filters(database: str) -> dict[str, str]:
-    """Untrusted SQL from an admin still never reads the session-signing secret."""
-    return {f"{database}.auth_secrets": "0"}
+    """Untrusted SQL from an admin still never reads the session-signing secret, nor the alert
+    destinations' write-only secrets (webhook URLs; the outbox holds only the destination's name)."""
+    return {f"{database}.{table}": "0" for table in ("auth_secrets", "alert_destinations")}
 
 
 def filters_setting(filters: dict[str, str]) -> str:

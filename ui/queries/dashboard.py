@@ -198,3 +198,8 @@ def dashboard(store: Store, lo_ns: int, hi_ns: int, node: Node | None = None, ar
                    "reasoning_tokens": sum(b["reasoning_tokens"] for b in series),
                    "p50_ms": overall["p50_ms"] if overall else None, "p95_ms": overall["p95_ms"] if overall else None},
     }
+
+
+# The alerts read the same per-trace rows of both tiers (tracelake.alerts.query.TraceRows); they sit
+# below the UI in the layers, so the UI's install and the server hand them this function.
+trace_rows = _traces
