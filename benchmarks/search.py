@@ -8,7 +8,7 @@ generator) two days old, then in the same run:
   (INSERT ... SELECT, the store's own insert path minus OTLP decoding) -> insert seconds and the
   ratio; compressed bytes per span of the data and of the index;
 * hot queries: free text (frequent word, rare id, no match), a prefix, a phrase, each through the
-  trace list's own SQL condition, p50/p95 with the index and with ``use_skipping_indexes = 0``
+  trace list's own SQL condition, p50/p95 with the index and with ``use_skip_indexes = 0``
   (the scan the index replaces), query condition cache off;
 * archive: runs the archiver (every span moves to the Delta archive), times the run and the term
   indexing after it (spans/s), then the trace list over the archive (API, 30 days) for the same
@@ -104,7 +104,7 @@ def main() -> None:
         sql = f"SELECT count() AS c FROM otel_traces WHERE {cond}"
         bound = p.bound(store)
         res = {}
-        for mode, extra in (("index", ""), ("scan", ", use_skipping_indexes = 0")):
+        for mode, extra in (("index", ""), ("scan", ", use_skip_indexes = 0")):
             found = []
             xs = timed(lambda: found.append(store.query_arrow(
                 f"{sql} SETTINGS use_query_condition_cache = 0{extra}", bound).column("c")[0].as_py()), args.runs)

@@ -54,11 +54,11 @@ class TraceRow:
     user: str
     project: str
     tier: str = "hot"  # 'hot' | 'archive': where the trace was read from
-    matched: Any = None  # the filter has free text: the span that matched (ui.queries.matched.Matched)
     unpriced: int = 0  # LLM spans with tokens and no price (their cost counts as 0)
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    matched: Any = None  # the filter has free text: the span that matched (ui.queries.matched.Matched)
 
     @property
     def duration_ns(self) -> int:
