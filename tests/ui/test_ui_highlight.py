@@ -6,15 +6,18 @@ the hostile trace's root holds ``ui_traces.XSS_SEARCH``: "quokka" against HTML t
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
 import ui_traces
 from tracelake.query.filters import Text, parse
+from tracelake.query.compile import HOT
 from tracelake.query.params import Params, query
 from tracelake.query.text_search import term_sql
 from tracelake.store.search_text import _unescape
 from tracelake.ui.highlight import Highlight, free_text_terms, parse_find, searchable_key
+from tracelake.ui.queries.span_terms import maybe_sql, span_term_sql
 
 
 def marked(text: str, hl: str) -> list[str]:
@@ -47,6 +50,36 @@ def test_highlight_agrees_with_the_sql_on_every_case(known_store):
         conds = ", ".join(f"({term_sql(p, t, f'lowerUTF8({_unescape(p.s(x))})')}) AS c{i}" for i, x in enumerate(texts))
         sql_hits = [bool(v) for v in query(store, f"SELECT {conds}", p)[0].values()]
         assert [bool(Highlight([t]).ranges(x)) for x in texts] == sql_hits, t
+
+
+EDGE_TEXT = {  # words whose case folding or escaping is unusual (a trace of this module only)
+    "input.value": "\u212aelvin said: ISTANBUL \u0130stanbul STRA\u1e9eE",  # Kelvin sign, dotted I, capital sharp s
+    "output.value": "zebra\\nZEBRAS \\tzebra_crossing",
+}
+
+
+@pytest.fixture(scope="module")
+def edge(known_store):
+    store, _ = known_store
+    trace_id, span_id = "e" * 32, "e" * 16
+    spec = ui_traces.SpanSpec("edge case", span_id, "", 0, 5, EDGE_TEXT,
+                              events=[("note", 1, {"detail": "an ev\u00e9nement about ZEBRA-fish"})])
+    ui_traces.insert(store, [ui_traces.request(trace_id, [spec], time.time_ns() - 3600 * ui_traces.S, "edge-svc").SerializeToString()])
+    return store
+
+
+@pytest.mark.parametrize("term", [Text("kelvin", 0), Text("istanbul", 0), Text("i\u0307stanbul", 0), Text("straße", 0),
+                                  Text("zebra", 0), Text("zebra*", 0, "prefix"), Text("zebra crossing", 0, "phrase"),
+                                  Text("fish", 0), Text("vénement", 0), Text("ev", 0), Text("chat gpt", 0, "phrase"),
+                                  Text("refund", 0), Text("look*", 0, "prefix")])
+def test_span_terms_cheap_test_never_drops_a_match(edge, term):
+    """span_term_sql (a substring test before term_sql) keeps exactly the spans term_sql keeps."""
+    p = Params()
+    fast, exact = span_term_sql(p, term, hot=True), term_sql(p, term, HOT.text)
+    got = query(edge, f"SELECT countIf({fast}) AS f, countIf({exact}) AS e FROM otel_traces", p)[0]
+    assert got["f"] == got["e"]
+    if term.value in ("kelvin", "zebra", "fish", "refund"):
+        assert got["e"] > 0 and maybe_sql(Params(), term, True) != "1"
 
 
 def test_highlight_escapes_everything_and_marks_across_tags():
@@ -116,3 +149,10 @@ def test_span_panel_keeps_the_search(client, known):
     assert "I want a <mark>refund</mark> for order 7" in panel
     assert "<mark>" not in client.get(f"/traces/{known.error}/spans/{known.error_span}",
                                       headers={"HX-Request": "true"}).text
+
+
+def test_search_in_the_url_is_text(client, known):
+    """hl= is the caller's text: on the page it is rebuilt from its words, and shown escaped."""
+    html = client.get(f"/traces/{known.error}", params={"hl": '<script>alert(1)</script> "x<img src=y onerror=z>"'}).text
+    assert "<script>alert" not in html and "<img src=y" not in html
+    assert 'value="&#34;script alert 1 script&#34; &#34;x img src y onerror z&#34;"' in html
