@@ -49,7 +49,7 @@ class Needle:
 def needle(term: Text) -> Needle | None:
     """The term's words as the SQL splits them (None for a term without a word)."""
     value = term.value.rstrip("*") if term.mode == "prefix" else term.value
-    ws = tuple(w.lower() for w in words(value))
+    ws = tuple(words(value.lower()))  # lowercased whole, then split: as the SQL does
     return Needle(ws, term.mode == "prefix") if ws else None
 
 
@@ -167,7 +167,9 @@ class Highlight:
         if not needles:
             return []
         found = [(m.start(), m.end()) for m in _WORD.finditer(scan)]
-        lows = [scan[a:b].lower() for a, b in found]
+        # Words lowercased in their context, as lowerUTF8 lowercases the whole text (a final sigma
+        # depends on what follows); word by word only when lowercasing changed the length (İ).
+        lows = [low[a:b] for a, b in found] if len(low) == len(scan) else [scan[a:b].lower() for a, b in found]
         at: dict[str, list[int]] = {}  # word -> where it is: a needle's whole first word is looked up
         for i, w in enumerate(lows):
             at.setdefault(w, []).append(i)
