@@ -35,6 +35,7 @@ _FIND_TOKEN = re.compile(r'"([^"]*)"?|(\S+)')
 _BARE_SAFE = re.compile(r"^[A-Za-z0-9_.\-\x80-\U0010ffff]+$")
 STATUS_WORDS = ("status:error", "error:true", "is:error")
 MAX_TERMS = 8  # find and highlight take at most this many terms (the rest is ignored)
+MAX_QUERY_CHARS = 500  # of an hl= parameter (find's own limit); the rest is ignored
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class Needle:
 def needle(term: Text) -> Needle | None:
     """The term's words as the SQL splits them (None for a term without a word)."""
     value = term.value.rstrip("*") if term.mode == "prefix" else term.value
-    ws = tuple(w.lower() for w in words(value))
+    ws = tuple(words(value.lower()))  # lowercased whole, then split: as the SQL does
     return Needle(ws, term.mode == "prefix") if ws else None
 
 
@@ -147,7 +148,7 @@ class Highlight:
     @classmethod
     def from_query(cls, text: str | None) -> "Highlight":
         """From an ``hl=`` parameter (find's syntax; status and key=value tests are not words)."""
-        return cls(parse_find(text or "").terms)
+        return cls(parse_find((text or "")[:MAX_QUERY_CHARS]).terms)
 
     def __bool__(self) -> bool:
         return bool(self.needles)
@@ -158,16 +159,32 @@ class Highlight:
         if not self.needles or not text:
             return []
         scan = _JSON_ESCAPE.sub("  ", text)  # same length: offsets stay those of ``text``
-        found = [(m.start(), m.end(), m.group().lower()) for m in _WORD.finditer(scan)]
-        lows = [w for _, _, w in found]
+        # Most values hold none of the words: an ASCII word that is not even a substring of the
+        # lowercased text cannot match (lowercasing maps characters one by one, but for non-ASCII
+        # sigma), so such values cost one pass in C.
+        low = scan.lower()
+        needles = [nd for nd in self.needles if not nd.words[0].isascii() or nd.words[0] in low]
+        if not needles:
+            return []
+        found = [(m.start(), m.end()) for m in _WORD.finditer(scan)]
+        # Words lowercased in their context, as lowerUTF8 lowercases the whole text (a final sigma
+        # depends on what follows); word by word only when lowercasing changed the length (İ).
+        lows = [low[a:b] for a, b in found] if len(low) == len(scan) else [scan[a:b].lower() for a, b in found]
+        at: dict[str, list[int]] = {}  # word -> where it is: a needle's whole first word is looked up
+        for i, w in enumerate(lows):
+            at.setdefault(w, []).append(i)
         out: list[tuple[int, int]] = []
-        for nd in self.needles:
-            k, last = len(nd.words), nd.words[-1]
-            head = nd.words[:-1]
-            for i in range(len(lows) - k + 1):
-                tail = lows[i + k - 1]
-                if (tail.startswith(last) if nd.prefix else tail == last) and tuple(lows[i:i + k - 1]) == head:
-                    out.append((found[i][0], found[i + k - 1][1]))
+        for nd in needles:
+            k, first, last = len(nd.words), nd.words[0], nd.words[-1]
+            if nd.prefix and k == 1:
+                starts: Iterable[int] = (i for i, w in enumerate(lows) if w.startswith(first))
+            else:
+                starts = at.get(first, ())
+            for i in starts:
+                j = i + k - 1
+                if j < len(lows) and (lows[j].startswith(last) if nd.prefix else lows[j] == last) \
+                        and all(lows[i + x] == nd.words[x] for x in range(1, k - 1)):
+                    out.append((found[i][0], found[j][1]))
         return _merge(out)
 
     def __call__(self, text: str | None) -> Markup:
@@ -176,11 +193,10 @@ class Highlight:
         pieces: list[str] = []
         at = 0
         for a, b in self.ranges(text):
-            pieces.append(escape(text[at:a]))
-            pieces.append(Markup("<mark>") + escape(text[a:b]) + Markup("</mark>"))
+            pieces += [str(escape(text[at:a])), "<mark>", str(escape(text[a:b])), "</mark>"]
             at = b
-        pieces.append(escape(text[at:]))
-        return Markup("").join(pieces)
+        pieces.append(str(escape(text[at:])))
+        return Markup("".join(pieces))  # every piece of the text went through escape()
 
 
 NO_HIGHLIGHT = Highlight()

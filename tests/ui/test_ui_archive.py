@@ -385,3 +385,21 @@ def test_search_results_in_both_tiers(tiered):
     assert client.get(find, params={"q": "refund"}).json()["total"] == 2
     assert client.get(find, params={"q": "refun"}).json()["total"] == 0
     assert client.get(find, params={"q": '"refund for order"'}).json()["matches"] == [old.error_span]
+
+
+@pytest.mark.parametrize("value,mode", [("quokka", "word"), ("refund for order", "phrase"), ("rate*", "prefix"),
+                                        ("limit", "word"), ("nothing-here", "word")])
+def test_archive_span_terms_cheap_test_never_drops_a_match(tiered, value, mode):
+    """Over the archive's columns (events as a list of maps), the substring test before term_sql
+    keeps exactly the archived spans term_sql keeps (ui/queries/span_terms.py)."""
+    from tracelake.query.compile import ARCHIVE
+    from tracelake.query.filters import Text
+    from tracelake.query.params import Params, query
+    from tracelake.query.text_search import term_sql
+    from tracelake.ui.queries.span_terms import span_term_sql
+
+    client, *_ = tiered
+    p, term = Params(), Text(value, 0, mode)  # type: ignore[arg-type]
+    fast, exact = span_term_sql(p, term, hot=False), term_sql(p, term, ARCHIVE.text)
+    got = query(client.app.state.store, f"SELECT countIf({fast}) AS f, countIf({exact}) AS e FROM otel_traces_archive", p)[0]
+    assert got["f"] == got["e"] and (got["e"] > 0) == (value != "nothing-here")

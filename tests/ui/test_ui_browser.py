@@ -241,6 +241,7 @@ def test_search_opens_the_trace_at_the_match_highlighted(server, page):
     clean(page)
     # The error trace: both spans hold "refund"; n walks them with find (same words, same meaning).
     page.goto(f"{server.ui_url}/traces?range=1h&q=refund")
+    shot(page, "search-list")
     page.locator("#trace-rows tr.trow a.mspan").click()
     page.wait_for_url("**hl=refund**")
     assert page.locator("#span-rows .srow.hit").count() == 2 and page.input_value("#find") == "refund"
@@ -250,6 +251,7 @@ def test_search_opens_the_trace_at_the_match_highlighted(server, page):
     wait_js(page, f"(document.querySelector('#panel .span-panel') || {{}}).getAttribute && "
                   f"document.querySelector('#panel .span-panel').getAttribute('data-span') === '{k.error_span}'")
     wait_js(page, "Array.from(document.querySelectorAll('#panel pre mark')).some(m => m.textContent === 'refund')")
+    shot(page, "search-trace")
     clean(page)
 
 

@@ -6,15 +6,18 @@ the hostile trace's root holds ``ui_traces.XSS_SEARCH``: "quokka" against HTML t
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
 import ui_traces
 from tracelake.query.filters import Text, parse
+from tracelake.query.compile import HOT
 from tracelake.query.params import Params, query
 from tracelake.query.text_search import term_sql
 from tracelake.store.search_text import _unescape
 from tracelake.ui.highlight import Highlight, free_text_terms, parse_find, searchable_key
+from tracelake.ui.queries.span_terms import maybe_sql, span_term_sql
 
 
 def marked(text: str, hl: str) -> list[str]:
@@ -39,14 +42,45 @@ def test_highlight_agrees_with_the_sql_on_every_case(known_store):
     """Each term matches a text in Python exactly when term_sql matches it in ClickHouse."""
     store, _ = known_store
     texts = ["Refund? refunds", 'x\\nrefund', "order  4417", "order_44171", "café Cafés", "prefund", "4417 order",
-             "re-fund", "refunding now", 'a "order" <4417>']
+             "re-fund", "refunding now", 'a "order" <4417>', "ΟΔΟΣ.A", "ΟΔΟΣ A", "\u212aelvin"]
     terms = [Text("refund", 0), Text("refund*", 0, "prefix"), Text("order 4417", 0, "phrase"),
-             Text("order_4417", 0), Text("café", 0), Text("order_44*", 0, "prefix"), Text("re fund", 0, "phrase")]
+             Text("order_4417", 0), Text("café", 0), Text("order_44*", 0, "prefix"), Text("re fund", 0, "phrase"),
+             Text("οδος", 0), Text("οδοσ", 0), Text("kelvin", 0), Text("ΟΔΟΣ.A", 0)]  # a final sigma depends on what follows
     for t in terms:
         p = Params()
         conds = ", ".join(f"({term_sql(p, t, f'lowerUTF8({_unescape(p.s(x))})')}) AS c{i}" for i, x in enumerate(texts))
         sql_hits = [bool(v) for v in query(store, f"SELECT {conds}", p)[0].values()]
         assert [bool(Highlight([t]).ranges(x)) for x in texts] == sql_hits, t
+
+
+EDGE_TEXT = {  # words whose case folding or escaping is unusual (a trace of this module only)
+    "input.value": "\u212aelvin said: ISTANBUL \u0130stanbul STRA\u1e9eE",  # Kelvin sign, dotted I, capital sharp s
+    "output.value": "zebra\\nZEBRAS \\tzebra_crossing",
+}
+
+
+@pytest.fixture(scope="module")
+def edge(known_store):
+    store, _ = known_store
+    trace_id, span_id = "e" * 32, "e" * 16
+    spec = ui_traces.SpanSpec("edge case", span_id, "", 0, 5, EDGE_TEXT,
+                              events=[("note", 1, {"detail": "an ev\u00e9nement about ZEBRA-fish"})])
+    ui_traces.insert(store, [ui_traces.request(trace_id, [spec], time.time_ns() - 3600 * ui_traces.S, "edge-svc").SerializeToString()])
+    return store
+
+
+@pytest.mark.parametrize("term", [Text("kelvin", 0), Text("istanbul", 0), Text("i\u0307stanbul", 0), Text("straße", 0),
+                                  Text("zebra", 0), Text("zebra*", 0, "prefix"), Text("zebra crossing", 0, "phrase"),
+                                  Text("fish", 0), Text("vénement", 0), Text("ev", 0), Text("chat gpt", 0, "phrase"),
+                                  Text("refund", 0), Text("look*", 0, "prefix")])
+def test_span_terms_cheap_test_never_drops_a_match(edge, term):
+    """span_term_sql (a substring test before term_sql) keeps exactly the spans term_sql keeps."""
+    p = Params()
+    fast, exact = span_term_sql(p, term, hot=True), term_sql(p, term, HOT.text)
+    got = query(edge, f"SELECT countIf({fast}) AS f, countIf({exact}) AS e FROM otel_traces", p)[0]
+    assert got["f"] == got["e"]
+    if term.value in ("kelvin", "zebra", "fish", "refund"):
+        assert got["e"] > 0 and maybe_sql(Params(), term, True) != "1"
 
 
 def test_highlight_escapes_everything_and_marks_across_tags():
@@ -101,8 +135,8 @@ def test_trace_page_marks_matching_spans_and_highlights_escaped(client, known):
     assert "&lt;/script&gt;<mark>quokka</mark>&lt;img src=x" in html  # output value and its attribute
     assert "<mark>quokka&lt;hop</mark>" in html and "<mark>quokkas</mark>" not in html
     assert re.search(r'id="hl-note"[^>]*>Search <code>quokka &#34;quokka hop&#34;</code>: 1 span of this trace matches', html)
-    hits = re.findall(r'class="srow([^"]*)" data-id="([0-9a-f]{16})"', html)
-    assert [sid for cls, sid in hits if "hit" in cls.split()] != [] and len([c for c, _ in hits if "hit" in c.split()]) == 1
+    rows = re.findall(r'class="srow([^"]*)" data-id="([0-9a-f]{16})"', html)
+    assert len(rows) == 2 and [cls.split() for cls, _ in rows].count(["sel", "hit"]) == 1  # the root, selected
     # Not a search attribute: session.id holds <script> too, shown escaped, never marked.
     assert "&lt;script&gt;window.__xss=1;alert(1)&lt;/script&gt;</pre>" in html
 
@@ -116,3 +150,10 @@ def test_span_panel_keeps_the_search(client, known):
     assert "I want a <mark>refund</mark> for order 7" in panel
     assert "<mark>" not in client.get(f"/traces/{known.error}/spans/{known.error_span}",
                                       headers={"HX-Request": "true"}).text
+
+
+def test_search_in_the_url_is_text(client, known):
+    """hl= is the caller's text: on the page it is rebuilt from its words, and shown escaped."""
+    html = client.get(f"/traces/{known.error}", params={"hl": '<script>alert(1)</script> "x<img src=y onerror=z>"'}).text
+    assert "<script>alert" not in html and "<img src=y" not in html
+    assert 'value="&#34;script alert 1 script&#34; &#34;x img src y onerror z&#34;"' in html

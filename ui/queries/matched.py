@@ -2,8 +2,8 @@
 time) and how many spans match, for one page of the trace list.
 
 One query per tier for the page's trace ids, with the same condition the filter used
-(:func:`tracelake.query.text_search.term_sql` over the tier's searchable text), so "matched" means
-exactly what the filter means. A span matches when it matches any of the free-text terms (the filter
+(:func:`tracelake.query.text_search.term_sql` over the tier's searchable text, behind the cheap
+necessary test of :mod:`.span_terms`), so "matched" means exactly what the filter means. A span matches when it matches any of the free-text terms (the filter
 may have found different words in different spans). Hot traces are read from ``otel_traces`` within
 the page's time range; archived ones from the files that can hold them (as the archive list reads its
 candidates), else through ``otel_traces_archive`` bounded to their ``Day`` partitions.
@@ -16,9 +16,9 @@ from typing import Any
 from tracelake.query.compile import ARCHIVE, HOT, Tier
 from tracelake.query.filters import Text
 from tracelake.query.params import Params, query
-from tracelake.query.text_search import term_sql
 from tracelake.store.base import Store, StoreError
 from tracelake.ui.queries import archive_list
+from tracelake.ui.queries.span_terms import span_term_sql
 from tracelake.ui.queries.trace_list import TraceRow
 
 
@@ -35,7 +35,7 @@ class Matched:
 
 
 def _sql(p: Params, tier: Tier, terms: list[Text], ids: str, lo_ns: int, hi_ns: int) -> str:
-    cond = " OR ".join(term_sql(p, t, tier.text) for t in terms)
+    cond = " OR ".join(span_term_sql(p, t, tier.name == "hot") for t in terms)
     days = ""
     if tier.day_partitioned:  # archived spans are partitioned by their trace's day
         days = (f"Day >= toDate(fromUnixTimestamp64Nano({p.i(lo_ns)})) "

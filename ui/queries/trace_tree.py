@@ -20,17 +20,16 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tracelake.query.compile import ARCHIVE, HOT
 from tracelake.query.params import Params
-from tracelake.query.text_search import term_sql
 from tracelake.store.base import Store
 from tracelake.ui.highlight import Highlight, parse_find
+from tracelake.ui.queries.span_terms import span_term_sql
 from tracelake.ui.queries.trace import SPAN_COLUMNS, Location, SpanRow, _query_spans, _span_row, query_spans_arrow
 
 FOLD_MIN = 50  # a run of at least this many same-named siblings is folded into one row
@@ -121,7 +120,7 @@ class TraceTree:
     location: Location | None = None  # where it was read (trace_tree sets it)
     totals: TraceTotals | None = None  # of the trace when it was built
     built_at: float = field(default_factory=time.monotonic)  # or last confirmed against the store
-    marks: dict[str, np.ndarray] = field(default_factory=dict)  # highlight query -> matching positions (:func:`marks`)
+    search_hits: dict[str, np.ndarray] = field(default_factory=dict)  # hl query -> matching positions (:func:`marks`)
 
     @property
     def pos(self) -> np.ndarray:
@@ -525,13 +524,7 @@ FIND_LIMIT = 10_000  # matches returned by find-in-trace (the count says when th
 MARKS_KEPT = 4  # highlight queries whose matching spans a cached tree remembers
 
 
-def _text_expr(loc: Location) -> str:
-    """The searchable text over the columns a located trace's spans are read with: otel_traces, or the
-    archive view's columns (the view itself or its files read directly)."""
-    return HOT.text if loc.tier == "hot" else ARCHIVE.text
-
-
-def _positions(store: Store, loc: Location, tree: TraceTree, where) -> np.ndarray:
+def _positions(store: Store, loc: Location, tree: TraceTree, where: Callable[[Params], str]) -> np.ndarray:
     """Sorted tree positions of the spans passing ``where(params)`` (an SQL condition), found by one
     query over the trace's spans: never a Python step per span."""
     ids = query_spans_arrow(store, loc, lambda p, source: f"SELECT DISTINCT SpanId {source} AND {where(p)}").column("SpanId")
@@ -545,18 +538,18 @@ def find(store: Store, loc: Location, tree: TraceTree, text: str) -> tuple[list[
     """Spans of the trace matching ``text``, in tree order (up to FIND_LIMIT), and how many match.
 
     Words mean what free text means in the filter (tracelake.query.text_search, over the tier's
-    searchable text, so the text index answers): ``refund`` the word, ``refund*`` a word starting
+    searchable text; :mod:`.span_terms`): ``refund`` the word, ``refund*`` a word starting
     with it, ``"order 4417"`` the words in order. ``status:error`` finds error spans; ``key=value``
     spans whose attribute ``key`` contains ``value`` (any case). Every test must match."""
     asked = parse_find(text)
     if not asked:
         return [], 0
-    expr = _text_expr(loc)
+    hot = loc.tier == "hot"
 
     def where(p: Params) -> str:
         conds = ["lower(StatusCode) LIKE '%error%'"] if asked.errors else []
         conds += [f"positionCaseInsensitiveUTF8(SpanAttributes[{p.s(key)}], {p.s(value)}) > 0" for key, value in asked.attrs]
-        conds += [term_sql(p, t, expr) for t in asked.terms]
+        conds += [span_term_sql(p, t, hot) for t in asked.terms]
         return " AND ".join(conds)
 
     positions = _positions(store, loc, tree, where)
@@ -567,16 +560,16 @@ def find(store: Store, loc: Location, tree: TraceTree, text: str) -> tuple[list[
 def marks(store: Store, loc: Location, tree: TraceTree, hl: Highlight) -> np.ndarray:
     """Per tree position, whether the span matches any of ``hl``'s terms (the trace page marks these).
     One query per tree and highlight: remembered on the cached tree, so scrolling reuses it."""
-    found = tree.marks.get(hl.query)
+    found = tree.search_hits.get(hl.query)
     if found is not None:
         return found
-    expr = _text_expr(loc)
+    hot = loc.tier == "hot"
     hit = np.zeros(len(tree), bool)
-    hit[_positions(store, loc, tree, lambda p: "(" + " OR ".join(term_sql(p, t, expr) for t in hl.terms) + ")")] = True
+    hit[_positions(store, loc, tree, lambda p: "(" + " OR ".join(span_term_sql(p, t, hot) for t in hl.terms) + ")")] = True
     with _CACHE_LOCK:  # the tree is shared by the viewer's concurrent requests
-        while len(tree.marks) >= MARKS_KEPT:
-            tree.marks.pop(next(iter(tree.marks)))
-        tree.marks[hl.query] = hit
+        while len(tree.search_hits) >= MARKS_KEPT:
+            tree.search_hits.pop(next(iter(tree.search_hits)))
+        tree.search_hits[hl.query] = hit
     return hit
 
 
