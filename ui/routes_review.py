@@ -9,12 +9,14 @@ next trace takes its place (htmx). ``s`` skips a trace for this sitting, ``c`` w
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from tracelake.auth.roles import Perm
+from tracelake.archiver.api.common import audit, caller_of, process_store
+from tracelake.auth.roles import Perm, valid_project
 from tracelake.auth.routes import allows, needs
 from tracelake.store import scores
 from tracelake.store.scores import ScoreConfig, ScoreError
@@ -73,12 +75,35 @@ async def _item(request: Request, q: str, name: str, range_: str | None, skipped
     return ctx
 
 
+async def _page_ctx(request: Request, ctx: dict[str, Any], config_error: str = "") -> dict[str, Any]:
+    found = await run_in_threadpool(scores.configs, request.app.state.store)
+    ctx.update(nav="review", names=list(dict.fromkeys(c.name for c in found)), configs=found,
+               can_configure=allows(request, Perm.ADMIN), config_error=config_error)
+    return ctx
+
+
 @router.get("/review", dependencies=[needs(Perm.READ)])
 async def review_page(request: Request, q: str = "", name: str = scores.THUMBS, range: str | None = None) -> Response:
     ctx = await _item(request, q, name, range, [], 0)
-    ctx["nav"] = "review"
-    ctx["names"] = [c.name for c in await run_in_threadpool(scores.configs, request.app.state.store)]
-    return templates.TemplateResponse(request, "review.html", ctx)
+    return templates.TemplateResponse(request, "review.html", await _page_ctx(request, ctx))
+
+
+@router.post("/review/configs", dependencies=[needs(Perm.ADMIN)])
+async def review_config(request: Request) -> Response:
+    """The page's form for a score config (admins): the API's checks, the error shown in place."""
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    try:
+        project = form.get("project", "")
+        if not valid_project(project):
+            raise ScoreError("project: a project name", "project")
+        config = scores.check_config(form)
+    except ScoreError as exc:
+        ctx = await _item(request, "", scores.THUMBS, None, [], 0)
+        return templates.TemplateResponse(request, "review.html", await _page_ctx(request, ctx, exc.message), status_code=400)
+    actor, _ = caller_of(request)
+    await run_in_threadpool(scores.set_config, process_store(request), project, config, actor)
+    audit(request, "score.config", f"{project}/{config.name}", str(config.to_dict()))
+    return RedirectResponse(f"/review?{urlencode({'name': config.name})}", status_code=303)
 
 
 @router.post("/review", dependencies=[needs(Perm.ANNOTATE)])
@@ -101,7 +126,5 @@ async def review_label(request: Request) -> Response:
             error = exc.message
     ctx = await _item(request, q, name, range_, _skipped(",".join(skipped)), done, error)
     if not is_htmx(request):  # a form posted without htmx: the whole page
-        ctx["nav"] = "review"
-        ctx["names"] = [c.name for c in await run_in_threadpool(scores.configs, request.app.state.store)]
-        return templates.TemplateResponse(request, "review.html", ctx)
+        return templates.TemplateResponse(request, "review.html", await _page_ctx(request, ctx))
     return templates.TemplateResponse(request, "review.html", ctx, block_name="item")

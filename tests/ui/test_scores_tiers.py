@@ -140,6 +140,18 @@ def test_configs_type_the_values(scored):
     assert refused.status_code == 400 and refused.json()["field"] == "categories"
 
 
+def test_review_page_defines_and_lists_score_configs(scored):
+    client, _, hot, _ = scored
+    r = client.post("/review/configs", data={"project": "default", "name": "review_tone", "data_type": "categorical",
+                                             "categories": "calm, rude, <b>odd</b>"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/review?name=review_tone"
+    page = client.get("/review", params={"name": "review_tone", "range": "1h"}).text
+    assert 'data-config="review_tone"' in page and "&lt;b&gt;odd&lt;/b&gt;" in page and "<b>odd" not in page
+    assert 'data-key="3"' in page  # one key per category
+    bad = client.post("/review/configs", data={"project": "default", "name": "x y", "data_type": "numeric"})
+    assert bad.status_code == 400 and 'id="config-error"' in bad.text
+
+
 def test_retention_holds_and_rules_match_scores(scored):
     from tracelake.archiver import keep
     from tracelake.archiver.explain import explain

@@ -173,13 +173,16 @@ def list_hot(store: Store, node: Node | None, lo_ns: int, hi_ns: int, cursor: tu
     if not upper_id:
         upper_ts = min(upper_ts, newest_ts)
     scanned = 0
+    few: bool | None = None
     while len(rows) <= limit and upper_ts > lo_ns:
         w_lo = max(lo_ns, upper_ts - window)
         want = limit + 1 - len(rows)
         p = Params()
         comp = Compiler(p, p.i(w_lo), p.i(upper_ts + SPAN_SLACK_NS))
         prefilter, having = comp.split(node, p.i(w_lo), p.i(upper_ts + SPAN_SLACK_NS))
-        if w_lo > lo_ns and (comp.selective or few_scores(store, comp.score_names)):
+        if few is None:  # asked once per list: the filter's score names are the same in every window
+            few = few_scores(store, comp.score_names)
+        if w_lo > lo_ns and (comp.selective or few):
             # Few traces match anywhere: one pass over the whole range beats growing windows.
             window = upper_ts - lo_ns
             continue
