@@ -177,7 +177,15 @@ def doc_examples() -> list[str]:
     for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         text = path.read_text()
         for block in re.findall(r"```sql\n(.*?)```", text, re.S):
-            found += [line.strip() for line in block.splitlines() if line.strip().upper().startswith(("SELECT", "WITH"))]
+            # A statement starts at an unindented SELECT/WITH line and may go on over indented or
+            # clause lines; '--' comments are dropped.
+            stmts: list[list[str]] = []
+            for line in (raw.split("--")[0].rstrip() for raw in block.splitlines()):
+                if line.upper().startswith(("SELECT", "WITH")):
+                    stmts.append([line])
+                elif line.strip() and stmts:
+                    stmts[-1].append(line.strip())
+            found += [" ".join(parts).rstrip(";") for parts in stmts]
         found += [q for q in re.findall(r'tracelake sql "([^"]+)"', text) if "…" not in q]
         found += [q.replace("+", " ") for q in re.findall(r"/api/sql\?q=([^'\s`]+)", text)]
     return found
