@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ui as ui_bench  # noqa: E402
 
 DAY_NS = 86400 * 10**9
-TERMS = {"frequent word": "refund", "rare id": None, "no match": "zqxvwk", "prefix": "refun*",
+TERMS = {"frequent word": "refund", "rare word (doc id)": None, "no match": "zqxvwk", "prefix": "refun*",
          "phrase": '"refund summary"', "phrase, no match": '"refund zqxvwk"'}
 
 
@@ -71,9 +71,10 @@ def main() -> None:
     store = open_store(root / "data")
     n, secs = ui_bench.seed(store, args.spans, age_ns=2 * DAY_NS)
     print(f"seeded {n:,} spans in {secs:.1f} s ({n / secs:,.0f} spans/s through insert_otlp)")
-    rare = store.query_arrow("SELECT SpanAttributes['gen_ai.response.id'] AS v FROM otel_traces "
-                             "WHERE SpanAttributes['gen_ai.response.id'] != '' LIMIT 1").column("v")[0].as_py()
-    terms = {k: (v if v is not None else f'"{rare}"') for k, v in TERMS.items()}
+    # A document id quoted in one prompt: the rarest kind of word the generator writes.
+    rare = store.query_arrow("SELECT extract(SpanAttributes['gen_ai.input.messages'], 'doc-[0-9]+') AS v FROM otel_traces "
+                             "WHERE v != '' LIMIT 1").column("v")[0].as_py()
+    terms = {k: (v if v is not None else rare) for k, v in TERMS.items()}
 
     # --- cost: the same rows into a table without and with the index --------------------------------
     ddl = store.query_arrow("SHOW CREATE TABLE otel_traces").column(0)[0].as_py()

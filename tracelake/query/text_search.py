@@ -66,12 +66,13 @@ def archive_term_groups(p: Params, term: Text) -> str:
     """SELECT (Path, RowGroup, TraceLo, TraceHi) of the archive's indexed row groups holding every
     word of ``term`` (a necessary condition: they may be in different spans of the row group)."""
     ws = _words_sql(p, term)
+    # IN a subquery's set and startsWith: both read only their ranges of the table's sorted Token key.
     if term.mode == "prefix":
         whole, last = f"arrayPopBack({ws})", f"arrayElement({ws}, -1)"
-        where = f"has({whole}, Token) OR startsWith(Token, {last})"  # the prefix: a range of the sorted key
+        where = f"Token IN (SELECT arrayJoin({whole})) OR startsWith(Token, {last})"
         having = f"uniqExactIf(Token, has({whole}, Token)) = length(arrayDistinct({whole})) AND countIf(startsWith(Token, {last})) > 0"
     else:
-        where = f"has({ws}, Token)"
+        where = f"Token IN (SELECT arrayJoin({ws}))"
         having = f"uniqExact(Token) = length(arrayDistinct({ws}))"
     return (f"SELECT Path, RowGroup, any(TraceLo) AS TraceLo, any(TraceHi) AS TraceHi FROM archive_terms "
             f"WHERE {where} GROUP BY Path, RowGroup HAVING {having}")
