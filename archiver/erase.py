@@ -38,6 +38,7 @@ from tracelake.archiver.receipts import TARGETS_SQL, Request, check_trace_id, is
 from tracelake.archiver.runs import fail_point
 from tracelake.attachments import object_key
 from tracelake.query.compile import ALL_AGGS, ARCHIVE, HOT, Compiler, aggs
+from tracelake.store.cost_schema import priced_index
 from tracelake.query.filters import FilterError, parse, quote
 from tracelake.query.params import Params
 from tracelake.store.base import Store
@@ -115,7 +116,7 @@ def match_archive(store: Store, text: str) -> list[tuple[str, str, date]]:
     c = Compiler(p, p.i(0), p.i(MAX_NS), tier=ARCHIVE)
     cond = c.compile(parse(text))
     sql = (f"SELECT DISTINCT toString(Project) AS P, TraceId, Day FROM (SELECT Project, TraceId, Day, "
-           f"{aggs(ALL_AGGS, ARCHIVE)} FROM trace_summary_archive FINAL) WHERE {cond}")
+           f"{aggs(ALL_AGGS, ARCHIVE)} FROM ({priced_index('trace_summary_archive FINAL').replace('{database}', store.database)})) WHERE {cond}")
     return sorted((r["P"], r["TraceId"], r["Day"]) for r in store.query_arrow(sql, p.bound(store)).to_pylist())
 
 

@@ -321,14 +321,20 @@ SUMMARY_BACKFILL = ("INSERT INTO trace_summary (Project, TraceId, Start, End, Ro
 # The archive index: each archived trace's usage, priced when read through archived_traces.
 # Rows archived before have no usage and keep the cost they were archived with.
 ARCHIVE_USAGE = f"ALTER TABLE trace_summary_archive ADD COLUMN IF NOT EXISTS Usage Array({USAGE_TUPLE_TYPE})"
+def priced_index(source: str) -> str:
+    """Rows of the archive index ``source`` with their usage priced, as ``archived_traces`` shows
+    them (readers of every run's rows, such as erasure, price them the same way)."""
+    return (f"SELECT * REPLACE (if(empty(Usage), CostUsd, {usage_cost('Usage')}) AS CostUsd),\n"
+            f"       {usage_unpriced('Usage')} AS Unpriced,\n"
+            f"       {usage_tokens('Usage', USAGE_POS['CacheReadTokens'])} AS CacheReadTokens,\n"
+            f"       {usage_tokens('Usage', USAGE_POS['CacheWriteTokens'])} AS CacheWriteTokens,\n"
+            f"       {usage_tokens('Usage', USAGE_POS['ReasoningTokens'])} AS ReasoningTokens\n"
+            f"FROM {source}")
+
+
 ARCHIVED_TRACES_PRICED = f"""
 CREATE OR REPLACE VIEW archived_traces AS
-SELECT * REPLACE (if(empty(Usage), CostUsd, {usage_cost('Usage')}) AS CostUsd),
-       {usage_unpriced('Usage')} AS Unpriced,
-       {usage_tokens('Usage', USAGE_POS['CacheReadTokens'])} AS CacheReadTokens,
-       {usage_tokens('Usage', USAGE_POS['CacheWriteTokens'])} AS CacheWriteTokens,
-       {usage_tokens('Usage', USAGE_POS['ReasoningTokens'])} AS ReasoningTokens
-FROM trace_summary_archive
+{priced_index('trace_summary_archive')}
 WHERE RunId IN (SELECT RunId FROM archive_run_state WHERE State IN ({', '.join(repr(v) for v in VISIBLE_STATES)}))
   AND TraceId NOT IN (SELECT TraceId FROM restore_flipped)
 """
