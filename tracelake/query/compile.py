@@ -48,6 +48,7 @@ AGGREGATES: dict[str, str] = {
     "Proj": "any(Project)",
 }
 ALL_AGGS = tuple(AGGREGATES)
+COST_MAP = "Cost"  # trace_summary's per-span cost map (priced when read), for cheap per-row bounds
 
 # The same aliases over the archive's trace index (archived_traces): one finalized row per trace.
 ARCHIVE_COLUMNS: dict[str, str] = {
@@ -174,7 +175,7 @@ class Compiler:
         if not isinstance(n, Cmp) or n.field.name not in ("tokens", "input_tokens", "output_tokens", "cost"):
             return ""
         cols = {"tokens": ("InputTokens", "OutputTokens"), "input_tokens": ("InputTokens",),
-                "output_tokens": ("OutputTokens",), "cost": ("Cost",)}[n.field.name]
+                "output_tokens": ("OutputTokens",), "cost": (COST_MAP,)}[n.field.name]
         row = " + ".join(f"arraySum(mapValues({c}))" for c in cols)
         value = self.p.f(float(n.value))
         if n.op in (">", ">="):

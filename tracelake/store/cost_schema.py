@@ -76,6 +76,7 @@ PRICE_FALLBACK = {"CacheReadPerMTok": "InputPerMTok", "CacheWritePerMTok": "Inpu
                   "AudioOutputPerMTok": "OutputPerMTok", "ImageInputPerMTok": "InputPerMTok"}
 # The date stamps vendors append to a model name (gpt-4o-2024-08-06, claude-3-5-sonnet-20241022,
 # claude-3-5-sonnet@20240620, gpt-4-0613); no backslashes: the text goes through several quotings.
+NO_PRICES = "(0., 0., 0., 0., 0., 0., 0., 0.)"
 DATE_STAMP = "[-@]([0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{8}|[01][0-9][0-3][0-9])$"
 
 
@@ -88,14 +89,26 @@ def base_name(model: str) -> str:
     return f"replaceRegexpOne(replaceRegexpOne(lower({model}), '^.*/', ''), '{DATE_STAMP}', '')"
 
 
-def price_key(project: str, model: str, at: str) -> str:
-    """The (project, model) key of the price in force at ``at``: project before default, exact name
-    before base name. When nothing matches, the default base name (which then has no price)."""
-    a = aliased(model)
-    b = base_name(a)
-    has = lambda p, m: f"dictHas({PRICES_DICT}, ({p}, {m}), {at})"  # noqa: E731
-    return (f"multiIf({has(project, a)}, ({project}, {a}), {has(project, b)}, ({project}, {b}), "
-            f"{has(repr(''), a)}, ('', {a}), ('', {b}))")
+NAMES_DICT = "'{database}.model_names_dict'"
+
+
+def name_key(project: str, model: str) -> str:
+    return f"cityHash64({project}, {model})"
+
+
+def price_key(project: str, model: str) -> str:
+    """The UInt64 key of a span's price: resolved once per name seen, by ``model_names_dict``
+    (:data:`NAMES_DICT_DDL`: alias, exact, base name; project before default). A name seen since
+    the dictionary's last reload (5 s at most, or a price change) is looked up by its default base
+    name meanwhile (a dated or prefixed name resolves at once; an alias or a project's price then).
+    Hashed keys because a UInt64 lookup costs a fraction of a (String, String) one."""
+    return (f"dictGetOrDefault({NAMES_DICT}, 'PriceKey', {name_key(project, model)}, "
+            f"{name_key(repr(''), base_name(model))})")
+
+
+def price_model(project: str, model: str) -> str:
+    """The priced model's name (what the Prices page calls it)."""
+    return f"dictGetOrDefault({NAMES_DICT}, 'PriceModel', {name_key(project, model)}, {base_name(model)})"
 
 
 @dataclass(frozen=True)
@@ -117,20 +130,22 @@ class Usage:
 
 
 def span_cost(u: Usage) -> tuple[str, str]:
-    """(cost in USD, 1 if unpriced) of one span's usage, as SQL."""
-    key = price_key(u.project, u.model, u.at)
-    priced = f"dictHas({PRICES_DICT}, {key}, {u.at})"
+    """(cost in USD, 1 if unpriced) of one span's usage, as SQL: two UInt64 dictionary lookups (the
+    name's price key, the prices in force as one array), a dot product with the tokens by kind."""
+    key = price_key(u.project, u.model)
     names = ", ".join(f"'{c}'" for c in PRICE_COLUMNS)
-    prices = f"dictGet({PRICES_DICT}, ({names}), {key}, {u.at})"
-    pr = lambda i: f"tupleElement({prices}, {i})"  # noqa: E731
+    prices = f"dictGetOrDefault({PRICES_DICT}, ({names}), {key}, {u.at}, {NO_PRICES})"
     plain_in = f"({u.input} - least({u.input}, {u.cache_read} + {u.cache_write} + {u.audio_input} + {u.image_input}))"
     plain_out = f"({u.output} - least({u.output}, {u.reasoning} + {u.audio_output}))"
-    amount = (f"({plain_in} * {pr(1)} + {plain_out} * {pr(2)} + {u.cache_read} * {pr(3)} + {u.cache_write} * {pr(4)} "
-              f"+ {u.reasoning} * {pr(5)} + {u.audio_input} * {pr(6)} + {u.audio_output} * {pr(7)} "
-              f"+ {u.image_input} * {pr(8)}) / 1e6")
-    tokens = f"{u.input} + {u.output} > 0"
-    cost = f"if({u.reported} >= 0, {u.reported}, if({tokens} AND {priced}, {amount}, 0.))"
-    unpriced = f"toUInt8({u.reported} < 0 AND {tokens} AND NOT {priced})"
+    kinds = (plain_in, plain_out, u.cache_read, u.cache_write, u.reasoning, u.audio_input, u.audio_output, u.image_input)
+    amount = " + ".join(f"{t} * tupleElement({prices}, {i})" for i, t in enumerate(kinds, 1))
+    # Most spans carry plain input and output only: two prices looked up, not eight.
+    two = f"dictGetOrDefault({PRICES_DICT}, ('InputPerMTok', 'OutputPerMTok'), {key}, {u.at}, (0., 0.))"
+    plain = f"{u.input} * tupleElement({two}, 1) + {u.output} * tupleElement({two}, 2)"
+    extra = " + ".join((u.cache_read, u.cache_write, u.reasoning, u.audio_input, u.audio_output, u.image_input))
+    cost = (f"multiIf({u.reported} >= 0, {u.reported}, {u.input} + {u.output} = 0, 0., "
+            f"{extra} = 0, ({plain}) / 1e6, ({amount}) / 1e6)")
+    unpriced = f"toUInt8({u.reported} < 0 AND {u.input} + {u.output} > 0 AND NOT dictHas({PRICES_DICT}, {key}, {u.at}))"
     return cost, unpriced
 
 
@@ -139,7 +154,7 @@ SPAN_USAGE = Usage("toString(Project)", "toString(LlmModel)", "toDateTime(Timest
                    "CacheReadTokens", "CacheWriteTokens", "ReasoningTokens", "AudioInputTokens", "AudioOutputTokens",
                    "ImageInputTokens", "ReportedCostUsd")
 SPAN_COST, SPAN_UNPRICED = span_cost(SPAN_USAGE)
-PRICE_MODEL = f"tupleElement({price_key(SPAN_USAGE.project, SPAN_USAGE.model, SPAN_USAGE.at)}, 2)"
+PRICE_MODEL = price_model(SPAN_USAGE.project, SPAN_USAGE.model)
 
 # One span's usage as kept per trace (trace_summary.Usage, keyed by SpanId; the archive index's
 # Usage array): enough to price it later.
@@ -215,18 +230,20 @@ CURRENT_PRICE_ROWS = (
 
 _ENDS = ("ifNull(leadInFrame(toNullable(EffectiveFrom)) OVER (PARTITION BY Project, Model ORDER BY EffectiveFrom "
          "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) - 1, toDateTime(4294967295))")
-_DICT_VALUES = ", ".join(f"ifNull({c}, {PRICE_FALLBACK[c]}) AS {c}" if c in PRICE_FALLBACK else c for c in PRICE_COLUMNS)
+# The prices of each kind in PRICE_COLUMNS' order, a kind without its own price at the plain one.
+_DICT_VALUES = ", ".join(f"ifNull({c}, {PRICE_FALLBACK[c]}) AS {c}_" if c in PRICE_FALLBACK else c for c in PRICE_COLUMNS)
 # A price holds from its EffectiveFrom to the second before the next one of the same key.
 PRICE_DICT = f"""
 CREATE DICTIONARY IF NOT EXISTS {{database}}.model_price_history_dict (
-    Project String,
-    Model String,
+    PriceKey UInt64,
     EffectiveFrom DateTime,
     EffectiveTo DateTime,
+    Project String,
+    Model String,
     {", ".join(f"{c} Float64" for c in PRICE_COLUMNS)}
-) PRIMARY KEY Project, Model
-SOURCE(CLICKHOUSE(QUERY 'SELECT Project, Model, EffectiveFrom, {_ENDS} AS EffectiveTo, {_DICT_VALUES} FROM ({CURRENT_PRICE_ROWS})'))
-LAYOUT(COMPLEX_KEY_RANGE_HASHED())
+) PRIMARY KEY PriceKey
+SOURCE(CLICKHOUSE(QUERY 'SELECT cityHash64(Project, Model) AS PriceKey, EffectiveFrom, {_ENDS} AS EffectiveTo, Project, Model, {_DICT_VALUES} FROM ({CURRENT_PRICE_ROWS})'))
+LAYOUT(RANGE_HASHED())
 RANGE(MIN EffectiveFrom MAX EffectiveTo)
 LIFETIME(MIN 30 MAX 60)
 """
@@ -250,6 +267,50 @@ CREATE DICTIONARY IF NOT EXISTS {database}.model_aliases_dict (
 SOURCE(CLICKHOUSE(QUERY 'SELECT Alias, argMax(Model, ChangedAt) AS Model FROM {database}.model_aliases GROUP BY Alias HAVING argMax(Deleted, ChangedAt) = 0'))
 LAYOUT(COMPLEX_KEY_HASHED())
 LIFETIME(MIN 30 MAX 60)
+"""
+
+# Every (project, model name) spans arrived with: a few rows, so names are resolved per name, not per span.
+NAMES_SEEN = """
+CREATE TABLE IF NOT EXISTS model_names_seen (
+    Project String,
+    Model String
+) ENGINE = ReplacingMergeTree
+ORDER BY (Project, Model)
+"""
+NAMES_SEEN_MV = """
+CREATE MATERIALIZED VIEW IF NOT EXISTS model_names_seen_mv TO model_names_seen AS
+SELECT DISTINCT toString(Project) AS Project, toString(LlmModel) AS Model FROM otel_traces WHERE LlmModel != ''
+"""
+NAMES_SEEN_BACKFILL = ("INSERT INTO model_names_seen SELECT DISTINCT toString(Project), toString(LlmModel) "
+                       "FROM otel_traces WHERE LlmModel != ''")
+
+# Each name seen -> the key of its price: the alias's target or the name, exact first, then its base
+# name; the project's prices before the defaults. No price anywhere: the default base name (which
+# then has no price: the span is unpriced).
+_RESOLVE = (
+    "SELECT cityHash64(Project, Model) AS NameKey, cityHash64(PriceProject, PriceModel) AS PriceKey, PriceProject, PriceModel "
+    "FROM (SELECT Project, Model, tupleElement(k, 1) AS PriceProject, "
+    "if(tupleElement(k, 2) = '', b, tupleElement(k, 2)) AS PriceModel "
+    "FROM (SELECT Project, Model, " + aliased("Model") + " AS a, " + base_name("a") + " AS b, "
+    "arrayFirst(c -> has(priced, c), [(Project, a), (Project, b), ('', a), ('', b)]) AS k "
+    "FROM {database}.model_names_seen FINAL "
+    "CROSS JOIN (SELECT groupUniqArray((Project, Model)) AS priced FROM (" + CURRENT_PRICE_ROWS + ")) AS p))")
+
+
+def _quoted(sql: str) -> str:
+    return sql.replace("\\", "\\\\").replace("'", "\\'")
+
+
+NAMES_DICT_DDL = f"""
+CREATE DICTIONARY IF NOT EXISTS {{database}}.model_names_dict (
+    NameKey UInt64,
+    PriceKey UInt64,
+    PriceProject String,
+    PriceModel String
+) PRIMARY KEY NameKey
+SOURCE(CLICKHOUSE(QUERY '{_quoted(_RESOLVE)}'))
+LAYOUT(HASHED())
+LIFETIME(MIN 1 MAX 5)
 """
 
 SPAN_KIND_COLUMNS = tuple(f"ALTER TABLE otel_traces ADD COLUMN IF NOT EXISTS {k} UInt64 MATERIALIZED {kind_expr(k)}"
@@ -336,7 +397,8 @@ WHERE RunId IN (SELECT RunId FROM archive_run_state WHERE State IN ({', '.join(r
 DROP_OLD_PRICES = ("DROP DICTIONARY IF EXISTS {database}.model_prices_dict", "DROP TABLE IF EXISTS model_prices")
 
 STATEMENTS: tuple[str, ...] = (
-    PRICE_HISTORY, PRICE_HISTORY_FROM_OLD, ALIASES, PRICE_DICT, ALIASES_DICT_DDL, *SPAN_KIND_COLUMNS,
+    PRICE_HISTORY, PRICE_HISTORY_FROM_OLD, ALIASES, PRICE_DICT, ALIASES_DICT_DDL, NAMES_SEEN, NAMES_SEEN_MV,
+    NAMES_SEEN_BACKFILL, NAMES_DICT_DDL, *SPAN_KIND_COLUMNS,
     DROP_SUMMARY_MV, *SPAN_COST_COLUMNS, *SUMMARY_USAGE, SUMMARY_MV, SUMMARY_BACKFILL, ARCHIVE_USAGE,
     ARCHIVED_TRACES_PRICED, *DROP_OLD_PRICES,
 )
