@@ -95,6 +95,7 @@ def _figures(client, store, trace_id: str, session: str) -> dict[str, float]:
                                         "param_t": trace_id}).json()
     return {"list": listed["cost_usd"], "trace": page["cost_usd"], "spans": sum(s["cost_usd"] for s in page["spans"]),
             "dashboard": dash["totals"]["cost_usd"], "session": sessions[session]["cost_usd"], "sql": sql["rows"][0][0],
+            "dashboard by session": next(r["cost_usd"] for r in dash["by_session"] if r["key"] == session),
             "tier": tier}
 
 
