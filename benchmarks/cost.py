@@ -65,7 +65,8 @@ def materialized() -> Iterator[None]:
     from tracelake.query import compile as comp
     from tracelake.ui.queries import dashboard
 
-    saved = (dict(comp.AGGREGATES), comp.COST_MAP, dashboard._SPAN_COLS, dict(dashboard.BREAKDOWNS))
+    saved = (dict(comp.AGGREGATES), comp.COST_MAP, dashboard._SPAN_COLS, dict(dashboard.BREAKDOWNS), comp.COST_BOUND)
+    comp.COST_BOUND = True  # the old code bounded cost filters by cheap per-row sums
     comp.AGGREGATES.update({"CostUsd": "arraySum(mapValues(maxMap(BenchCost)))", "Unpriced": "0", "CacheReadTok": "0",
                             "CacheWriteTok": "0", "ReasonTok": "0"})
     comp.COST_MAP = "BenchCost"
@@ -77,7 +78,7 @@ def materialized() -> Iterator[None]:
     finally:
         comp.AGGREGATES.clear()
         comp.AGGREGATES.update(saved[0])
-        comp.COST_MAP, dashboard._SPAN_COLS = saved[1], saved[2]
+        comp.COST_MAP, dashboard._SPAN_COLS, comp.COST_BOUND = saved[1], saved[2], saved[4]
         dashboard.BREAKDOWNS.update(saved[3])
 
 

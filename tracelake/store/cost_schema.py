@@ -180,6 +180,12 @@ def usage_unpriced(array: str) -> str:
     return f"arrayCount(u -> {_U_UNPRICED} = 1, {array})"
 
 
+def at_read(sql: str) -> str:
+    """``sql`` naming the dictionaries of the database a query runs in, for SQL built without a
+    store at hand (the trace aggregates of :mod:`tracelake.query.compile`)."""
+    return re.sub(r"'\{database\}\.(\w+_dict)'", r"concat(currentDatabase(), '.\1')", sql)
+
+
 def usage_tokens(array: str, position: int) -> str:
     return f"arraySum(u -> tupleElement(u, {position}), {array})"
 
