@@ -96,14 +96,14 @@ def name_key(project: str, model: str) -> str:
     return f"cityHash64({project}, {model})"
 
 
-def price_key(project: str, model: str) -> str:
-    """The UInt64 key of a span's price: resolved once per name seen, by ``model_names_dict``
-    (:data:`NAMES_DICT_DDL`: alias, exact, base name; project before default). A name seen since
-    the dictionary's last reload (5 s at most, or a price change) is looked up by its default base
-    name meanwhile (a dated or prefixed name resolves at once; an alias or a project's price then).
-    Hashed keys because a UInt64 lookup costs a fraction of a (String, String) one."""
-    return (f"dictGetOrDefault({NAMES_DICT}, 'PriceKey', {name_key(project, model)}, "
-            f"{name_key(repr(''), base_name(model))})")
+def price_key(name: str, default: str) -> str:
+    """The UInt64 key of a span's price from its name's key (:func:`name_key`): resolved once per
+    name seen, by ``model_names_dict`` (:data:`NAMES_DICT_DDL`: alias, exact, base name; project
+    before default). A name seen since the dictionary's last reload (5 s at most, or a price
+    change) is looked up by ``default``, its default base name's key, meanwhile (a dated or
+    prefixed name resolves at once; an alias or a project's price then). UInt64 keys because a
+    UInt64 lookup costs a fraction of a (String, String) one."""
+    return f"dictGetOrDefault({NAMES_DICT}, 'PriceKey', {name}, {default})"
 
 
 def price_model(project: str, model: str) -> str:
@@ -115,8 +115,8 @@ def price_model(project: str, model: str) -> str:
 class Usage:
     """SQL expressions of one span's usage: where it ran, when, and its tokens by kind."""
 
-    project: str
-    model: str
+    name: str  # name_key(project, model): UInt64
+    default: str  # name_key('', base name): UInt64
     at: str  # a DateTime
     input: str
     output: str
@@ -132,7 +132,7 @@ class Usage:
 def span_cost(u: Usage) -> tuple[str, str]:
     """(cost in USD, 1 if unpriced) of one span's usage, as SQL: two UInt64 dictionary lookups (the
     name's price key, the prices in force as one array), a dot product with the tokens by kind."""
-    key = price_key(u.project, u.model)
+    key = price_key(u.name, u.default)
     names = ", ".join(f"'{c}'" for c in PRICE_COLUMNS)
     prices = f"dictGetOrDefault({PRICES_DICT}, ({names}), {key}, {u.at}, {NO_PRICES})"
     plain_in = f"({u.input} - least({u.input}, {u.cache_read} + {u.cache_write} + {u.audio_input} + {u.image_input}))"
@@ -150,23 +150,26 @@ def span_cost(u: Usage) -> tuple[str, str]:
 
 
 # A span of otel_traces (and of the archive view, whose columns have the same names).
-SPAN_USAGE = Usage("toString(Project)", "toString(LlmModel)", "toDateTime(Timestamp)", "InputTokens", "OutputTokens",
+SPAN_NAME_KEY = name_key("toString(Project)", "toString(LlmModel)")
+SPAN_DEFAULT_KEY = name_key("''", base_name("toString(LlmModel)"))
+SPAN_USAGE = Usage(SPAN_NAME_KEY, SPAN_DEFAULT_KEY, "toDateTime(Timestamp)", "InputTokens", "OutputTokens",
                    "CacheReadTokens", "CacheWriteTokens", "ReasoningTokens", "AudioInputTokens", "AudioOutputTokens",
                    "ImageInputTokens", "ReportedCostUsd")
 SPAN_COST, SPAN_UNPRICED = span_cost(SPAN_USAGE)
-PRICE_MODEL = price_model(SPAN_USAGE.project, SPAN_USAGE.model)
+PRICE_MODEL = price_model("toString(Project)", "toString(LlmModel)")
 
 # One span's usage as kept per trace (trace_summary.Usage, keyed by SpanId; the archive index's
-# Usage array): enough to price it later.
-USAGE_TUPLE_TYPE = ("Tuple(At DateTime, Project String, Model String, Input UInt64, Output UInt64, CacheRead UInt64, "
+# Usage array): enough to price it later. Numbers only (the name as its keys): maxMap over it and
+# reading it cost a fraction of what strings would.
+USAGE_TUPLE_TYPE = ("Tuple(At DateTime, NameKey UInt64, DefaultKey UInt64, Input UInt64, Output UInt64, CacheRead UInt64, "
                     "CacheWrite UInt64, Reasoning UInt64, AudioInput UInt64, AudioOutput UInt64, ImageInput UInt64, "
                     "Reported Float64)")
-USAGE_TUPLE = ("(toDateTime(Timestamp), toString(Project), toString(LlmModel), InputTokens, OutputTokens, "
+USAGE_TUPLE = (f"(toDateTime(Timestamp), {SPAN_NAME_KEY}, {SPAN_DEFAULT_KEY}, InputTokens, OutputTokens, "
                "CacheReadTokens, CacheWriteTokens, ReasoningTokens, AudioInputTokens, AudioOutputTokens, "
                "ImageInputTokens, ReportedCostUsd)")
 HAS_USAGE = "(InputTokens + OutputTokens > 0 OR ReportedCostUsd >= 0)"
 _T = [f"tupleElement(u, {i})" for i in range(1, 13)]
-_U = Usage(_T[1], _T[2], _T[0], *_T[3:])  # the tuple starts (At, Project, Model): Usage's order is (project, model, at)
+_U = Usage(_T[1], _T[2], _T[0], *_T[3:])  # the tuple starts (At, NameKey, DefaultKey): Usage's order is (name, default, at)
 _U_COST, _U_UNPRICED = span_cost(_U)
 
 
