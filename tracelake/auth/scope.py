@@ -62,7 +62,7 @@ GLOBAL_TABLES = ("model_aliases", "schema_migrations")
 PRICE_TABLES = ("model_price_history",)
 # No filter (the archive views read them to know which runs are visible), but refused to project
 # keys when named: archive passes carry totals and rules over every project.
-INTERNAL_TABLES = ("archive_runs", "model_price_history_dict", "model_aliases_dict", "model_names_dict")
+INTERNAL_TABLES = ("archive_runs", "model_price_ranges_dict", "model_aliases_dict", "model_names_dict")
 # Views a project key may read: every table they read is one of the classes above (filters apply
 # through views; tests/auth/test_sec_sql_tables.py checks each view's sources).
 SAFE_VIEWS = ("otel_traces_archive", "archived_traces", "archive_moving", "archive_run_state", "restore_flipped",

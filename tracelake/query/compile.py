@@ -26,7 +26,7 @@ from tracelake.store import cost_schema as cost
 
 ERROR_CODES = "('Error', 'STATUS_CODE_ERROR')"
 
-_USAGE = "mapValues(maxMap(Usage))"
+_USAGE = "mapValues(maxMap(SpanUsage))"
 
 # Trace-level aggregates, by alias. Filters name the aliases they need; the list computes only those.
 AGGREGATES: dict[str, str] = {

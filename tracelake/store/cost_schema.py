@@ -5,7 +5,7 @@ attributes of the three conventions in the wild; old parts compute them on read)
 cost is the sum over token kinds of tokens x the price in force when the span ran, looked up at
 query time in two dictionaries:
 
-* ``model_price_history_dict`` (COMPLEX_KEY_RANGE_HASHED): (Project, Model) and a time -> USD per
+* ``model_price_ranges_dict`` (RANGE_HASHED on a UInt64 key of (Project, Model)): a price key and a time -> USD per
   million tokens of each kind. Project '' holds the default prices; a project's own row (a
   negotiated rate, a self-hosted model at $0) wins over it. Each price has an effective-from time
   and holds until the next one, so a price cut today does not rewrite last month — unless the new
@@ -22,7 +22,7 @@ tokens; output tokens include reasoning and audio output tokens. Each kind is pr
 price when the price row has one, else by the plain input (or output) price.
 
 The per-span expression is one SQL text built here and used everywhere: ``otel_traces.CostUsd``
-(an ALIAS column), the archive's span view, and the per-trace ``Usage`` maps of trace_summary and
+(an ALIAS column), the archive's span view, and the per-trace ``SpanUsage`` maps of trace_summary and
 the archive index (:func:`usage_cost`).
 """
 from __future__ import annotations
@@ -65,7 +65,7 @@ def kind_expr(kind: str, attrs: str = "SpanAttributes") -> str:
 # A cost the instrumentation reported (OpenInference llm.cost.total) wins over the price table; -1: none.
 REPORTED_COST = "toFloat64OrDefault(SpanAttributes['llm.cost.total'], -1.)"
 
-PRICES_DICT = "'{database}.model_price_history_dict'"
+PRICES_DICT = "'{database}.model_price_ranges_dict'"
 ALIASES_DICT = "'{database}.model_aliases_dict'"
 # Prices of each kind, in the dictionary's attribute order (tuple positions in PRICE_TUPLE).
 PRICE_COLUMNS = ("InputPerMTok", "OutputPerMTok", "CacheReadPerMTok", "CacheWritePerMTok", "ReasoningPerMTok",
@@ -158,8 +158,8 @@ SPAN_USAGE = Usage(SPAN_NAME_KEY, SPAN_DEFAULT_KEY, "toDateTime(Timestamp)", "In
 SPAN_COST, SPAN_UNPRICED = span_cost(SPAN_USAGE)
 PRICE_MODEL = price_model("toString(Project)", "toString(LlmModel)")
 
-# One span's usage as kept per trace (trace_summary.Usage, keyed by SpanId; the archive index's
-# Usage array): enough to price it later. Numbers only (the name as its keys): maxMap over it and
+# One span's usage as kept per trace (trace_summary.SpanUsage, keyed by SpanId; the archive index's
+# SpanUsage array): enough to price it later. Numbers only (the name as its keys): maxMap over it and
 # reading it cost a fraction of what strings would.
 USAGE_TUPLE_TYPE = ("Tuple(At DateTime, NameKey UInt64, DefaultKey UInt64, Input UInt64, Output UInt64, CacheRead UInt64, "
                     "CacheWrite UInt64, Reasoning UInt64, AudioInput UInt64, AudioOutput UInt64, ImageInput UInt64, "
@@ -243,7 +243,7 @@ _ENDS = ("ifNull(leadInFrame(toNullable(EffectiveFrom)) OVER (PARTITION BY Proje
 _DICT_VALUES = ", ".join(f"ifNull({c}, {PRICE_FALLBACK[c]}) AS {c}_" if c in PRICE_FALLBACK else c for c in PRICE_COLUMNS)
 # A price holds from its EffectiveFrom to the second before the next one of the same key.
 PRICE_DICT = f"""
-CREATE DICTIONARY IF NOT EXISTS {{database}}.model_price_history_dict (
+CREATE DICTIONARY IF NOT EXISTS {{database}}.model_price_ranges_dict (
     PriceKey UInt64,
     EffectiveFrom DateTime,
     EffectiveTo DateTime,
@@ -332,22 +332,22 @@ DROP_SUMMARY_MV = "DROP VIEW IF EXISTS trace_summary_mv"
 SPAN_COST_COLUMNS = (
     f"ALTER TABLE otel_traces MODIFY COLUMN CostUsd Float64 ALIAS {SPAN_COST}",
     f"ALTER TABLE otel_traces MODIFY COLUMN PriceModel String ALIAS {PRICE_MODEL}",
-    f"ALTER TABLE otel_traces ADD COLUMN IF NOT EXISTS Unpriced UInt8 ALIAS {SPAN_UNPRICED}",
+    f"ALTER TABLE otel_traces MODIFY COLUMN Unpriced UInt8 ALIAS {SPAN_UNPRICED}",
 )
 
 
 def _per_span(value: str, value_type: str) -> str:
-    return f"Map(String, {value_type}) ALIAS mapApply((k, u) -> (k, {value}), Usage)"
+    return f"Map(String, {value_type}) ALIAS mapApply((k, u) -> (k, {value}), SpanUsage)"
 
 
 # trace_summary keeps each LLM span's usage keyed by SpanId (maxMap: a retried span counts once);
 # Cost, the per-span token kinds and Unpriced are computed from it when read, so the readers'
 # `maxMap(Cost)` stays as it was and prices at query time.
 SUMMARY_USAGE = (
-    f"ALTER TABLE trace_summary ADD COLUMN IF NOT EXISTS Usage SimpleAggregateFunction(maxMap, Map(String, {USAGE_TUPLE_TYPE}))",
+    f"ALTER TABLE trace_summary ADD COLUMN IF NOT EXISTS SpanUsage SimpleAggregateFunction(maxMap, Map(String, {USAGE_TUPLE_TYPE}))",
     f"ALTER TABLE trace_summary MODIFY COLUMN Cost {_per_span(_U_COST, 'Float64')}",
-    f"ALTER TABLE trace_summary ADD COLUMN IF NOT EXISTS Unpriced {_per_span(_U_UNPRICED, 'UInt8')}",
-    *(f"ALTER TABLE trace_summary ADD COLUMN IF NOT EXISTS {k} {_per_span(f'tupleElement(u, {USAGE_POS[k]})', 'UInt64')}"
+    f"ALTER TABLE trace_summary MODIFY COLUMN Unpriced {_per_span(_U_UNPRICED, 'UInt8')}",
+    *(f"ALTER TABLE trace_summary MODIFY COLUMN {k} {_per_span(f'tupleElement(u, {USAGE_POS[k]})', 'UInt64')}"
       for k in ("CacheReadTokens", "CacheWriteTokens", "ReasoningTokens")),
 )
 
@@ -371,7 +371,7 @@ SELECT
     groupUniqArrayIf(toString(LlmModel), LlmModel != '') AS Models,
     maxMap(if(InputTokens > 0, map(SpanId, InputTokens), map())) AS InputTokens,
     maxMap(if(OutputTokens > 0, map(SpanId, OutputTokens), map())) AS OutputTokens,
-    maxMap(if({_qualified(HAS_USAGE)}, map(SpanId, CAST({_qualified(USAGE_TUPLE)}, '{USAGE_TUPLE_TYPE}')), map())) AS Usage,
+    maxMap(if({_qualified(HAS_USAGE)}, map(SpanId, CAST({_qualified(USAGE_TUPLE)}, '{USAGE_TUPLE_TYPE}')), map())) AS SpanUsage,
     max(SessionId) AS SessionId,
     max(UserId) AS UserId
 FROM otel_traces
@@ -385,29 +385,32 @@ SUMMARY_MV = f"CREATE MATERIALIZED VIEW IF NOT EXISTS trace_summary_mv TO trace_
 # summary is idempotent (min, max, sets, maps keyed by SpanId), so the extra partial rows change
 # nothing else.
 SUMMARY_BACKFILL = ("INSERT INTO trace_summary (Project, TraceId, Start, End, RootName, RootService, FirstSpanName, "
-                    "SpanCount, ErrorSpans, Services, Models, InputTokens, OutputTokens, Usage, SessionId, UserId) "
+                    "SpanCount, ErrorSpans, Services, Models, InputTokens, OutputTokens, SpanUsage, SessionId, UserId) "
                     + SUMMARY_SELECT)
 
 # The archive index: each archived trace's usage, priced when read through archived_traces.
 # Rows archived before have no usage and keep the cost they were archived with.
-ARCHIVE_USAGE = f"ALTER TABLE trace_summary_archive ADD COLUMN IF NOT EXISTS Usage Array({USAGE_TUPLE_TYPE})"
+ARCHIVE_USAGE = f"ALTER TABLE trace_summary_archive ADD COLUMN IF NOT EXISTS SpanUsage Array({USAGE_TUPLE_TYPE})"
 ARCHIVED_TRACES_PRICED = f"""
 CREATE OR REPLACE VIEW archived_traces AS
-SELECT * REPLACE (if(empty(Usage), CostUsd, {usage_cost('Usage')}) AS CostUsd),
-       {usage_unpriced('Usage')} AS Unpriced,
-       {usage_tokens('Usage', USAGE_POS['CacheReadTokens'])} AS CacheReadTokens,
-       {usage_tokens('Usage', USAGE_POS['CacheWriteTokens'])} AS CacheWriteTokens,
-       {usage_tokens('Usage', USAGE_POS['ReasoningTokens'])} AS ReasoningTokens
+SELECT * REPLACE (if(empty(SpanUsage), CostUsd, {usage_cost('SpanUsage')}) AS CostUsd),
+       {usage_unpriced('SpanUsage')} AS Unpriced,
+       {usage_tokens('SpanUsage', USAGE_POS['CacheReadTokens'])} AS CacheReadTokens,
+       {usage_tokens('SpanUsage', USAGE_POS['CacheWriteTokens'])} AS CacheWriteTokens,
+       {usage_tokens('SpanUsage', USAGE_POS['ReasoningTokens'])} AS ReasoningTokens
 FROM trace_summary_archive
 WHERE RunId IN (SELECT RunId FROM archive_run_state WHERE State IN ({', '.join(repr(v) for v in VISIBLE_STATES)}))
   AND TraceId NOT IN (SELECT TraceId FROM restore_flipped)
 """
 
-DROP_OLD_PRICES = ("DROP DICTIONARY IF EXISTS {database}.model_prices_dict", "DROP TABLE IF EXISTS model_prices")
+# Migration 51 (from migration 50 as merged, tracelake.store.cost_schema_50): names resolved once
+# per name seen, UInt64 price keys, usage kept as numbers in new columns (SpanUsage), written again
+# for every stored trace; then what 50 made and nothing reads any more goes.
+DROP_50 = ("ALTER TABLE trace_summary DROP COLUMN IF EXISTS Usage",
+           "ALTER TABLE trace_summary_archive DROP COLUMN IF EXISTS Usage",
+           "DROP DICTIONARY IF EXISTS {database}.model_price_history_dict")
 
 STATEMENTS: tuple[str, ...] = (
-    PRICE_HISTORY, PRICE_HISTORY_FROM_OLD, ALIASES, PRICE_DICT, ALIASES_DICT_DDL, NAMES_SEEN, NAMES_SEEN_MV,
-    NAMES_SEEN_BACKFILL, NAMES_DICT_DDL, *SPAN_KIND_COLUMNS,
-    DROP_SUMMARY_MV, *SPAN_COST_COLUMNS, *SUMMARY_USAGE, SUMMARY_MV, SUMMARY_BACKFILL, ARCHIVE_USAGE,
-    ARCHIVED_TRACES_PRICED, *DROP_OLD_PRICES,
+    NAMES_SEEN, NAMES_SEEN_MV, NAMES_SEEN_BACKFILL, NAMES_DICT_DDL, PRICE_DICT, DROP_SUMMARY_MV, *SPAN_COST_COLUMNS,
+    *SUMMARY_USAGE, SUMMARY_MV, SUMMARY_BACKFILL, ARCHIVE_USAGE, ARCHIVED_TRACES_PRICED, *DROP_50,
 )

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tracelake.auth import schema as _auth
-from tracelake.store import archive_schema, cost_schema, erase_schema, keep_schema, project_schema, rules_schema
+from tracelake.store import archive_schema, cost_schema, cost_schema_50, erase_schema, keep_schema, project_schema, rules_schema
 
 
 def _first(*keys: str, attrs: str = "SpanAttributes") -> str:
@@ -259,7 +259,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(25, "retention: a legal hold's project ('' = all projects)", (keep_schema.HOLDS_PROJECT,)),
     Migration(26, "trace-keyed rows carry their spans' project (lookup, attachments, pins, targets)",
               project_schema.STATEMENTS),
-    Migration(50, "cost at read: token kinds, prices with history, aliases, usage per trace", cost_schema.STATEMENTS),
+    Migration(50, "cost at read: token kinds, prices with history, aliases, usage per trace", cost_schema_50.STATEMENTS),
+    Migration(51, "cost at read: names resolved per name seen, UInt64 price keys, usage as numbers", cost_schema.STATEMENTS),
 )
 
 MIGRATIONS_TABLE = """
