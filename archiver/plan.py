@@ -106,7 +106,7 @@ def candidates_sql(store: Store, policy: RetentionPolicy, now_ns: int, p: Params
 SELECT Proj AS Project, TraceId, fromUnixTimestamp64Nano(TS) AS Start, fromUnixTimestamp64Nano(TE) AS End,
        Root AS RootName, RootService, toUInt64(NSpans) AS SpanCount, toUInt64(Errors) AS ErrorCount,
        Svcs AS Services, Mods AS Models, toUInt64(InTok) AS InputTokens, toUInt64(OutTok) AS OutputTokens,
-       CostUsd, UsageArr AS Usage, Sess AS SessionId, Usr AS UserId, {day_expr} AS Day, {bytes_expr} AS Bytes,
+       CostUsd, UsageArr AS SpanUsage, Sess AS SessionId, Usr AS UserId, {day_expr} AS Day, {bytes_expr} AS Bytes,
        {p.s(run_id)} AS RunId, arrayElement({names_p}, RuleIdx + 1) AS Rule,
        fromUnixTimestamp64Milli({now_ms}) AS ArchivedAt,
        fromUnixTimestamp64Milli({delete_after}) AS DeleteAfter,
@@ -116,7 +116,7 @@ SELECT Proj AS Project, TraceId, fromUnixTimestamp64Nano(TS) AS Start, fromUnixT
 FROM (
     SELECT *, {rule_idx} AS RuleIdx, {pinned} AS Pinned, {hold_names} AS HoldNames
     FROM (
-        SELECT TraceId, {aggs(ALL_AGGS)}, mapValues(maxMap(Usage)) AS UsageArr
+        SELECT TraceId, {aggs(ALL_AGGS)}, mapValues(maxMap(SpanUsage)) AS UsageArr
         FROM trace_summary
         WHERE TraceId IN (SELECT TraceId FROM trace_summary WHERE Start < fromUnixTimestamp64Nano({cut}))
         GROUP BY Project, TraceId

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 INDEX_COLUMNS = ("Project, TraceId, Start, End, RootName, RootService, SpanCount, ErrorCount, Services, Models, "
                  "InputTokens, OutputTokens, CostUsd, SessionId, UserId, Day, Bytes, RunId, Rule, ArchivedAt, "
-                 "DeleteAfter, Usage")
+                 "DeleteAfter, SpanUsage")
 
 # A run's traces: (Project, TraceId) pairs, never a bare id (another project's spans may share it).
 MOVED = "(SELECT Project, TraceId FROM trace_summary_archive WHERE RunId = {r:String})"

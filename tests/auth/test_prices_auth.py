@@ -41,5 +41,5 @@ def test_a_project_reads_its_own_and_the_default_prices_in_sql(stack):
     seen = stack.client("A:viewer").sql("SELECT DISTINCT Project FROM model_price_history WHERE Model = 'auth-sql'").json()
     assert seen["rows"] == [[""]]
     assert stack.admin.sql("SELECT count(DISTINCT Project) FROM model_price_history WHERE Model = 'auth-sql'").json()["rows"] == [[2]]
-    refused = stack.client("A:viewer").sql("SELECT * FROM model_price_history_dict")
+    refused = stack.client("A:viewer").sql("SELECT * FROM model_price_ranges_dict")
     assert refused.status_code == 400

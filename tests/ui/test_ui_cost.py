@@ -95,6 +95,7 @@ def _figures(client, store, trace_id: str, session: str) -> dict[str, float]:
                                         "param_t": trace_id}).json()
     return {"list": listed["cost_usd"], "trace": page["cost_usd"], "spans": sum(s["cost_usd"] for s in page["spans"]),
             "dashboard": dash["totals"]["cost_usd"], "session": sessions[session]["cost_usd"], "sql": sql["rows"][0][0],
+            "dashboard by session": next(r["cost_usd"] for r in dash["by_session"] if r["key"] == session),
             "tier": tier}
 
 
@@ -165,29 +166,30 @@ def test_an_unpriced_model_shows_as_unpriced_not_as_free(priced):
                                   "resolve-model@20240620", "my-azure-deployment"])
 def test_dated_prefixed_and_aliased_names_resolve(priced, name):
     client, store, t = priced
+    # The span first (a name never seen before), then the price and alias, as ops would add them.
+    tid = t.add(store, f"name-{name}", t.now_ns - 30 * 10**9, [("a", _llm(name, M, 0))])
     write_prices(store, [Price(model="resolve-model", input=3, output=0)], "test")
     write_aliases(store, {"my-azure-deployment": "resolve-model"})
-    tid = t.add(store, f"name-{name}", t.now_ns - 30 * 10**9, [("a", _llm(name, M, 0))])
     row = _trace_in_list(client, tid)
     assert (row["cost_usd"], row["unpriced_spans"]) == (pytest.approx(3.0), 0)
 
 
 def test_an_exact_dated_price_wins_over_the_base_name(priced):
     client, store, t = priced
-    write_prices(store, [Price(model="dated-model", input=1, output=0),
-                         Price(model="dated-model-2025-01-01", input=7, output=0)], "test")
     tid = t.add(store, "dated", t.now_ns - 20 * 10**9, [("a", _llm("dated-model-2025-01-01", M, 0)),
                                                          ("b", _llm("dated-model-2025-06-01", M, 0))])
+    write_prices(store, [Price(model="dated-model", input=1, output=0),
+                         Price(model="dated-model-2025-01-01", input=7, output=0)], "test")
     assert _trace_in_list(client, tid)["cost_usd"] == pytest.approx(8.0)
 
 
 def test_a_project_price_overrides_the_default_for_that_project_only(priced):
     client, store, t = priced
-    write_prices(store, [Price(model="shared-model", input=4, output=0),
-                         Price(model="shared-model", project="negotiated", input=1, output=0)], "test")
     tid = t.add(store, "default-project", t.now_ns - 15 * 10**9, [("a", _llm("shared-model", M, 0))])
     tid2 = t.add(store, "negotiated", t.now_ns - 14 * 10**9,
                  [("a", {**_llm("shared-model", M, 0), "tracelake.project": "negotiated"})])
+    write_prices(store, [Price(model="shared-model", input=4, output=0),
+                         Price(model="shared-model", project="negotiated", input=1, output=0)], "test")
     assert _trace_in_list(client, tid)["cost_usd"] == pytest.approx(4.0)
     assert _trace_in_list(client, tid2)["cost_usd"] == pytest.approx(1.0)
 

@@ -48,7 +48,8 @@ __all__ = ["Forbidden", "SAFE_TABLE_FUNCTIONS", "ScopedStore", "check_sql", "sco
 # Tables holding a Project column, and the views that read them. The archive's span table is the
 # DeltaLake engine table under the ``otel_traces_archive`` view: the filter applies through the view.
 PROJECT_TABLES = ("otel_traces", "trace_summary", "trace_summary_mv", "trace_summary_archive",
-                  "otel_traces_archive_delta", "score_configs")
+                  "otel_traces_archive_delta", "model_names_seen", "model_names_seen_mv",
+                  "score_configs")
 # Tables keyed by TraceId (or a blob's sha256): each row names the project of the spans it belongs
 # to (migration 26), and is filtered by it like the span tables.
 TRACE_TABLES = ("otel_traces_trace_id_ts", "otel_traces_trace_id_ts_mv", "attachments", "archive_attachments",
@@ -62,7 +63,7 @@ GLOBAL_TABLES = ("model_aliases", "schema_migrations")
 PRICE_TABLES = ("model_price_history",)
 # No filter (the archive views read them to know which runs are visible), but refused to project
 # keys when named: archive passes carry totals and rules over every project.
-INTERNAL_TABLES = ("archive_runs", "model_price_history_dict", "model_aliases_dict")
+INTERNAL_TABLES = ("archive_runs", "model_price_ranges_dict", "model_aliases_dict", "model_names_dict")
 # Views a project key may read: every table they read is one of the classes above (filters apply
 # through views; tests/auth/test_sec_sql_tables.py checks each view's sources).
 SAFE_VIEWS = ("otel_traces_archive", "archived_traces", "archive_moving", "archive_run_state", "restore_flipped",

@@ -24,8 +24,11 @@ from tracelake.query.filters import And, Cmp, Node, Not, Or, Text
 from tracelake.query.params import Params
 from tracelake.query.text_search import term_sql
 from tracelake.store.search_text import ARCHIVE_VIEW_TEXT, HOT_TEXT
+from tracelake.store import cost_schema as cost
 
 ERROR_CODES = "('Error', 'STATUS_CODE_ERROR')"
+
+_USAGE = "mapValues(maxMap(SpanUsage))"
 
 # Trace-level aggregates, by alias. Filters name the aliases they need; the list computes only those.
 AGGREGATES: dict[str, str] = {
@@ -39,17 +42,22 @@ AGGREGATES: dict[str, str] = {
     "Mods": "groupUniqArrayArray(Models)",
     "InTok": "arraySum(mapValues(maxMap(InputTokens)))",
     "OutTok": "arraySum(mapValues(maxMap(OutputTokens)))",
-    # Cost maps are ALIAS columns priced when read from the usage kept per span (store.cost_schema).
-    "CostUsd": "arraySum(mapValues(maxMap(Cost)))",
-    "Unpriced": "arraySum(mapValues(maxMap(Unpriced)))",
-    "CacheReadTok": "arraySum(mapValues(maxMap(CacheReadTokens)))",
-    "CacheWriteTok": "arraySum(mapValues(maxMap(CacheWriteTokens)))",
-    "ReasonTok": "arraySum(mapValues(maxMap(ReasoningTokens)))",
+    # Priced when read from the usage kept per LLM span (store.cost_schema): each span once, after
+    # maxMap dropped a retried span's second copy.
+    "CostUsd": cost.at_read(cost.usage_cost(_USAGE)),
+    "Unpriced": cost.at_read(cost.usage_unpriced(_USAGE)),
+    "CacheReadTok": cost.usage_tokens(_USAGE, cost.USAGE_POS["CacheReadTokens"]),
+    "CacheWriteTok": cost.usage_tokens(_USAGE, cost.USAGE_POS["CacheWriteTokens"]),
+    "ReasonTok": cost.usage_tokens(_USAGE, cost.USAGE_POS["ReasoningTokens"]),
     "Sess": "max(SessionId)",
     "Usr": "max(UserId)",
     "Proj": "any(Project)",
 }
 ALL_AGGS = tuple(AGGREGATES)
+COST_MAP = "Cost"  # trace_summary's per-span cost map (priced when read)
+# Cost is priced when read: a per-row bound would price every span of the window once more before
+# the exact pass prices them again, so cost filters get no bound (tokens keep theirs).
+COST_BOUND = False
 
 # The same aliases over the archive's trace index (archived_traces): one finalized row per trace.
 ARCHIVE_COLUMNS: dict[str, str] = {
@@ -179,8 +187,10 @@ class Compiler:
             return f"toUnixTimestamp64Nano(max(End)) - toUnixTimestamp64Nano(min(Start)) {op} {self.p.i(int(n.value))}"
         if not isinstance(n, Cmp) or n.field.name not in ("tokens", "input_tokens", "output_tokens", "cost"):
             return ""
+        if n.field.name == "cost" and not COST_BOUND:
+            return ""
         cols = {"tokens": ("InputTokens", "OutputTokens"), "input_tokens": ("InputTokens",),
-                "output_tokens": ("OutputTokens",), "cost": ("Cost",)}[n.field.name]
+                "output_tokens": ("OutputTokens",), "cost": (COST_MAP,)}[n.field.name]
         row = " + ".join(f"arraySum(mapValues({c}))" for c in cols)
         value = self.p.f(float(n.value))
         if n.op in (">", ">="):

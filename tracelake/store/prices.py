@@ -182,7 +182,7 @@ def reload(store: Store) -> None:
     """Reload the price and alias dictionaries: the next query prices with the change."""
     from tracelake.events import prices_changed
 
-    for name in ("model_price_history_dict", "model_aliases_dict"):
+    for name in ("model_aliases_dict", "model_price_ranges_dict", "model_names_dict"):  # names read the others
         store.execute(f"SYSTEM RELOAD DICTIONARY {store.database}.{name}")
     prices_changed()
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tracelake.auth import schema as _auth
-from tracelake.store import alerts_schema, archive_schema, cost_schema, erase_schema, keep_schema, project_schema, rules_schema, scores_schema, search_text
+from tracelake.store import alerts_schema, archive_schema, cost_schema, cost_schema_50, erase_schema, keep_schema, project_schema, rules_schema, scores_schema, search_text
 
 
 def _first(*keys: str, attrs: str = "SpanAttributes") -> str:
@@ -260,7 +260,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(26, "trace-keyed rows carry their spans' project (lookup, attachments, pins, targets)",
               project_schema.STATEMENTS),
     Migration(40, "search: text index over spans' searchable text, the archive's term index", search_text.STATEMENTS),
-    Migration(50, "cost at read: token kinds, prices with history, aliases, usage per trace", cost_schema.STATEMENTS),
+    Migration(50, "cost at read: token kinds, prices with history, aliases, usage per trace", cost_schema_50.STATEMENTS),
+    Migration(51, "cost at read: names resolved per name seen, UInt64 price keys, usage as numbers", cost_schema.STATEMENTS),
     Migration(60, "scores and score configs", scores_schema.STATEMENTS),
     Migration(70, "alerts: rule versions, states, history, silences, destinations, outbox, delivery log",
               alerts_schema.STATEMENTS),

@@ -30,7 +30,7 @@ MAX_BUCKETS = 40
 
 # Columns of one trace row, both tiers; the filter may need more (kept inside each tier's subquery).
 _TRACE_COLS = ("TS", "TE", "Errors", "InTok", "OutTok", "CostUsd", "Unpriced", "CacheReadTok", "CacheWriteTok",
-               "ReasonTok", "RootService", "Proj", "Usr", "Sess")
+               "ReasonTok", "RootService")
 _TOKENS = ("sum(InTok) AS InTok, sum(OutTok) AS OutTok, sum(CacheReadTok) AS CacheRead, "
            "sum(CacheWriteTok) AS CacheWrite, sum(ReasonTok) AS Reasoning, sum(CostUsd) AS Cost, sum(Unpriced) AS Unpriced")
 _METRICS = ("count() AS Requests, countIf(Errors > 0) AS Failed, "
@@ -105,16 +105,20 @@ def _per_trace(store: Store, lo_ns: int, hi_ns: int, node: Node | None, step: in
                archive: bool) -> list[dict[str, Any]]:
     """Trace figures grouped by bucket, bucket and tier, root service, tier, and over all (``G``: which)."""
     p = Params()
-    src = _traces(p, lo_ns, hi_ns, node, visible, archive, _TRACE_COLS)
+    cols = tuple(BREAKDOWNS.values())
+    src = _traces(p, lo_ns, hi_ns, node, visible, archive, _TRACE_COLS + cols)
     # grouping(x) is 0 in the rows grouped by x (standard SQL): G names the grouping set. Cost
-    # breakdowns keep their TOP spenders (others: every row, at most 2 per bucket or service).
-    sql = (f"SELECT intDiv(TS, {int(step) * 10**9}) * {int(step)} AS B, RootService AS K, Tier, Proj, Usr, Sess, "
+    # breakdowns keep their TOP spenders (the other sets: every row, at most 2 per bucket or service).
+    by = "".join(f"grouping({c}) = 0, '{name}', " for name, c in BREAKDOWNS.items())
+    names = ", ".join(f"'{name}'" for name in BREAKDOWNS) or "''"
+    sql = (f"SELECT intDiv(TS, {int(step) * 10**9}) * {int(step)} AS B, RootService AS K, Tier, "
+           f"{''.join(c + ', ' for c in cols)}"
            f"multiIf(grouping(K) = 0, 'service', grouping(B) = 0 AND grouping(Tier) = 0, 'bucket_tier', "
-           f"grouping(B) = 0, 'bucket', grouping(Tier) = 0, 'tier', grouping(Proj) = 0, 'project', "
-           f"grouping(Usr) = 0, 'user', grouping(Sess) = 0, 'session', 'all') AS G, "
-           f"{_METRICS} FROM ({src}) GROUP BY GROUPING SETS ((B), (B, Tier), (K), (Tier), (), (Proj), (Usr), (Sess)) "
-           f"ORDER BY G, if(G IN ('project', 'user', 'session'), Cost, 0) DESC, Requests DESC "
-           f"LIMIT {TOP} BY if(G IN ('project', 'user', 'session'), G, concat(G, toString(B), K, Tier))")
+           f"grouping(B) = 0, 'bucket', grouping(Tier) = 0, 'tier', {by}'all') AS G, "
+           f"{_METRICS} FROM ({src}) GROUP BY GROUPING SETS ((B), (B, Tier), (K), (Tier), ()"
+           f"{''.join(f', ({c})' for c in cols)}) "
+           f"ORDER BY G, if(G IN ({names}), Cost, 0) DESC, Requests DESC "
+           f"LIMIT {TOP} BY if(G IN ({names}), G, concat(G, toString(B), K, Tier))")
     return query(store, sql, p)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from tracelake.query.compile import ALL_AGGS, ARCHIVE, aggs
+from tracelake.query.compile import AGGREGATES, ALL_AGGS, ARCHIVE, aggs
 from tracelake.query.params import Params, query
 from tracelake.store import tiers
 from tracelake.store.base import Store
@@ -31,7 +31,7 @@ def list_sessions(store: Store, lo_ns: int, hi_ns: int, text: str = "", limit: i
         hot = (f"SELECT SessionId, uniqExact(TraceId) AS Traces, toUnixTimestamp64Nano(min(Start)) AS TS, "
                f"toUnixTimestamp64Nano(max(End)) AS TE, max(UserId) AS Usr, groupUniqArrayArray(Models) AS Mods, "
                f"arraySum(mapValues(maxMap(InputTokens))) AS InTok, arraySum(mapValues(maxMap(OutputTokens))) AS OutTok, "
-               f"arraySum(mapValues(maxMap(Cost))) AS CostUsd, arraySum(mapValues(maxMap(Unpriced))) AS Unpriced, length(groupUniqArrayArray(ErrorSpans)) AS Errors, "
+               f"{AGGREGATES['CostUsd']} AS CostUsd, {AGGREGATES['Unpriced']} AS Unpriced, length(groupUniqArrayArray(ErrorSpans)) AS Errors, "
                f"uniqExactIf(TraceId, notEmpty(ErrorSpans)) AS Failed, 'hot' AS Tier FROM trace_summary WHERE {where} AND {visible} GROUP BY SessionId")
         if with_archive:
             archive = (f"SELECT SessionId, uniqExact(TraceId) AS Traces, toUnixTimestamp64Nano(min(Start)) AS TS, "
