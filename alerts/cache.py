@@ -11,7 +11,8 @@ that. A round then builds rows only for the last hour.
   windows ask for it, emptied at start (nothing stale from an earlier process) and when traces are
   erased or restored (:func:`tracelake.events.on_traces_changed`).
 * Only hot traces are cached. An archived trace is read from the archive unless its row is cached
-  already (it was hot when cached), so a trace counts once whichever tier holds it now.
+  already (it was hot when cached), so a trace counts once whichever tier holds it now. Cached rows
+  are of tier ``cached``: a span-level filter looks for their spans in both tiers.
 * Limits (docs/alerts.md): spans that arrive more than an hour after their trace started, into a
   range already cached, are not seen by long windows until the process restarts.
 """
@@ -108,7 +109,7 @@ def cached_rows(p: Params, lo: int, hi: int, cols: tuple[str, ...], archive: boo
 
     names = ", ".join(cols)
     lo_p, hi_p = p.i(lo), p.i(hi)
-    hot = (f"SELECT TraceId, {names}, 'hot' AS Tier FROM alert_trace_cache "
+    hot = (f"SELECT TraceId, {names}, 'cached' AS Tier FROM alert_trace_cache "
            f"WHERE TS >= {lo_p} AND TS < {hi_p}")
     if not archive:
         return hot

@@ -79,11 +79,13 @@ def _condition(rule: Rule, node: Node | None, p: Params, lo: str, hi: str, archi
         c_hot = hot.compile(node)
         needs |= hot.needs
         if archive and has_span_terms(node):
-            # Span-level terms read each tier's own span table.
+            # Span-level terms read each tier's own span table; a cached row's spans may have been
+            # archived since it was cached (tracelake.alerts.cache): either table then.
             arch = Compiler(p, lo, hi, tier=ARCHIVE)
             c_arch = arch.compile(node)
             needs |= arch.needs
-            parts.append(f"((Tier = 'hot' AND {c_hot}) OR (Tier = 'archive' AND {c_arch}))")
+            parts.append(f"((Tier = 'hot' AND {c_hot}) OR (Tier = 'archive' AND {c_arch}) "
+                         f"OR (Tier = 'cached' AND ({c_hot} OR {c_arch})))")
         else:
             parts.append(c_hot)
     return (" AND ".join(f"({c})" for c in parts) or "1"), needs
