@@ -1,8 +1,10 @@
 """The values of many rules at many instants, in as few queries as possible.
 
-Rules that share a window are answered by one query: the traces of the window are read once (the dashboard's per-trace rows over both tiers, :data:`TraceRows`, given by the UI that
-owns them), each rule's filter becomes a condition on those rows, and each rule's aggregate an
-``-If`` aggregate under it. 200 rules over a handful of windows cost a handful of scans.
+Rules that share a window are answered by one query: the traces of the window are read once (the
+dashboard's per-trace rows over both tiers, :data:`TraceRows`, given by the UI that owns them;
+settled ones from :mod:`tracelake.alerts.cache`), each distinct filter becomes a flag on those
+rows, each row is repeated per grouping, and each rule's aggregate is an ``-If`` aggregate over its
+grouping's rows where its flag holds. 200 rules over three windows are three queries.
 
 The same query answers an evaluation (one instant: ``now``) and a preview (every step over the
 last days): a trace at ``TS`` counts for the instant ``t`` when ``t - window <= TS < t``, the
@@ -11,7 +13,6 @@ construction; tests/alerts/test_alerts_preview.py checks it.
 """
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
 
