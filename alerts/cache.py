@@ -9,7 +9,8 @@ that. A round then builds rows only for the last hour.
 
 * Coverage: one contiguous range of start times per store, in memory; extended at either end as
   windows ask for it, emptied at start (nothing stale from an earlier process) and when traces are
-  erased or restored (:func:`tracelake.events.on_traces_changed`).
+  erased or restored (:func:`tracelake.events.on_traces_changed`). Only the evaluating engine uses
+  it (``alerts_evaluate``: one process), so no two processes fill the table at once.
 * Only hot traces are cached. An archived trace is read from the archive unless its row is cached
   already (it was hot when cached), so a trace counts once whichever tier holds it now. Cached rows
   are of tier ``cached``: a span-level filter looks for their spans in both tiers.

@@ -75,7 +75,7 @@ class Engine:
                 self.rules = fresh
         rules = list(self.rules.rules)
         out = Round(now, rules=len(rules))
-        values, out.errors = query.values(self.store, rules, [ns(now)], self.trace_rows)
+        values, out.errors = query.values(self.store, rules, [ns(now)], self.trace_rows, use_cache=True)
         active = silences.active(self.store, now)
         changed: list[AlertState] = []
         for rule in rules:

@@ -184,12 +184,13 @@ def _batch_sql(batch: _Batch, points: list[int], trace_rows: TraceRows, visible:
 
 
 def values(store: Store, rules: list[Rule], points: list[int], trace_rows: TraceRows,
-           use_cache: bool = True) -> tuple[Values, dict[str, str]]:
+           use_cache: bool = False) -> tuple[Values, dict[str, str]]:
     """Each rule's value per group at each instant of ``points`` (ns, ascending, equally spaced),
     and the rules that could not be computed with why (a score rule before scores, a query that
     failed). Ungrouped rules always have the group '' (a count of nothing is 0; a rate of nothing
     is None); a group appears where its rule saw traces. ``use_cache``: settled traces of long
-    windows from :mod:`tracelake.alerts.cache` (False: everything built live, for comparisons)."""
+    windows from :mod:`tracelake.alerts.cache` (the evaluating engine only: one process owns the
+    cache table); otherwise everything is built live (pages, previews, comparisons)."""
     out: Values = {r.key: ({"": [None] * len(points)} if not r.group_by else {}) for r in rules}
     errors: dict[str, str] = {}
     if not rules or not points:

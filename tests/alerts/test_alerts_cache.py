@@ -39,7 +39,7 @@ RULES = parse_rules("""rules:
 
 def _both(store, points):
     live, errors = values(store, list(RULES), points, trace_rows, use_cache=False)
-    cached, errors2 = values(store, list(RULES), points, trace_rows)
+    cached, errors2 = values(store, list(RULES), points, trace_rows, use_cache=True)
     assert errors == errors2 == {}
     return live, cached
 

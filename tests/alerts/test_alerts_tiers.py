@@ -63,7 +63,7 @@ def test_archived_traces_count_once_whichever_tier_holds_them(tiered):
     store, archiver = tiered
     point = [time.time_ns() // HOUR * HOUR]
     before_live, _ = values(store, RULES, point, trace_rows, use_cache=False)
-    before_cached, _ = values(store, RULES, point, trace_rows)  # fills the cache while every trace is hot
+    before_cached, _ = values(store, RULES, point, trace_rows, use_cache=True)  # fills the cache while every trace is hot
     assert before_live == before_cached
     assert before_live["/week-count"][""] == [30.0]
     assert before_live["/week-errors-in-handle"][""] == [pytest.approx(6 / 30)]
@@ -72,8 +72,8 @@ def test_archived_traces_count_once_whichever_tier_holds_them(tiered):
     assert run.traces == 20, run  # the three-day-old traces left the hot tier
     assert store.query_arrow("SELECT count() AS n FROM trace_summary WHERE RootService = 'tier-svc'"
                              ).column("n")[0].as_py() < 30
-    after_cached, _ = values(store, RULES, point, trace_rows)  # cached while hot: not counted again from the archive
+    after_cached, _ = values(store, RULES, point, trace_rows, use_cache=True)  # cached while hot: not counted again from the archive
     after_live, _ = values(store, RULES, point, trace_rows, use_cache=False)
     assert after_live == before_live and after_cached == before_live
     cache.forget()  # filled again now that they are archived: read from the archive
-    assert values(store, RULES, point, trace_rows)[0] == before_live
+    assert values(store, RULES, point, trace_rows, use_cache=True)[0] == before_live
