@@ -238,3 +238,15 @@ def test_states_survive_a_restart_of_the_engine(store, receiver):
     again.evaluate(day + 2 * MIN + timedelta(seconds=30))
     deliver_due(store, again.config, day + 3 * MIN)
     assert receiver.kinds() == ["firing"]
+
+
+def test_a_silence_covers_its_own_project_group_and_rule_only():
+    from tracelake.alerts.silences import Silence
+
+    s = Silence("id", "errors", "alice", "A", T0, T0 + MIN, "r", "ops")
+    assert s.covers("errors", "alice", "A")
+    assert not s.covers("errors", "alice", "B") and not s.covers("errors", "bob", "A")
+    assert not s.covers("latency", "alice", "A")
+    every = Silence("id", "*", "", "A", T0, T0 + MIN, "r", "ops")
+    assert every.covers("latency", "bob", "A") and not every.covers("latency", "bob", "B")
+    assert s.active(T0) and not s.active(T0 + MIN)
