@@ -250,3 +250,22 @@ def test_a_silence_covers_its_own_project_group_and_rule_only():
     every = Silence("id", "*", "", "A", T0, T0 + MIN, "r", "ops")
     assert every.covers("latency", "bob", "A") and not every.covers("latency", "bob", "B")
     assert s.active(T0) and not s.active(T0 + MIN)
+
+
+def test_a_rule_cannot_send_to_another_projects_destination(store, receiver):
+    day = T0 + timedelta(days=10)
+    insert(store, traces(day, 60, errors=30, service="cross-svc", project="alpha"))
+    destinations.put(store, name="beta-hook", kind="webhook", secret=receiver.url, project="beta", actor="t", now=day)
+    e = engine(store, """rules:
+  - name: cross
+    project: alpha
+    filter: service:cross-svc
+    aggregate: error_rate
+    window: 2m
+    threshold: 10%
+    destinations: [beta-hook]
+""")
+    assert e.evaluate(day + MIN).changes
+    (attempt,) = deliver_due(store, e.config, day + MIN)
+    assert attempt["Outcome"] == "gave_up" and "another project" in attempt["Error"]
+    assert receiver.bodies == []
