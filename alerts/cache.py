@@ -25,7 +25,6 @@ import weakref
 from dataclasses import dataclass
 
 from tracelake.alerts.query import SPAN_SLACK_NS, TraceRows
-from tracelake.query.compile import ALL_AGGS
 from tracelake.query.params import Params
 from tracelake.store.base import Store
 
@@ -34,7 +33,10 @@ log = logging.getLogger(__name__)
 SETTLE_NS = SPAN_SLACK_NS
 MIN_GAIN_NS = 3600 * 10**9  # a window reading less than an hour of settled traces is read live
 KEEP_NS = 8 * 86400 * 10**9  # the longest window (7 d) and a day of slack
-COLUMNS = tuple(ALL_AGGS)
+# compile.py's aliases the table keeps (migration 71); a window whose rules need another alias
+# (one added to compile.py later) is read live.
+COLUMNS = ("TS", "TE", "Root", "RootService", "NSpans", "Errors", "Svcs", "Mods", "InTok", "OutTok", "CostUsd", "Sess",
+           "Usr", "Proj")
 
 
 @dataclass
@@ -49,7 +51,7 @@ _LOCK = threading.Lock()
 
 
 def forget(_ids: frozenset[str] | None = None) -> None:
-    """Traces were erased or restored: cached rows may hold them; start again."""
+    """Traces were erased or restored, or prices changed: cached rows may be stale; start again."""
     with _LOCK:
         for cov in _STATE.values():
             cov.lo = cov.hi = 0
@@ -123,9 +125,13 @@ def cached_rows(p: Params, lo: int, hi: int, cols: tuple[str, ...], archive: boo
 
 
 def _install() -> None:
-    from tracelake.events import on_traces_changed
+    from tracelake import events
 
-    on_traces_changed(forget)
+    events.on_traces_changed(forget)
+    # Cost is priced when read: a price edit makes cached costs stale (the signal comes with cost at read).
+    on_prices = getattr(events, "on_prices_changed", None)
+    if on_prices is not None:
+        on_prices(forget)
 
 
 _install()

@@ -115,7 +115,8 @@ def _rows(p: Params, lo: int, hi: int, visible: str, archive: bool, cols: tuple[
         from tracelake.alerts import cache
 
         settled = cache.settled_before(hi, time.time_ns())
-        if settled - lo >= cache.MIN_GAIN_NS and cache.ensure(store, trace_rows, lo, settled):
+        if (settled - lo >= cache.MIN_GAIN_NS and set(cols) <= set(cache.COLUMNS)
+                and cache.ensure(store, trace_rows, lo, settled)):
             names = ", ".join(("TraceId", *cols, "Tier"))
             live = trace_rows(p, settled, hi, None, visible, archive, cols)
             return (f"SELECT {names} FROM ({cache.cached_rows(p, lo, settled, cols, archive)}) "
