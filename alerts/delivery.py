@@ -134,8 +134,10 @@ def deliver_due(store: Store, config: AlertsConfig, now: datetime, sender: Sende
     try:
         for m in pending:
             found = destinations.secret_of(store, m.destination)
+            if found is not None and found[0].project not in ("", m.project):
+                found = None  # another project's destination: a rule of this one may not use it
             if found is None:
-                status, error = 0, "unknown destination (deleted, or never made)"
+                status, error = 0, "unknown destination (deleted, never made, or of another project)"
                 final = True
             else:
                 status, error = sender.send(found[0].kind, found[1], m.payload)

@@ -75,7 +75,7 @@ class Engine:
                 self.rules = fresh
         rules = list(self.rules.rules)
         out = Round(now, rules=len(rules))
-        values, out.errors = query.values(self.store, rules, [ns(now)], self.trace_rows)
+        values, out.errors = query.values(self.store, rules, [ns(now)], self.trace_rows, use_cache=True)
         active = silences.active(self.store, now)
         changed: list[AlertState] = []
         for rule in rules:
@@ -89,8 +89,10 @@ class Engine:
             known = {g for (p, r, g) in self.states if (p, r) == (rule.project, rule.name)}
             for group in sorted(set(groups) | known):
                 value = groups.get(group, [None])[0]
+                prev = self.states.get((rule.project, rule.name, group))
                 s = self._one(rule, group, value, now, active, out)
-                changed.append(s)
+                if not rule.group_by or s.state != OK or prev is None or _moved(prev, s):
+                    changed.append(s)  # a quiet group's row is written when it changes, not every round
                 if rule.group_by and s.state == OK and s.notified == OK and value is None:
                     self.states.pop((rule.project, rule.name, group), None)  # a quiet group: its last row stays
                 else:
@@ -125,6 +127,10 @@ class Engine:
                                             payload(kind, rule, s, now, self.config.public_url, mid), now, now))
         return s
 
+
+
+def _moved(a: AlertState, b: AlertState) -> bool:
+    return (a.state, a.streak, a.notified, a.error) != (b.state, b.streak, b.notified, b.error)
 
 
 __all__ = ["Engine", "Round", "ns"]

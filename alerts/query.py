@@ -1,9 +1,10 @@
 """The values of many rules at many instants, in as few queries as possible.
 
-Rules that share a window and a grouping are answered by one query: the traces of the window are
-read once (the dashboard's per-trace rows over both tiers, :data:`TraceRows`, given by the UI that
-owns them), each rule's filter becomes a condition on those rows, and each rule's aggregate an
-``-If`` aggregate under it. 200 rules over a handful of windows cost a handful of scans.
+Rules that share a window are answered by one query: the traces of the window are read once (the
+dashboard's per-trace rows over both tiers, :data:`TraceRows`, given by the UI that owns them;
+settled ones from :mod:`tracelake.alerts.cache`), each distinct filter becomes a flag on those
+rows, each row is repeated per grouping, and each rule's aggregate is an ``-If`` aggregate over its
+grouping's rows where its flag holds. 200 rules over three windows are three queries.
 
 The same query answers an evaluation (one instant: ``now``) and a preview (every step over the
 last days): a trace at ``TS`` counts for the instant ``t`` when ``t - window <= TS < t``, the
@@ -12,7 +13,6 @@ construction; tests/alerts/test_alerts_preview.py checks it.
 """
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -65,7 +65,6 @@ def value_sql(rule: Rule, cond: str, p: Params) -> tuple[str, tuple[str, ...]]:
 @dataclass
 class _Batch:
     window_ns: int
-    group_by: str
     rules: list[Rule] = field(default_factory=list)
 
 
@@ -81,11 +80,13 @@ def _condition(rule: Rule, node: Node | None, p: Params, lo: str, hi: str, archi
         c_hot = hot.compile(node)
         needs |= hot.needs
         if archive and has_span_terms(node):
-            # Span-level terms read each tier's own span table.
+            # Span-level terms read each tier's own span table; a cached row's spans may have been
+            # archived since it was cached (tracelake.alerts.cache): either table then.
             arch = Compiler(p, lo, hi, tier=ARCHIVE)
             c_arch = arch.compile(node)
             needs |= arch.needs
-            parts.append(f"((Tier = 'hot' AND {c_hot}) OR (Tier = 'archive' AND {c_arch}))")
+            parts.append(f"((Tier = 'hot' AND {c_hot}) OR (Tier = 'archive' AND {c_arch}) "
+                         f"OR (Tier = 'cached' AND ({c_hot} OR {c_arch})))")
         else:
             parts.append(c_hot)
     return (" AND ".join(f"({c})" for c in parts) or "1"), needs
@@ -104,18 +105,68 @@ def _instant_sql(points: list[int], window_ns: int) -> str:
     return f"arrayJoin(range(toInt64(greatest(1, {lo_k})), toInt64(least({n}, {hi_k})) + 1))"
 
 
+def _rows(p: Params, lo: int, hi: int, visible: str, archive: bool, cols: tuple[str, ...], trace_rows: TraceRows,
+          store: Store | None) -> str:
+    """One row per trace started in [lo, hi): settled traces from the cache when that saves
+    reading an hour or more (:mod:`tracelake.alerts.cache`), the rest built live."""
+    if store is not None:
+        import time
+
+        from tracelake.alerts import cache
+
+        settled = cache.settled_before(hi, time.time_ns())
+        if (settled - lo >= cache.MIN_GAIN_NS and set(cols) <= set(cache.COLUMNS)
+                and cache.ensure(store, trace_rows, lo, settled)):
+            names = ", ".join(("TraceId", *cols, "Tier"))
+            live = trace_rows(p, settled, hi, None, visible, archive, cols)
+            return (f"SELECT {names} FROM ({cache.cached_rows(p, lo, settled, cols, archive)}) "
+                    f"UNION ALL SELECT {names} FROM ({live})")
+    return trace_rows(p, lo, hi, None, visible, archive, cols)
+
+
+def _group_keys(groupings: list[str], cols: set[str]) -> str:
+    """(grouping, key) pairs of a trace row: once per grouping its rules use; a trace counts under
+    each model it used."""
+    parts = []
+    for g in groupings:
+        if g == "":
+            parts.append("[('', '')]")
+        elif g == "model":
+            cols.add("Mods")
+            parts.append("arrayMap(m -> ('model', m), if(empty(Mods), [''], Mods))")
+        else:
+            cols.add(GROUP_KEYS[g])
+            parts.append(f"[('{g}', toString({GROUP_KEYS[g]}))]")
+    if groupings == [""]:
+        return "('', '')"  # no grouping: one row per trace, no array join
+    return f"arrayJoin(arrayConcat({', '.join(parts)}))"
+
+
 def _batch_sql(batch: _Batch, points: list[int], trace_rows: TraceRows, visible: str, archive: bool,
-               errors: dict[str, str]) -> tuple[str, Params, list[Rule]]:
+               errors: dict[str, str], store: Store | None = None,
+               use_cache: bool = False) -> tuple[str, Params, list[Rule]]:
+    """One query for every rule of a window: the window's traces are built once, each row repeated
+    per grouping (G) and key (K), each rule's aggregate taken over its grouping's rows where its
+    filter holds."""
     p = Params()
     lo, hi = points[0] - batch.window_ns, points[-1]
     span_lo, span_hi = p.i(lo), p.i(hi + SPAN_SLACK_NS)
     cols: set[str] = {"TS"}
     selects: list[str] = []
     used: list[Rule] = []
+    conditions: dict[tuple[str, str], tuple[str, set[str]]] = {}  # (filter, project) -> flag column, columns
+    flags: list[str] = []
     for rule in batch.rules:
         try:
-            node = parse(rule.filter) if rule.filter else None
-            cond, needs = _condition(rule, node, p, span_lo, span_hi, archive)
+            key = (rule.filter, rule.project)
+            if key not in conditions:
+                node = parse(rule.filter) if rule.filter else None
+                cond, needs = _condition(rule, node, p, span_lo, span_hi, archive)
+                conditions[key] = (f"f{len(flags)}", needs)
+                flags.append(f"toUInt8({cond}) AS f{len(flags)}")
+            flag, needs = conditions[key]
+            # Each distinct filter is computed once per trace (a flag), before rows repeat per group.
+            cond = f"{flag} AND G = '{rule.group_by}'"  # a name from model.GROUP_BY, never the caller's text
             value, reads = value_sql(rule, cond, p)
         except (AlertError, ValueError) as exc:
             errors[rule.key] = str(exc)
@@ -124,40 +175,38 @@ def _batch_sql(batch: _Batch, points: list[int], trace_rows: TraceRows, visible:
         i = len(used)
         selects.append(f"{value} AS v{i}, countIf({cond}) AS n{i}")
         used.append(rule)
-    if batch.group_by == "model":
-        cols.add("Mods")
-        key = "arrayJoin(if(empty(Mods), [''], Mods))"  # a trace counts under each model it used
-    elif batch.group_by:
-        key = GROUP_KEYS[batch.group_by]
-        cols.add(key)
-    else:
-        key = "''"
-    rows = trace_rows(p, lo, hi, None, visible, archive, tuple(sorted(cols)))
-    sql = (f"SELECT P, K, {', '.join(selects)} FROM (SELECT *, {_instant_sql(points, batch.window_ns)} AS P, "
-           f"toString({key}) AS K FROM ({rows})) GROUP BY P, K")
+    groupings = sorted({r.group_by for r in used})
+    keys = _group_keys(groupings or [""], cols)
+    rows = _rows(p, lo, hi, visible, archive, tuple(sorted(cols)), trace_rows, store if use_cache else None)
+    flagged = f"SELECT *, {', '.join(flags)} FROM ({rows})" if flags else rows
+    sql = (f"SELECT P, G, K, {', '.join(selects) or '0 AS v0'} FROM (SELECT *, {_instant_sql(points, batch.window_ns)} "
+           f"AS P, {keys} AS GK, GK.1 AS G, GK.2 AS K FROM ({flagged})) GROUP BY P, G, K")
     return sql, p, used
 
 
-def values(store: Store, rules: list[Rule], points: list[int], trace_rows: TraceRows) -> tuple[Values, dict[str, str]]:
+def values(store: Store, rules: list[Rule], points: list[int], trace_rows: TraceRows,
+           use_cache: bool = False) -> tuple[Values, dict[str, str]]:
     """Each rule's value per group at each instant of ``points`` (ns, ascending, equally spaced),
     and the rules that could not be computed with why (a score rule before scores, a query that
     failed). Ungrouped rules always have the group '' (a count of nothing is 0; a rate of nothing
-    is None); a group appears where its rule saw traces."""
+    is None); a group appears where its rule saw traces. ``use_cache``: settled traces of long
+    windows from :mod:`tracelake.alerts.cache` (the evaluating engine only: one process owns the
+    cache table); otherwise everything is built live (pages, previews, comparisons)."""
     out: Values = {r.key: ({"": [None] * len(points)} if not r.group_by else {}) for r in rules}
     errors: dict[str, str] = {}
     if not rules or not points:
         return out, errors
-    batches: dict[tuple[int, str], _Batch] = {}
+    batches: dict[int, _Batch] = {}
     for rule in rules:
         w = int(rule.window.total_seconds()) * 10**9
-        batches.setdefault((w, rule.group_by), _Batch(w, rule.group_by)).rules.append(rule)
+        batches.setdefault(w, _Batch(w)).rules.append(rule)
     for batch in batches.values():
         lo = points[0] - batch.window_ns
         archive = tiers.archive_reaches(store, lo)
         holder: dict[str, list[Rule]] = {}
 
         def read(visible: str) -> list[dict]:  # type: ignore[type-arg]
-            sql, p, used = _batch_sql(batch, points, trace_rows, visible, archive, errors)
+            sql, p, used = _batch_sql(batch, points, trace_rows, visible, archive, errors, store, use_cache)
             holder["used"] = used
             return query(store, sql, p) if used else []
 
@@ -175,6 +224,8 @@ def _fill(out: Values, used: list[Rule], rows: list[dict], n: int) -> None:  # t
     for row in rows:
         k = int(row["P"]) - 1
         for i, rule in enumerate(used):
+            if row["G"] != rule.group_by:
+                continue
             count = int(row[f"n{i}"])
             if rule.group_by and count == 0:
                 continue  # this group has no trace of this rule

@@ -36,8 +36,8 @@ class Silence:
         return not self.lifted and self.starts_at <= now < self.ends_at
 
     def covers(self, rule: str, group: str, project: str) -> bool:
-        return ((self.rule == "*" and (self.project == "" or self.project == project) or self.rule == rule)
-                and (not self.group or self.group == group))
+        """A rule of the silence's project (two projects may both have a rule "errors")."""
+        return self.project == project and self.rule in ("*", rule) and (not self.group or self.group == group)
 
     def to_dict(self, now: datetime) -> dict[str, Any]:
         return {"id": self.id, "rule": self.rule, "group": self.group or None, "project": self.project or None,

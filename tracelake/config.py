@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     # Alerts (docs/alerts.md): rules evaluated on a schedule, messages to webhooks, Slack and e-mail.
     alerts_file: Path | None = Field(None, description="Alert rules (YAML); then the source of truth (the Alerts "
                                      "page shows them read-only). Validated at start.")
+    alerts_evaluate: bool = Field(True, description="Evaluate the alert rules and send messages in this process; "
+                                  "turn it off in all but one process when several serve the UI over one ClickHouse.")
     alerts_every: str = Field("1m", description="How often `tracelake server` evaluates the alert rules (30s, 1m, 5m ...).")
     alerts_public_url: str | None = Field(None, description="The UI's address as people reach it, for the links in "
                                           "alert messages (default http://<host>:<ui_port>).")

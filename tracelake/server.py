@@ -271,7 +271,11 @@ def _alert_rules_valid(settings: Settings) -> bool:
 
 
 def _start_alerts(settings: Settings, store: Any, lines: list[str]) -> tuple[Any, Any]:
-    """The alert rules' evaluation on its schedule, over the dashboard's per-trace rows."""
+    """The alert rules' evaluation on its schedule, over the dashboard's per-trace rows (one
+    process should evaluate: several would each send every message)."""
+    if not settings.alerts_evaluate:
+        lines.append("  alerts      not evaluated in this process (alerts_evaluate off)")
+        return None, None
     from tracelake.alerts.config import AlertsConfig
     from tracelake.alerts.service import start_for_server
     from tracelake.ui.queries.dashboard import trace_rows

@@ -3,8 +3,8 @@ and an engine on a store with an explicit clock (no test sleeps)."""
 from __future__ import annotations
 
 import http.server
-import os
 import threading
+import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -50,6 +50,9 @@ class Receiver:
         self.bodies: list[dict[str, Any]] = []
         self.status = status
         self.port = 0
+        # The URL's own path: a message meant for an earlier receiver whose port the OS gave this
+        # one is refused (410), never counted here.
+        self.token = uuid.uuid4().hex
         self._server: http.server.ThreadingHTTPServer | None = None
         self.start()
 
@@ -59,6 +62,10 @@ class Receiver:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if not self.path.endswith(owner.token):
+                    self.send_response(410)
+                    self.end_headers()
+                    return
                 owner.bodies.append(orjson.loads(body))
                 self.send_response(owner.status)
                 self.end_headers()
@@ -78,7 +85,7 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook/{os.getpid()}"
+        return f"http://127.0.0.1:{self.port}/hook/{self.token}"
 
     def kinds(self) -> list[str]:
         return [b.get("kind") for b in self.bodies]

@@ -16,6 +16,11 @@ def _hook(store, name, receiver, kind="webhook"):
     destinations.put(store, name=name, kind=kind, secret=receiver.url, project="", actor="test", now=T0)
 
 
+def _sent(store, e, now, rule):
+    """This rule's attempts among those due at ``now`` (other tests' messages may be due too)."""
+    return [a for a in deliver_due(store, e.config, now) if a["Rule"] == rule]
+
+
 def _run(e, store, start, minutes):
     """One round a minute, messages sent after each, as the schedule does."""
     rounds = []
@@ -138,21 +143,21 @@ def test_a_receiver_that_is_down_gets_the_message_when_it_is_back(store, receive
 """, retry_base_s=10, retry_attempts=5)
     now = day + 2 * MIN
     e.evaluate(now)
-    first = deliver_due(store, e.config, now)
+    first = _sent(store, e, now, "down")
     assert [a["Outcome"] for a in first] == ["retry"]
-    assert deliver_due(store, e.config, now + timedelta(seconds=9)) == []  # not before its backoff
-    second = deliver_due(store, e.config, now + timedelta(seconds=10))
+    assert _sent(store, e, now + timedelta(seconds=9), "down") == []  # not before its backoff
+    second = _sent(store, e, now + timedelta(seconds=10), "down")
     assert [a["Outcome"] for a in second] == ["retry"]  # still down: the next wait doubles
     receiver.start()
-    assert deliver_due(store, e.config, now + timedelta(seconds=29)) == []
-    third = deliver_due(store, e.config, now + timedelta(seconds=30))
+    assert _sent(store, e, now + timedelta(seconds=29), "down") == []
+    third = _sent(store, e, now + timedelta(seconds=30), "down")
     assert [a["Outcome"] for a in third] == ["delivered"]
     assert receiver.kinds() == ["firing"]
     log = delivery_log(store, rule="down")
     assert [(r["attempt"], r["outcome"]) for r in log] == [(3, "delivered"), (2, "retry"), (1, "retry")]
     assert log[-1]["error"] == "ConnectError" and log[0]["http_status"] == 200
     assert all(receiver.url not in str(r) for r in log)  # the URL (a secret) is never in the log
-    assert delivery.next_due(store) is None
+    assert [m for m in delivery.due(store, now + timedelta(days=1)) if m.rule == "down"] == []  # nothing left to send
 
 
 def test_a_receiver_answering_errors_is_retried_then_given_up(store, receiver):
@@ -170,7 +175,7 @@ def test_a_receiver_answering_errors_is_retried_then_given_up(store, receiver):
 """, retry_base_s=1, retry_attempts=3)
     now = day + 2 * MIN
     e.evaluate(now)
-    outcomes = [a["Outcome"] for t in (0, 1, 3, 10) for a in deliver_due(store, e.config, now + timedelta(seconds=t))]
+    outcomes = [a["Outcome"] for t in (0, 1, 3, 10) for a in _sent(store, e, now + timedelta(seconds=t), "gone")]
     assert outcomes == ["retry", "retry", "gave_up"]
     assert [r["http_status"] for r in delivery_log(store, rule="gone")] == [503, 503, 503]
 
@@ -238,3 +243,34 @@ def test_states_survive_a_restart_of_the_engine(store, receiver):
     again.evaluate(day + 2 * MIN + timedelta(seconds=30))
     deliver_due(store, again.config, day + 3 * MIN)
     assert receiver.kinds() == ["firing"]
+
+
+def test_a_silence_covers_its_own_project_group_and_rule_only():
+    from tracelake.alerts.silences import Silence
+
+    s = Silence("id", "errors", "alice", "A", T0, T0 + MIN, "r", "ops")
+    assert s.covers("errors", "alice", "A")
+    assert not s.covers("errors", "alice", "B") and not s.covers("errors", "bob", "A")
+    assert not s.covers("latency", "alice", "A")
+    every = Silence("id", "*", "", "A", T0, T0 + MIN, "r", "ops")
+    assert every.covers("latency", "bob", "A") and not every.covers("latency", "bob", "B")
+    assert s.active(T0) and not s.active(T0 + MIN)
+
+
+def test_a_rule_cannot_send_to_another_projects_destination(store, receiver):
+    day = T0 + timedelta(days=10)
+    insert(store, traces(day, 60, errors=30, service="cross-svc", project="alpha"))
+    destinations.put(store, name="beta-hook", kind="webhook", secret=receiver.url, project="beta", actor="t", now=day)
+    e = engine(store, """rules:
+  - name: cross
+    project: alpha
+    filter: service:cross-svc
+    aggregate: error_rate
+    window: 2m
+    threshold: 10%
+    destinations: [beta-hook]
+""")
+    assert e.evaluate(day + MIN).changes
+    (attempt,) = _sent(store, e, day + MIN, "cross")
+    assert attempt["Outcome"] == "gave_up" and "another project" in attempt["Error"]
+    assert receiver.bodies == []

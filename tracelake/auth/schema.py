@@ -86,4 +86,4 @@ PRIVATE_TABLES = ("api_keys", "audit_log", "auth_secrets", "auth_revoked_session
                   # alerts: rules, states and the delivery log of every project (the alerts API
                   # filters them per project); destinations hold write-only secrets (webhook URLs)
                   "alert_rule_versions", "alert_states", "alert_events", "alert_silences", "alert_destinations",
-                  "alert_outbox", "alert_deliveries")
+                  "alert_outbox", "alert_deliveries", "alert_trace_cache")

@@ -136,7 +136,33 @@ PARTITION BY toYYYYMM(At)
 ORDER BY (At, MessageId)
 """
 
+# Settled traces' rows (started more than SETTLE ago), as the dashboard computes them from
+# trace_summary: long windows read these instead of merging every trace's partial rows each round
+# (tracelake.alerts.cache). Columns are compile.py's aliases, so filters compile over them as is.
+ALERT_TRACE_CACHE = """
+CREATE TABLE IF NOT EXISTS alert_trace_cache (
+    Project LowCardinality(String),
+    TraceId String,
+    TS Int64,
+    TE Int64,
+    Root String,
+    RootService LowCardinality(String),
+    NSpans UInt64,
+    Errors UInt64,
+    Svcs Array(String),
+    Mods Array(String),
+    InTok UInt64,
+    OutTok UInt64,
+    CostUsd Float64,
+    Sess String,
+    Usr String,
+    Proj LowCardinality(String)
+) ENGINE = MergeTree
+PARTITION BY toDate(fromUnixTimestamp64Nano(TS))
+ORDER BY (TS, TraceId)
+"""
+
 TABLES = ("alert_rule_versions", "alert_states", "alert_events", "alert_silences", "alert_destinations",
-          "alert_outbox", "alert_deliveries")
+          "alert_outbox", "alert_deliveries", "alert_trace_cache")
 STATEMENTS = (ALERT_RULE_VERSIONS, ALERT_STATES, ALERT_EVENTS, ALERT_SILENCES, ALERT_DESTINATIONS, ALERT_OUTBOX,
               ALERT_DELIVERIES)

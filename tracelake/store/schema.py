@@ -265,6 +265,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(60, "scores and score configs", scores_schema.STATEMENTS),
     Migration(70, "alerts: rule versions, states, history, silences, destinations, outbox, delivery log",
               alerts_schema.STATEMENTS),
+    Migration(71, "alerts: settled traces' rows for long windows", (alerts_schema.ALERT_TRACE_CACHE,)),
 )
 
 MIGRATIONS_TABLE = """
