@@ -38,11 +38,26 @@ Values = dict[str, dict[str, list["float | None"]]]
 
 
 def score_sql(aggregate: Aggregate, cond: str, p: Params) -> tuple[str, tuple[str, ...]]:
-    """The one place score aggregates are computed (average score, count of a score value).
+    """The one place score aggregates are computed, over each trace's current score of a name (the
+    newest of its trace- and span-level scores, as the list's scores column shows it; docs/scores.md):
 
-    Wired when the ``scores`` table (branch scores) is merged: until then every score rule is in
-    state ``error`` saying so, and the rule file still validates."""
-    raise ScoresUnavailable(f"{aggregate}: score aggregates need the scores table, not in this build yet")
+    * ``avg_score(name)``: the average of those numbers over the rule's traces that have one
+      (thumbs count up as 1 and down as 0; categories without a number are left out);
+    * ``score_count(name=value)``: how many of the rule's traces have that current value.
+
+    The traces' current scores of the name are read once per query (scalar subqueries over the
+    ``scores`` table, keyed by project and trace: a shared trace id is a trace per project)."""
+    key = "concat(toString(Proj), '/', TraceId)"
+    current = (f"SELECT concat(toString(Project), '/', TraceId) AS k, argMax(Value, CreatedAt) AS v, "
+               f"argMax(if(StringValue != '', StringValue, toString(Value)), CreatedAt) AS sv "
+               f"FROM scores WHERE Name = {p.s(aggregate.score)} GROUP BY Project, TraceId")
+    if aggregate.kind == "avg_score":
+        score = f"transform({key}, (SELECT groupArray(k) FROM ({current})), (SELECT groupArray(v) FROM ({current})), nan)"
+        return f"avgIf({score}, {cond} AND NOT isNaN({score}))", ("Proj",)
+    if aggregate.kind == "score_count":
+        matching = f"(SELECT k FROM ({current}) WHERE sv = lower({p.s(aggregate.value)}))"
+        return f"countIf({cond} AND {key} IN {matching})", ("Proj",)
+    raise ScoresUnavailable(f"{aggregate}: not a score aggregate")
 
 
 def value_sql(rule: Rule, cond: str, p: Params) -> tuple[str, tuple[str, ...]]:
