@@ -266,8 +266,16 @@ def test_the_trace_lists_own_queries_call_only_listed_functions(tmp_path_factory
     trace_tree.shape(rec, loc)
     trace_tree.find(rec, loc, tree, "root status:error gen_ai.request.model=m")
     assert len(rec.reads) >= 11
+    refused: set[str] = set()
     for sql, params in rec.reads:
-        check_functions(ast_text(s.query_arrow("EXPLAIN AST " + sql, params)))
+        try:
+            check_functions(ast_text(s.query_arrow("EXPLAIN AST " + sql, params)))
+        except Forbidden as exc:
+            refused.add(str(exc).split("()")[0].split()[-1])
+    # Pricing reads the price dictionaries (cost priced at read, docs/cost.md): the UI's own queries
+    # do, /api/sql never lets a caller name them (another project's negotiated rates). Callers get
+    # the same figures through the CostUsd / Unpriced columns, whose ALIAS text the check never sees.
+    assert refused <= {"dictGetOrDefault", "dictGet", "dictHas"}, refused
 
 
 def test_a_statement_with_bytes_that_are_not_utf8_gets_a_clear_error(stack):
