@@ -63,7 +63,10 @@ GLOBAL_TABLES = ("model_aliases", "schema_migrations")
 PRICE_TABLES = ("model_price_history",)
 # No filter (the archive views read them to know which runs are visible), but refused to project
 # keys when named: archive passes carry totals and rules over every project.
-INTERNAL_TABLES = ("archive_runs", "model_price_ranges_dict", "model_aliases_dict", "model_names_dict")
+# The archive's term index (docs/search.md) names every project's words and files: searches read it
+# for the caller's own partitions only (found through the project-filtered archive index).
+INTERNAL_TABLES = ("archive_runs", "model_price_ranges_dict", "model_aliases_dict", "model_names_dict",
+                   "archive_terms", "archive_term_files")
 # Views a project key may read: every table they read is one of the classes above (filters apply
 # through views; tests/auth/test_sec_sql_tables.py checks each view's sources).
 SAFE_VIEWS = ("otel_traces_archive", "archived_traces", "archive_moving", "archive_run_state", "restore_flipped",
