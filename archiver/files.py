@@ -105,6 +105,13 @@ class ArchiveFiles:
             return None  # a writer's escaped (or odd) path: let the engine resolve it
         return out
 
+    def live(self) -> list[tuple[str, str, str]]:
+        """(path, day, project) of every file of the table's current version (raises when the log
+        cannot be read)."""
+        with self._lock:
+            self._refresh()
+            return [(f.path, day, project) for (day, project), fs in self._by_partition.items() for f in fs]
+
     def files(self, trace_id: str, partitions: list[tuple[str, str]], runs: set[str],
               window: tuple[int, int] | None = None) -> list[str] | None:
         """Relative paths of the files that may hold the trace's spans (starting within

@@ -9,19 +9,16 @@ Indexing reads a file back once (its searchable columns), after the run that wro
 committed, so it never slows an archive run or its hot-tier deletion down; a file not indexed yet
 (a run just committed, an erasure rewrote it, an archive older than the index) is simply read by
 searches, as every file was before. :func:`index_pending` indexes every live file that has no
-entry; the archiver calls it after each run and ``tracelake archive reindex`` on demand.
+entry; the archiver calls it after each run and ``tracelake archiver reindex`` on demand.
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from typing import Any
 
 from tracelake.archiver.delta import ArchiveLocation
+from tracelake.archiver.files import ArchiveFiles
 from tracelake.store.base import Store
 from tracelake.store.search_text import ARCHIVE_FILE_TEXT, TOKENIZER
-
-log = logging.getLogger(__name__)
 
 # Tokens of each row group of one file: row groups are found from each row's _row_number and the
 # footer's row counts (ClickHouse cuts them by rows and by bytes, so the counts are read, not assumed).
@@ -96,13 +93,4 @@ def index_pending(store: Store, location: ArchiveLocation, live: list[tuple[str,
 
 def live_files(location: ArchiveLocation) -> list[tuple[str, str, str]]:
     """(path, day, project) of every file of the table's current version."""
-    from deltalake import DeltaTable
-
-    import pyarrow as pa
-
-    table = DeltaTable(location.uri, storage_options=location.storage_options)
-    adds: Any = table.get_add_actions(flatten=True)
-    adds = adds if isinstance(adds, pa.Table) else pa.table(adds)
-    return [(str(p), str(d), str(pr)) for p, d, pr in zip(adds.column("path").to_pylist(),
-                                                         adds.column("partition.Day").to_pylist(),
-                                                         adds.column("partition.Project").to_pylist())]
+    return ArchiveFiles(location).live()

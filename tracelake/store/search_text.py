@@ -63,7 +63,7 @@ ARCHIVE_VIEW_TEXT = searchable_text("arrayFlatten(arrayMap(m -> mapValues(m), `E
 ARCHIVE_FILE_TEXT = searchable_text("arrayFlatten(arrayMap(e -> mapValues(tupleElement(e, 'Attributes')), Events))")
 
 # One text index per span row. Parts written before it have none; queries stay exact there (they read
-# the rows) and merges build it; `tracelake search reindex` builds it for every part at once.
+# the rows) and merges build it; `tracelake archiver reindex` builds it for every part at once.
 HOT_INDEX = (f"ALTER TABLE otel_traces ADD INDEX IF NOT EXISTS idx_search_text {HOT_TEXT} "
              f"TYPE text(tokenizer = '{TOKENIZER}')")
 HOT_INDEX_BUILD = "ALTER TABLE otel_traces MATERIALIZE INDEX idx_search_text"

@@ -47,3 +47,18 @@ def spans_source(index: Any, paths: list[str], inner: str, database: str, projec
         f"SELECT * FROM {index.location.clickhouse_function(path, 'Parquet')} WHERE {inner}"
         + (f" AND {per_path[path]}" if path in per_path else "") for path in paths)
     return f"(SELECT {archive_columns_sql(skip=('Project', 'Day'), database=database, project=project)} FROM ({reads}))"
+
+
+def visible_files_tier(store: Store, index: Any, p: Any, paths: list[str], inner: str = "1",
+                       per_path: dict[str, str] | None = None) -> Any:
+    """The archive tier reading ``paths`` straight (rows passing ``inner`` and their ``per_path``
+    condition), seen as the view sees them: rows of visible runs only, minus traces a restore has
+    flipped back to hot. No ``Day`` bound is needed: the caller chose the files."""
+    from tracelake.query.compile import ARCHIVE_COLUMNS, Tier
+    from tracelake.store.archive_schema import VISIBLE_STATES
+
+    visible = ", ".join(p.s(s) for s in VISIBLE_STATES)
+    source = spans_source(index, paths, f"{inner} AND RunId IN (SELECT RunId FROM archive_run_state WHERE State IN ({visible}))",
+                          store.database, per_path=per_path)
+    source = f"(SELECT * FROM {source} WHERE TraceId NOT IN (SELECT TraceId FROM restore_flipped))"
+    return Tier("archive", ARCHIVE_COLUMNS, source, False)

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
-from tracelake.query.compile import ALL_AGGS, ARCHIVE, ARCHIVE_COLUMNS, Compiler, Tier, aggs, has_span_terms
+from tracelake.query.compile import ALL_AGGS, ARCHIVE, Compiler, Tier, aggs, has_span_terms
 from tracelake.query.filters import And, Node
 from tracelake.query.params import Params, query
-from tracelake.store.archive_schema import VISIBLE_STATES
 from tracelake.store.base import Store, StoreError
 from tracelake.ui.queries import archive_files, archive_search
 from tracelake.ui.queries.trace_list import HEX_ID, SPAN_SLACK_NS, TracePage, TraceRow, trace_row
@@ -96,13 +95,7 @@ def _files_tier(store: Store, p: Params, scope: str) -> Tier | None:
     paths = index.in_window(sorted((r["D"], r["P"]) for r in rows), window)
     if not paths:
         return None
-    visible = ", ".join(p.s(s) for s in VISIBLE_STATES)
-    source = archive_files.spans_source(
-        index, paths, f"TraceId IN ({scope}) AND RunId IN (SELECT RunId FROM archive_run_state WHERE State IN ({visible}))",
-        store.database)
-    # As the view: traces a restore has flipped back to hot are not read from the archive.
-    source = f"(SELECT * FROM {source} WHERE TraceId NOT IN (SELECT TraceId FROM restore_flipped))"
-    return Tier("archive", ARCHIVE_COLUMNS, source, False)  # files of the window only: no Day bound needed
+    return archive_files.visible_files_tier(store, index, p, paths, f"TraceId IN ({scope})")
 
 
 def _candidates(store: Store, node: Node | None, lo_ns: int, hi_ns: int, upper: tuple[int, str],

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tracelake.query.compile import ARCHIVE_COLUMNS, Tier
+from tracelake.query.compile import Tier
 from tracelake.query.filters import And, Node, Text
 from tracelake.query.params import Params, query
 from tracelake.query.text_search import archive_term_groups
-from tracelake.store.archive_schema import VISIBLE_STATES
 from tracelake.store.base import Store
 from tracelake.ui.queries import archive_files
 
@@ -86,10 +85,4 @@ def narrowed_tier(store: Store, p: Params, narrowed: Narrowed) -> Tier | None:
     paths = sorted(narrowed.ranges) + narrowed.unindexed
     per_path = {path: "(" + " OR ".join(f"(TraceId >= {p.s(lo)} AND TraceId <= {p.s(hi)})" for lo, hi in ranges) + ")"
                 for path, ranges in narrowed.ranges.items()}
-    visible = ", ".join(p.s(s) for s in VISIBLE_STATES)
-    source = archive_files.spans_source(
-        index, paths, f"RunId IN (SELECT RunId FROM archive_run_state WHERE State IN ({visible}))", store.database,
-        per_path=per_path)
-    # As the view: traces a restore has flipped back to hot are not read from the archive.
-    source = f"(SELECT * FROM {source} WHERE TraceId NOT IN (SELECT TraceId FROM restore_flipped))"
-    return Tier("archive", ARCHIVE_COLUMNS, source, False)
+    return archive_files.visible_files_tier(store, index, p, paths, per_path=per_path)
